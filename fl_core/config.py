@@ -1,0 +1,230 @@
+"""Configs are data: pydantic schemas for one run (a *cell*) and for a grid of cells.
+
+Every check runs before any training starts. An unknown key, method, dataset or model, a
+non-positive alpha, ``k`` larger than the model's block count, ``clients_per_round`` larger than
+``num_clients`` ... each raises :class:`ConfigError` naming the key and the allowed values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+
+class ConfigError(ValueError):
+    """A config problem the user can fix; the message names the key and what is allowed."""
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FLConfig(Strict):
+    """Federated-learning settings shared by every method of a grid."""
+
+    num_clients: int = Field(10, ge=1)
+    clients_per_round: int = Field(5, ge=1)
+    rounds: int = Field(10, ge=1)
+    local_epochs: int = Field(1, ge=1)
+    local_steps: int | None = Field(None, ge=1, description="cap on optimizer steps per client and round")
+    batch_size: int = Field(16, ge=1)
+    lr: float = Field(5e-4, gt=0)
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    weight_decay: float = Field(0.0, ge=0)
+    momentum: float = Field(0.0, ge=0, lt=1)
+    grad_clip: float | None = Field(1.0, gt=0)
+    max_len: int = Field(64, ge=8, le=4096)
+    eval_every: int = Field(1, ge=1)
+    eval_batch_size: int = Field(64, ge=1)
+    train_embeddings: bool = False
+    device: str = "auto"
+
+    @model_validator(mode="after")
+    def _clients(self) -> FLConfig:
+        if self.clients_per_round > self.num_clients:
+            raise ValueError(
+                f"fl.clients_per_round={self.clients_per_round} is larger than fl.num_clients="
+                f"{self.num_clients}; allowed: 1..{self.num_clients}"
+            )
+        return self
+
+
+class DataConfig(Strict):
+    test_fraction: float = Field(0.2, gt=0, lt=1, description="held-out share where the source has no test split")
+    split_seed: int = 0
+    min_partition_size: int = Field(2, ge=0, description="smallest client; 0 allows empty clients")
+    max_train_samples: int | None = Field(None, ge=1)
+    max_test_samples: int | None = Field(None, ge=1)
+    val_fraction: float = Field(0.0, ge=0, lt=1, description="share of train held out for model selection")
+
+
+class WandbConfig(Strict):
+    mode: Literal["offline", "online", "off"] = "offline"
+    project: str = "layerbench"
+    entity: str | None = None
+
+
+class MethodSpec(Strict):
+    """One method of a grid: its registered ``name``, a display ``label`` and its params."""
+
+    name: str
+    label: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def display(self) -> str:
+        if self.label:
+            return self.label
+        if not self.params:
+            return self.name
+        return self.name + "(" + ",".join(f"{k}={v}" for k, v in sorted(self.params.items())) + ")"
+
+
+Alpha = float | Literal["iid"]
+
+
+class RunConfig(Strict):
+    """One cell: dataset × alpha × method × seed, plus the shared settings."""
+
+    dataset: str
+    alpha: Alpha
+    method: MethodSpec
+    seed: int
+    model: str = "minilm-l6"
+    fl: FLConfig = FLConfig()
+    data: DataConfig = DataConfig()
+
+    def hash(self) -> str:
+        """Content hash of everything that changes the numbers (not where they are written)."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+class GridConfig(Strict):
+    """A sweep: datasets × alphas × methods × seeds."""
+
+    name: str = "grid"
+    description: str = ""
+    model: str = "minilm-l6"
+    datasets: list[str] = Field(min_length=1)
+    alphas: list[Alpha] = Field(min_length=1)
+    methods: list[MethodSpec] = Field(min_length=1)
+    seeds: list[int] = Field(min_length=1)
+    fl: FLConfig = FLConfig()
+    data: DataConfig = DataConfig()
+    wandb: WandbConfig = WandbConfig()
+    output_dir: str = "results"
+
+    @field_validator("alphas")
+    @classmethod
+    def _alphas(cls, v: list[Alpha]) -> list[Alpha]:
+        for a in v:
+            if a != "iid" and not a > 0:
+                raise ValueError(f"alpha must be > 0 or 'iid', got {a}")
+        return v
+
+    def cells(self) -> list[RunConfig]:
+        return [
+            RunConfig(dataset=d, alpha=a, method=m, seed=s, model=self.model, fl=self.fl, data=self.data)
+            for d, a, m, s in itertools.product(self.datasets, self.alphas, self.methods, self.seeds)
+        ]
+
+
+def _format_error(err: ValidationError, source: str) -> str:
+    lines = [f"invalid config {source}:"]
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (misspelled?)"
+        elif e["type"] == "literal_error":
+            msg = f"{msg}"
+        lines.append(f"  - {key}: {msg}")
+    return "\n".join(lines)
+
+
+def _allowed_keys(model: type[BaseModel]) -> str:
+    return ", ".join(model.model_fields)
+
+
+def parse_grid(raw: dict[str, Any], source: str = "<dict>") -> GridConfig:
+    """Validate a grid dict fully: schema, registry names, method params against the model."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"invalid config {source}: expected a mapping of keys, got {type(raw).__name__}")
+    try:
+        grid = GridConfig.model_validate(raw)
+    except ValidationError as err:
+        msg = _format_error(err, source)
+        if any(e["type"] == "extra_forbidden" for e in err.errors()):
+            msg += f"\n  allowed top-level keys: {_allowed_keys(GridConfig)}"
+            msg += f"\n  allowed fl keys: {_allowed_keys(FLConfig)}\n  allowed data keys: {_allowed_keys(DataConfig)}"
+        raise ConfigError(msg) from None
+    check_names(grid.model, grid.datasets, grid.methods, source)
+    return grid
+
+
+def check_names(model: str, datasets: list[str], methods: list[MethodSpec], source: str) -> None:
+    """Registry checks: dataset, model and method names, and each method's params."""
+    from fl_core.data import DATASETS, is_local_dataset
+    from fl_core.methods import METHODS, validate_params
+    from fl_core.models import MODELS, num_blocks
+
+    for i, d in enumerate(datasets):
+        if d not in DATASETS and not is_local_dataset(d):
+            raise ConfigError(
+                f"invalid config {source}: datasets[{i}]: unknown dataset '{d}'; "
+                f"allowed: {sorted(DATASETS)} or a local path to a saved datasets.DatasetDict"
+            )
+    if model not in MODELS and not Path(model).is_dir():
+        raise ConfigError(
+            f"invalid config {source}: model: unknown model '{model}'; allowed: {sorted(MODELS)} or a local HF model dir"
+        )
+    n_blocks = num_blocks(model)
+    for i, m in enumerate(methods):
+        if m.name not in METHODS:
+            raise ConfigError(
+                f"invalid config {source}: methods[{i}].name: unknown method '{m.name}'; allowed: {sorted(METHODS)}"
+            )
+        try:
+            validate_params(m.name, m.params, n_blocks)
+        except (ValidationError, ValueError) as err:
+            detail = _format_error(err, "") if isinstance(err, ValidationError) else str(err)
+            detail = detail.replace("invalid config :", "").strip()
+            raise ConfigError(
+                f"invalid config {source}: methods[{i}].params ({m.name}): {detail}"
+            ) from None
+    labels = [m.display for m in methods]
+    dup = {x for x in labels if labels.count(x) > 1}
+    if dup:
+        raise ConfigError(f"invalid config {source}: methods: duplicate label(s) {sorted(dup)}; set a distinct 'label'")
+
+
+def load_grid(path: str | Path, overrides: dict[str, Any] | None = None) -> GridConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ConfigError(f"invalid YAML in {path}: {err}") from None
+    if overrides:
+        raw = {**raw, **overrides}
+    return parse_grid(raw, str(path))
+
+
+def load_run(path: str | Path) -> RunConfig:
+    """A single-cell YAML (keys of :class:`RunConfig`)."""
+    path = Path(path)
+    raw = yaml.safe_load(path.read_text())
+    try:
+        run = RunConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format_error(err, str(path))) from None
+    check_names(run.model, [run.dataset], [run.method], str(path))
+    return run

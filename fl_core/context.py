@@ -1,0 +1,100 @@
+"""What a method may use during a run: the model, the clients' data, seeded RNG streams, costs."""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from fl_core.config import RunConfig
+from fl_core.costs import CostLog, step_flops
+from fl_core.data import Splits
+from fl_core.methods.base import TrainPlan
+from fl_core.models import EMB, HEAD, BlockModel
+
+
+def _key(k) -> int:
+    return k if isinstance(k, int) and k >= 0 else zlib.crc32(str(k).encode())
+
+
+@dataclass
+class RunContext:
+    cfg: RunConfig
+    model: BlockModel
+    splits: Splits
+    clients: list[np.ndarray]  # train indices per client
+    device: torch.device
+    costs: CostLog = field(default_factory=CostLog)
+    global_values: dict[str, torch.Tensor] = field(default_factory=dict)  # this round's snapshot
+    touched: set[str] = field(default_factory=set)  # params changed since the pretrained start
+
+    # -- randomness: every stream derives from the cell seed and a key, not from call order ---
+    def rng(self, *key) -> np.random.Generator:
+        seq = np.random.SeedSequence(self.cfg.seed, spawn_key=tuple(_key(k) for k in key))
+        return np.random.default_rng(seq)
+
+    def torch_seed(self, *key) -> int:
+        return int(self.rng("torch", *key).integers(2**62))
+
+    # -- data ------------------------------------------------------------------------------
+    def num_samples(self, cid: int) -> int:
+        return len(self.clients[cid])
+
+    def client_batches(self, cid: int, rnd: int, epoch: int = 0, batch_size: int | None = None) -> list[np.ndarray]:
+        """Seeded shuffle of client ``cid``'s indices for (round, epoch), cut into batches."""
+        bs = batch_size or self.cfg.fl.batch_size
+        idx = self.clients[cid]
+        perm = idx[self.rng("data", rnd, cid, epoch).permutation(len(idx))]
+        return [perm[i : i + bs] for i in range(0, len(perm), bs)]
+
+    def tensors(self, idx: np.ndarray, split: str = "train") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(input_ids, attention_mask, labels) on the device, padded to the batch's longest row."""
+        data = getattr(self.splits, split)
+        n = int(data.lengths[idx].max())
+        ids = torch.from_numpy(data.ids[idx, :n].astype(np.int64))
+        mask = (torch.arange(n)[None, :] < torch.from_numpy(data.lengths[idx])[:, None]).long()
+        y = torch.from_numpy(data.labels[idx])
+        return ids.to(self.device), mask.to(self.device), y.to(self.device)
+
+    # -- what a plan trains ----------------------------------------------------------------
+    def trainable_names(self, plan: TrainPlan) -> list[str]:
+        out = []
+        for n, g in self.model.group_of.items():
+            if g == HEAD:
+                keep = plan.head
+            elif g == EMB:
+                keep = self.cfg.fl.train_embeddings
+            else:
+                keep = g in plan.blocks and (plan.only is None or plan.only in n)
+            if keep:
+                out.append(n)
+        return out
+
+    def first_grad(self, plan: TrainPlan) -> int:
+        """Lowest block that backward must reach (blocks below run under no_grad)."""
+        if self.cfg.fl.train_embeddings:
+            return 0
+        return min(plan.blocks, default=self.model.num_blocks)
+
+    def trained_share(self, names: list[str]) -> list[float]:
+        share = []
+        for i in range(self.model.num_blocks):
+            block = self.model.names_in(i)
+            total = self.model.numel(n for n in block if "lora_" not in n) or 1
+            share.append(min(1.0, self.model.numel(n for n in names if self.model.group_of[n] == i) / total))
+        return share
+
+    def flops(self, idx: np.ndarray, plan: TrainPlan | None, names: list[str] | None = None) -> tuple[float, float]:
+        """Analytic (forward, backward) FLOPs of one step on batch ``idx`` (plan None: forward only)."""
+        seq = int(self.splits.train.lengths[idx].max())
+        if plan is None:
+            fwd, _ = step_flops(self.model.arch, len(idx), seq, self.model.num_blocks, [0.0] * self.model.num_blocks)
+            return fwd, 0.0
+        names = names if names is not None else self.trainable_names(plan)
+        return step_flops(self.model.arch, len(idx), seq, self.first_grad(plan), self.trained_share(names))
+
+    def bytes_down(self) -> int:
+        """A client must receive every parameter that differs from the pretrained weights it has."""
+        return 4 * self.model.numel(self.touched)

@@ -1,0 +1,76 @@
+"""Client partitions: IID or Dirichlet label skew via ``flwr_datasets`` partitioners."""
+
+from __future__ import annotations
+
+import datasets as hfd
+import numpy as np
+from flwr_datasets.partitioner import DirichletPartitioner, IidPartitioner
+
+
+class PartitionError(ValueError):
+    """The requested partition cannot be built; the message says which numbers to change."""
+
+
+def partition(
+    labels: np.ndarray, num_clients: int, alpha: float | str, seed: int, min_partition_size: int = 2
+) -> list[np.ndarray]:
+    """Indices of each client's samples. ``alpha='iid'`` gives an IID split."""
+    n = len(labels)
+    if num_clients * max(min_partition_size, 1) > n:
+        raise PartitionError(
+            f"cannot give {num_clients} clients at least {max(min_partition_size, 1)} samples each from {n} "
+            f"samples; lower fl.num_clients or data.min_partition_size, or use more data"
+        )
+    ds = hfd.Dataset.from_dict({"label": labels.tolist(), "idx": np.arange(n).tolist()})
+    if alpha == "iid":
+        part = IidPartitioner(num_partitions=num_clients)
+    else:
+        part = DirichletPartitioner(
+            num_partitions=num_clients, partition_by="label", alpha=float(alpha),
+            min_partition_size=min_partition_size, self_balancing=False, shuffle=True, seed=seed,
+        )
+    part.dataset = ds
+    try:
+        out = [np.asarray(part.load_partition(i)["idx"], dtype=np.int64) for i in range(num_clients)]
+    except ValueError as err:
+        raise PartitionError(
+            f"Dirichlet partition with alpha={alpha} over {num_clients} clients and {n} samples "
+            f"({len(np.unique(labels))} classes) could not give every client >= {min_partition_size} samples "
+            f"({err}). Raise alpha, lower fl.num_clients, or set data.min_partition_size lower "
+            f"(0 allows empty clients)."
+        ) from None
+    if alpha == "iid":  # IidPartitioner does not shuffle with our seed: permute deterministically
+        rng = np.random.default_rng(seed)
+        perm = rng.permutation(n)
+        sizes = [len(p) for p in out]
+        out = np.split(perm, np.cumsum(sizes)[:-1])
+    empty = [i for i, p in enumerate(out) if len(p) == 0]
+    if empty and min_partition_size > 0:
+        raise PartitionError(f"clients {empty} got no samples; raise alpha or lower fl.num_clients")
+    return [np.sort(p) for p in out]
+
+
+def label_counts(labels: np.ndarray, parts: list[np.ndarray], num_labels: int) -> np.ndarray:
+    """The client × label count matrix."""
+    return np.stack([np.bincount(labels[p], minlength=num_labels) for p in parts])
+
+
+def client_test_split(
+    test_labels: np.ndarray, train_counts: np.ndarray, seed: int, per_client: int | None = None
+) -> list[np.ndarray]:
+    """Per-client test indices drawn with the client's own label mix (for personalized evaluation).
+
+    Each client gets ``per_client`` test samples (default: test size / clients) whose labels follow
+    its training label distribution; sampling is without replacement within a client.
+    """
+    rng = np.random.default_rng(seed)
+    num_clients = train_counts.shape[0]
+    per_client = per_client or max(1, len(test_labels) // num_clients)
+    by_label = [np.flatnonzero(test_labels == c) for c in range(train_counts.shape[1])]
+    out = []
+    for i in range(num_clients):
+        p = train_counts[i] / max(1, train_counts[i].sum())
+        want = rng.multinomial(per_client, p)
+        idx = [rng.choice(by_label[c], size=min(k, len(by_label[c])), replace=False) for c, k in enumerate(want) if k]
+        out.append(np.sort(np.concatenate(idx)) if idx else np.empty(0, dtype=np.int64))
+    return out

@@ -1,0 +1,154 @@
+"""The method interface: one small class per method, registered by name.
+
+Hook names follow Flower's ``Strategy`` (``configure_train`` / ``aggregate``); the simulator calls
+them and nothing else, so a new method never touches the simulator. A method that overrides one
+hook is a dozen lines (see ``methods/fixed.py``).
+
+Round ``t`` as the simulator runs it::
+
+    plans   = method.configure_train(t, clients)           # what each client trains
+    for c in clients:                                      # one shared model, no copies
+        method.client_begin(t, c, plans[c])                # e.g. load personal state
+        batches = method.order_batches(t, c, batches)      # e.g. a curriculum
+        ... local training; method.after_backward(c, plan) after each backward ...
+        method.client_end(t, c, plans[c], update)          # e.g. keep personal state
+    new = method.aggregate(t, updates)                     # new global values (default per-block FedAvg)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict
+
+from fl_core.aggregate import per_block_fedavg
+
+if TYPE_CHECKING:
+    from fl_core.context import RunContext
+
+
+class NoParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class TrainPlan:
+    """What one client trains in one round.
+
+    ``blocks``: selected block indices; ``head``: train the head; ``only``: if set, only parameters
+    whose name contains it are trained inside the selected blocks (e.g. ``"lora_"``).
+    """
+
+    blocks: frozenset[int]
+    head: bool = True
+    only: str | None = None
+    info: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @staticmethod
+    def of(blocks, head: bool = True, only: str | None = None, **info: Any) -> TrainPlan:
+        return TrainPlan(frozenset(int(b) for b in blocks), head, only, info)
+
+
+@dataclass
+class ClientUpdate:
+    """What a client sends back: the change of what it trained, and its sample count."""
+
+    cid: int
+    num_samples: int
+    plan: TrainPlan
+    delta: dict[str, torch.Tensor]
+    train_loss: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Method:
+    """Base class. Subclasses set ``name`` (via :func:`register`), ``Params`` and ``configure_train``."""
+
+    name: ClassVar[str] = "base"
+    Params: ClassVar[type[BaseModel]] = NoParams
+    #: True if clients keep state across rounds (their memory is reported).
+    personalized: ClassVar[bool] = False
+
+    def __init__(self, params: BaseModel, ctx: RunContext) -> None:
+        self.p = params
+        self.ctx = ctx
+
+    # -- validation (before any training) -----------------------------------------------------
+    @classmethod
+    def check(cls, params: BaseModel, num_blocks: int) -> None:
+        """Raise ``ValueError`` naming the param if it does not fit a model with ``num_blocks``."""
+        k = getattr(params, "k", None)
+        if k is not None and not 0 <= k <= num_blocks:
+            raise ValueError(f"k={k} but the model has {num_blocks} blocks; allowed: 0..{num_blocks}")
+
+    # -- hooks ---------------------------------------------------------------------------------
+    def setup(self) -> None:
+        """Once, after the model and data exist and before round 0 (may add adapters, score data)."""
+
+    def configure_train(self, rnd: int, clients: list[int]) -> dict[int, TrainPlan]:
+        raise NotImplementedError
+
+    def order_batches(self, rnd: int, cid: int, batches: list[np.ndarray]) -> list[np.ndarray]:
+        """Per-client data order / curriculum; default: the seeded shuffle, unchanged."""
+        return batches
+
+    def client_begin(self, rnd: int, cid: int, plan: TrainPlan) -> None:
+        """Before client ``cid`` trains (the global values are already loaded)."""
+
+    def after_backward(self, cid: int, plan: TrainPlan) -> None:
+        """After each backward, before the optimizer step (e.g. mask gradients)."""
+
+    def client_end(self, rnd: int, cid: int, plan: TrainPlan, update: ClientUpdate) -> None:
+        """After client ``cid`` trained, before the global values are restored."""
+
+    def aggregate(self, rnd: int, updates: list[ClientUpdate]) -> dict[str, torch.Tensor]:
+        """New global values for the parameters that change; default per-block FedAvg."""
+        return per_block_fedavg(updates, self.ctx.global_values)
+
+    def personalized_eval(self) -> dict[str, float] | None:
+        """Metrics on each client's own test split with its personal state, or None."""
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+    # -- helpers -------------------------------------------------------------------------------
+    @property
+    def num_blocks(self) -> int:
+        return self.ctx.model.num_blocks
+
+    def same_for_all(self, clients: list[int], plan: TrainPlan) -> dict[int, TrainPlan]:
+        return dict.fromkeys(clients, plan)
+
+
+METHODS: dict[str, type[Method]] = {}
+
+
+def register(name: str) -> Callable[[type[Method]], type[Method]]:
+    def deco(cls: type[Method]) -> type[Method]:
+        if name in METHODS:
+            raise ValueError(f"method {name!r} registered twice")
+        cls.name = name
+        METHODS[name] = cls
+        return cls
+
+    return deco
+
+
+def validate_params(name: str, params: dict[str, Any], num_blocks: int) -> BaseModel:
+    cls = METHODS[name]
+    p = cls.Params.model_validate(params)
+    cls.check(p, num_blocks)
+    return p
+
+
+def make_method(name: str, params: dict[str, Any], ctx: RunContext) -> Method:
+    cls = METHODS[name]
+    return cls(validate_params(name, params, ctx.model.num_blocks), ctx)

@@ -1,0 +1,48 @@
+"""Reference methods (``shared/methods/baselines.md``): full fine-tuning, head only, fixed top/bottom-k."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from fl_core.methods.base import Method, TrainPlan, register
+
+
+class KParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    k: int = Field(2, ge=0, description="number of blocks trained (+ head)")
+
+
+@register("full")
+class Full(Method):
+    """FedAvg, every client trains every block + head: the upper reference (McMahan et al. 2017)."""
+
+    def configure_train(self, rnd, clients):
+        return self.same_for_all(clients, TrainPlan.of(range(self.num_blocks)))
+
+
+@register("head")
+class Head(Method):
+    """Only the classifier head (pooler + classifier): a federated linear probe, the lower reference."""
+
+    def configure_train(self, rnd, clients):
+        return self.same_for_all(clients, TrainPlan.of([]))
+
+
+@register("top_k")
+class TopK(Method):
+    """The ``k`` blocks nearest the output, fixed, + head."""
+
+    Params = KParams
+
+    def configure_train(self, rnd, clients):
+        return self.same_for_all(clients, TrainPlan.of(range(self.num_blocks - self.p.k, self.num_blocks)))
+
+
+@register("bottom_k")
+class BottomK(Method):
+    """The ``k`` blocks nearest the input, fixed, + head."""
+
+    Params = KParams
+
+    def configure_train(self, rnd, clients):
+        return self.same_for_all(clients, TrainPlan.of(range(self.p.k)))

@@ -1,0 +1,142 @@
+"""The model as the rest of the code sees it: ``embeddings``, an ordered list of ``blocks``, ``head``.
+
+Methods speak of block indices; this view maps them to parameters and runs the forward pass with
+the frozen prefix under ``torch.no_grad`` (no activations stored, no backward through it).
+Frozen-prefix blocks run in eval mode (no dropout), the same for every method.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+EMB = "embeddings"
+HEAD = "head"
+
+
+@dataclass(frozen=True)
+class ArchInfo:
+    """What the analytic cost model needs to know about an architecture."""
+
+    num_blocks: int
+    hidden: int
+    intermediate: int
+    heads: int
+    vocab: int
+    num_labels: int
+
+
+class BlockModel:
+    """A thin view over a HF encoder classifier (BERT family). Not a copy: it shares the modules."""
+
+    def __init__(self, hf: nn.Module, name: str, is_random: bool = False) -> None:
+        self.hf = hf
+        self.name = name
+        self.is_random = is_random
+        base = hf.bert
+        self.embeddings: nn.Module = base.embeddings
+        self.blocks: nn.ModuleList = base.encoder.layer
+        self.head = nn.ModuleDict({"pooler": base.pooler, "classifier": hf.classifier})
+        self._dropout = hf.dropout
+        self._base = base
+        cfg = hf.config
+        self.arch = ArchInfo(
+            len(self.blocks), cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads,
+            cfg.vocab_size, cfg.num_labels,
+        )
+        self.refresh()
+
+    # -- parameters by group -------------------------------------------------------------
+    def refresh(self) -> None:
+        """Rebuild the name → group map (call after adding adapters, e.g. LoRA)."""
+        owner: dict[int, str | int] = {}
+        for p in self.embeddings.parameters():
+            owner[id(p)] = EMB
+        for i, b in enumerate(self.blocks):
+            for p in b.parameters():
+                owner[id(p)] = i
+        for p in self.head.parameters():
+            owner[id(p)] = HEAD
+        self.params: dict[str, nn.Parameter] = dict(self.hf.named_parameters())
+        self.group_of: dict[str, str | int] = {n: owner[id(p)] for n, p in self.params.items() if id(p) in owner}
+        missing = [n for n, p in self.params.items() if id(p) not in owner]
+        if missing:
+            raise RuntimeError(f"parameters outside embeddings/blocks/head: {missing[:5]}")
+
+    @property
+    def num_blocks(self) -> int:
+        return len(self.blocks)
+
+    def names_in(self, group: str | int) -> list[str]:
+        return [n for n, g in self.group_of.items() if g == group]
+
+    def numel(self, names: Iterator[str] | list[str]) -> int:
+        return sum(self.params[n].numel() for n in names)
+
+    def state(self, names: list[str]) -> dict[str, torch.Tensor]:
+        return {n: self.params[n].detach().clone() for n in names}
+
+    @torch.no_grad()
+    def load(self, values: dict[str, torch.Tensor]) -> None:
+        for n, v in values.items():
+            self.params[n].copy_(v)
+
+    def set_trainable(self, names: set[str]) -> None:
+        for n, p in self.params.items():
+            p.requires_grad_(n in names)
+
+    def to(self, device: torch.device) -> BlockModel:
+        self.hf.to(device)
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.hf.parameters()).device
+
+    # -- forward -------------------------------------------------------------------------
+    def _mask(self, attention_mask: torch.Tensor, emb: torch.Tensor):
+        return self._base._create_attention_masks(attention_mask, None, emb, None, None)[0]
+
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, inputs_embeds=None):
+        if inputs_embeds is None:
+            h = self.embeddings(input_ids=input_ids, token_type_ids=torch.zeros_like(input_ids))
+        else:
+            h = self.embeddings(inputs_embeds=inputs_embeds, token_type_ids=torch.zeros_like(input_ids))
+        return h, self._mask(attention_mask, h)
+
+    def run_block(self, i: int, h: torch.Tensor, mask) -> torch.Tensor:
+        out = self.blocks[i](h, attention_mask=mask)
+        return out[0] if isinstance(out, tuple) else out
+
+    def run_head(self, h: torch.Tensor) -> torch.Tensor:
+        return self.head["classifier"](self._dropout(self.head["pooler"](h)))
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, first_grad: int = 0) -> torch.Tensor:
+        """Logits. Embeddings and blocks ``< first_grad`` run under no_grad in eval mode."""
+        frozen = [self.embeddings, *list(self.blocks)[:first_grad]] if first_grad > 0 else []
+        modes = [m.training for m in frozen]
+        for m in frozen:
+            m.eval()
+        try:
+            with torch.set_grad_enabled(torch.is_grad_enabled() and first_grad == 0):
+                h, mask = self.embed(input_ids, attention_mask)
+                for i in range(min(first_grad, self.num_blocks)):
+                    h = self.run_block(i, h, mask)
+        finally:
+            for m, t in zip(frozen, modes, strict=True):
+                m.train(t)
+        for i in range(first_grad, self.num_blocks):
+            h = self.run_block(i, h, mask)
+        return self.run_head(h)
+
+    def hidden_states(self, input_ids, attention_mask, inputs_embeds=None) -> list[torch.Tensor]:
+        """Per-block outputs (after each block), for methods that probe the representation."""
+        h, mask = self.embed(input_ids, attention_mask, inputs_embeds)
+        out = []
+        for i in range(self.num_blocks):
+            h = self.run_block(i, h, mask)
+            out.append(h)
+        return out

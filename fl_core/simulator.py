@@ -1,0 +1,125 @@
+"""The round loop: one shared global model, a pre-sampled participation schedule, method hooks.
+
+Backend-free and callback-free on purpose (cf. pfl-research's ``FederatedAlgorithm``): it runs one
+cell and returns its result; where results go (store, W&B) is the caller's business.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from fl_core.client import run_client
+from fl_core.config import RunConfig
+from fl_core.context import RunContext
+from fl_core.data import label_counts, load_splits, partition
+from fl_core.evaluate import evaluate
+from fl_core.methods import make_method
+from fl_core.models import build_model, load_tokenizer, model_label
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+@dataclass
+class CellResult:
+    status: str  # "ok" | "diverged"
+    rounds: list[dict[str, Any]]
+    costs: list[dict[str, Any]]
+    selections: list[dict[str, Any]]
+    partition: dict[str, Any]
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def participation_schedule(ctx: RunContext) -> list[list[int]]:
+    fl = ctx.cfg.fl
+    rng = ctx.rng("schedule")
+    return [sorted(rng.choice(fl.num_clients, fl.clients_per_round, replace=False).tolist()) for _ in range(fl.rounds)]
+
+
+def build_context(cfg: RunConfig) -> RunContext:
+    tok = load_tokenizer(cfg.model)
+    splits = load_splits(cfg.dataset, tok, cfg.fl.max_len, cfg.data.test_fraction, cfg.data.split_seed)
+    if cfg.data.max_train_samples and cfg.data.max_train_samples < len(splits.train):
+        keep = np.random.default_rng(cfg.data.split_seed).permutation(len(splits.train))[: cfg.data.max_train_samples]
+        splits = type(splits)(splits.train.subset(np.sort(keep)), splits.test, splits.label_names, splits.split_hash)
+    if cfg.data.max_test_samples and cfg.data.max_test_samples < len(splits.test):
+        keep = np.random.default_rng(cfg.data.split_seed + 1).permutation(len(splits.test))[: cfg.data.max_test_samples]
+        splits = type(splits)(splits.train, splits.test.subset(np.sort(keep)), splits.label_names, splits.split_hash)
+    clients = partition(splits.train.labels, cfg.fl.num_clients, cfg.alpha, cfg.seed, cfg.data.min_partition_size)
+    device = resolve_device(cfg.fl.device)
+    model = build_model(cfg.model, splits.num_labels, seed=cfg.seed).to(device)
+    return RunContext(cfg=cfg, model=model, splits=splits, clients=clients, device=device)
+
+
+def run_cell(
+    cfg: RunConfig, on_round: Callable[[dict[str, Any]], None] | None = None, progress: bool = True
+) -> CellResult:
+    """Run one cell to the end (or until it diverges) and return everything it measured."""
+    from tqdm.auto import tqdm
+
+    t0 = time.perf_counter()
+    torch.manual_seed(cfg.seed)
+    ctx = build_context(cfg)
+    method = make_method(cfg.method.name, cfg.method.params, ctx)
+    method.setup()
+    model = ctx.model
+    schedule = participation_schedule(ctx)
+    rounds: list[dict[str, Any]] = []
+    selections: list[dict[str, Any]] = []
+    status = "ok"
+    bar = tqdm(range(cfg.fl.rounds), desc=f"{cfg.method.display} a={cfg.alpha} s={cfg.seed}", leave=False,
+               disable=not progress, unit="round")
+    for rnd in bar:
+        clients = schedule[rnd]
+        plans = method.configure_train(rnd, clients)
+        union = sorted({n for c in clients for n in ctx.trainable_names(plans[c])})
+        ctx.global_values = model.state(union)
+        updates = []
+        for cid in clients:
+            updates.append(run_client(ctx, method, rnd, cid, plans[cid]))
+            model.load(ctx.global_values)  # back to the global model for the next client
+            selections.append({"round": rnd, "client": cid, "blocks": sorted(plans[cid].blocks),
+                               "head": plans[cid].head})
+        new = method.aggregate(rnd, updates)
+        model.load(new)
+        ctx.touched.update(new)
+        train_loss = float(np.average([u.train_loss for u in updates], weights=[u.num_samples for u in updates]))
+        row: dict[str, Any] = {"round": rnd, "train_loss": train_loss}
+        diverged = not math.isfinite(train_loss) or any(not torch.isfinite(v).all() for v in new.values())
+        if diverged or (rnd + 1) % cfg.fl.eval_every == 0 or rnd == cfg.fl.rounds - 1:
+            row.update(evaluate(ctx))
+            pers = method.personalized_eval()
+            if pers:
+                row.update({f"personal_{k}": v for k, v in pers.items()})
+            diverged = diverged or not math.isfinite(row["loss"])
+        rounds.append(row)
+        if on_round:
+            on_round(row)
+        bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k in ("accuracy", "train_loss")})
+        if diverged:
+            status = "diverged"
+            break
+    bar.close()
+    counts = label_counts(ctx.splits.train.labels, ctx.clients, ctx.splits.num_labels)
+    return CellResult(
+        status=status,
+        rounds=rounds,
+        costs=ctx.costs.rows(),
+        selections=selections,
+        partition={"label_names": ctx.splits.label_names, "client_label_counts": counts.tolist(),
+                   "split_hash": ctx.splits.split_hash},
+        info={"wall_s": time.perf_counter() - t0, "device": str(ctx.device), "model": model_label(cfg.model),
+              "model_is_random": model.is_random, "num_blocks": model.num_blocks,
+              "num_train": len(ctx.splits.train), "num_test": len(ctx.splits.test),
+              "personalized": method.personalized},
+    )
