@@ -29,6 +29,7 @@ class RunContext:
     costs: CostLog = field(default_factory=CostLog)
     global_values: dict[str, torch.Tensor] = field(default_factory=dict)  # this round's snapshot
     touched: set[str] = field(default_factory=set)  # params changed since the pretrained start
+    client_test: list[np.ndarray] = field(default_factory=list)  # test indices per client, its label mix
 
     # -- randomness: every stream derives from the cell seed and a key, not from call order ---
     def rng(self, *key) -> np.random.Generator:

@@ -18,10 +18,10 @@ import torch
 from fl_core.client import run_client
 from fl_core.config import RunConfig
 from fl_core.context import RunContext
-from fl_core.data import label_counts, load_splits, partition
-from fl_core.evaluate import evaluate
+from fl_core.data import client_test_split, label_counts, load_splits, partition
+from fl_core.evaluate import evaluate, metrics, predict
 from fl_core.methods import make_method
-from fl_core.models import build_model, load_tokenizer, model_label
+from fl_core.models import HEAD, build_model, load_tokenizer, model_label
 
 
 def resolve_device(name: str) -> torch.device:
@@ -58,7 +58,21 @@ def build_context(cfg: RunConfig) -> RunContext:
     clients = partition(splits.train.labels, cfg.fl.num_clients, cfg.alpha, cfg.seed, cfg.data.min_partition_size)
     device = resolve_device(cfg.fl.device)
     model = build_model(cfg.model, splits.num_labels, seed=cfg.seed).to(device)
-    return RunContext(cfg=cfg, model=model, splits=splits, clients=clients, device=device)
+    ctx = RunContext(cfg=cfg, model=model, splits=splits, clients=clients, device=device)
+    ctx.touched.update(model.names_in(HEAD))  # the new head must reach every client once
+    # each client's own test split, drawn with its training label mix (personalized evaluation)
+    counts = label_counts(splits.train.labels, clients, splits.num_labels)
+    ctx.client_test = client_test_split(splits.test.labels, counts, int(ctx.rng("client-test").integers(2**31)))
+    return ctx
+
+
+def evaluate_client_splits(ctx: RunContext) -> dict[str, float] | None:
+    """The global model on every client's own test split, predictions pooled (None if there are none)."""
+    idx = np.concatenate(ctx.client_test) if ctx.client_test else np.empty(0, dtype=np.int64)
+    if len(idx) == 0:
+        return None
+    preds, loss = predict(ctx, "test", idx)
+    return metrics(ctx.splits.test.labels[idx], preds, loss)
 
 
 def run_cell(
@@ -98,7 +112,11 @@ def run_cell(
         diverged = not math.isfinite(train_loss) or any(not torch.isfinite(v).all() for v in new.values())
         if diverged or (rnd + 1) % cfg.fl.eval_every == 0 or rnd == cfg.fl.rounds - 1:
             row.update(evaluate(ctx))
+            # accuracy/macro_f1/loss: global model, global test set; personal_*: the clients' own test
+            # splits pooled, with each client's personal state if the method keeps one, else the global model
             pers = method.personalized_eval()
+            if pers is None:
+                pers = evaluate_client_splits(ctx)
             if pers:
                 row.update({f"personal_{k}": v for k, v in pers.items()})
             diverged = diverged or not math.isfinite(row["loss"])
@@ -121,5 +139,7 @@ def run_cell(
         info={"wall_s": time.perf_counter() - t0, "device": str(ctx.device), "model": model_label(cfg.model),
               "model_is_random": model.is_random, "num_blocks": model.num_blocks,
               "num_train": len(ctx.splits.train), "num_test": len(ctx.splits.test),
-              "personalized": method.personalized},
+              "personalized": method.personalized,
+              "personal_eval": "pooled client test splits, " + (
+                  "each client's personal state" if method.personalized else "global model")},
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import datasets as hfd
 import numpy as np
 from flwr_datasets.partitioner import DirichletPartitioner, IidPartitioner
@@ -31,7 +33,9 @@ def partition(
         )
     part.dataset = ds
     try:
-        out = [np.asarray(part.load_partition(i)["idx"], dtype=np.int64) for i in range(num_clients)]
+        with warnings.catch_warnings():  # its retry warnings end in our one error below
+            warnings.simplefilter("ignore", UserWarning)
+            out = [np.asarray(part.load_partition(i)["idx"], dtype=np.int64) for i in range(num_clients)]
     except ValueError as err:
         raise PartitionError(
             f"Dirichlet partition with alpha={alpha} over {num_clients} clients and {n} samples "
@@ -69,7 +73,10 @@ def client_test_split(
     by_label = [np.flatnonzero(test_labels == c) for c in range(train_counts.shape[1])]
     out = []
     for i in range(num_clients):
-        p = train_counts[i] / max(1, train_counts[i].sum())
+        if train_counts[i].sum() == 0:  # no label mix to follow (multinomial would put all on the last label)
+            out.append(np.empty(0, dtype=np.int64))
+            continue
+        p = train_counts[i] / train_counts[i].sum()
         want = rng.multinomial(per_client, p)
         idx = [rng.choice(by_label[c], size=min(k, len(by_label[c])), replace=False) for c, k in enumerate(want) if k]
         out.append(np.sort(np.concatenate(idx)) if idx else np.empty(0, dtype=np.int64))

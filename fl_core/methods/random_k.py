@@ -25,6 +25,8 @@ class RandomParams(BaseModel):
 
 @register("random")
 class RandomK(Method):
+    """k blocks drawn uniformly at random each round, per client (``mode: client``) or shared (``server``)."""
+
     Params = RandomParams
 
     def _draw(self, *key) -> list[int]:

@@ -1,0 +1,102 @@
+"""The first summary table: per dataset × alpha × method, final and best accuracy, mean ± std over
+seeds, with costs, and every skipped/diverged/failed cell shown with its reason (never a blank)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fl_core.config import GridConfig
+from fl_core.models import model_label
+from fl_core.provenance import git_revision
+from fl_core.store import ResultStore
+
+KEYS = ["dataset", "alpha", "label"]
+
+
+def collect(grid: GridConfig) -> pd.DataFrame:
+    """One row per cell of the grid that has a stored result (flattened summary)."""
+    store = ResultStore(grid.output_dir)
+    rows = []
+    for cell in grid.cells():
+        h = cell.hash()
+        if not store.verify(h):
+            rows.append({"dataset": cell.dataset, "alpha": str(cell.alpha), "label": cell.method.display,
+                         "seed": cell.seed, "status": "missing", "config_hash": h})
+            continue
+        r = store.load_result(h)
+        rows.append({"dataset": cell.dataset, "alpha": str(cell.alpha), "label": cell.method.display,
+                     "method": cell.method.name, "seed": cell.seed, "status": r["status"],
+                     "reason": r.get("reason", ""), "config_hash": h, **r.get("summary", {})})
+    return pd.DataFrame(rows)
+
+
+def _mean_std(x: pd.Series, scale: float = 1.0, digits: int = 1) -> str:
+    x = x.dropna() * scale
+    if x.empty:
+        return "—"
+    return f"{x.mean():.{digits}f} ± {x.std(ddof=1) if len(x) > 1 else 0.0:.{digits}f}"
+
+
+def summary_table(cells: pd.DataFrame) -> pd.DataFrame:
+    order = {lab: i for i, lab in enumerate(dict.fromkeys(cells["label"]))}
+    out = []
+    for (d, a, lab), g in cells.groupby(KEYS, sort=False):
+        ok = g[g.status == "ok"]
+        notes = "; ".join(f"seed {s}: {st}{' (' + str(r) + ')' if r else ''}" for s, st, r in
+                          zip(g.seed, g.status, g.get("reason", pd.Series([""] * len(g))).fillna(""), strict=True)
+                          if st != "ok")
+        row = {"dataset": d, "alpha": a, "method": lab, "seeds_ok": f"{len(ok)}/{len(g)}",
+               "final_acc": _mean_std(ok.get("final_accuracy", pd.Series(dtype=float)), 100),
+               "best_acc_test": _mean_std(ok.get("best_accuracy", pd.Series(dtype=float)), 100),
+               "final_macro_f1": _mean_std(ok.get("final_macro_f1", pd.Series(dtype=float)), 100)}
+        if "final_personal_accuracy" in ok:
+            row["personal_acc"] = _mean_std(ok["final_personal_accuracy"], 100)
+        row["client_TFLOPs"] = _mean_std(ok.get("client_flops", pd.Series(dtype=float)), 1e-12, 2)
+        row["MB_up"] = _mean_std(ok.get("bytes_up", pd.Series(dtype=float)), 1e-6, 1)
+        row["notes"] = notes
+        row["_o"] = order[lab]
+        out.append(row)
+    t = pd.DataFrame(out)
+    return t.sort_values(["dataset", "alpha", "_o"]).drop(columns="_o").reset_index(drop=True)
+
+
+def _markdown(t: pd.DataFrame) -> str:
+    cols = list(t.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, r in t.iterrows():
+        lines.append("| " + " | ".join(str(r[c]).replace("|", "/") for c in cols) + " |")
+    return "\n".join(lines)
+
+
+def write_summary(grid: GridConfig, config_path: str | Path, command: str | None = None) -> Path:
+    """Write ``<output_dir>/summary_<grid>.{csv,md}``; returns the Markdown path."""
+    cells = collect(grid)
+    out = Path(grid.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cells.to_csv(out / f"cells_{grid.name}.csv", index=False)
+    t = summary_table(cells)
+    t.to_csv(out / f"summary_{grid.name}.csv", index=False)
+    command = command or " ".join(["layerbench", *sys.argv[1:]]) if sys.argv else "layerbench"
+    header = [
+        f"# Summary: grid `{grid.name}`",
+        "",
+        f"- produced by: `{command}` from `{config_path}`",
+        f"- git revision: `{git_revision()}`; written {time.strftime('%Y-%m-%d %H:%M')}",
+        f"- model: {model_label(grid.model)}; {grid.fl.rounds} rounds, {grid.fl.num_clients} clients, "
+        f"{grid.fl.clients_per_round} per round, max_len {grid.fl.max_len}",
+        "- accuracy in % on the global test split: `final_acc` at the last round; `best_acc_test` is the max over "
+        "evaluated rounds on the same test split (optimistic, for reference only); mean ± std over seeds",
+        "- `client_TFLOPs`: analytic client compute summed over all clients and rounds, extra passes included; "
+        "`MB_up`: client → server bytes",
+        "",
+    ]
+    if np.any(cells.status != "ok"):
+        header.append("Cells that did not finish normally are listed in `notes` with the reason.\n")
+    md = out / f"summary_{grid.name}.md"
+    md.write_text("\n".join(header) + "\n" + _markdown(t) + "\n")
+    return md

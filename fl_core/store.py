@@ -1,0 +1,114 @@
+"""The local results store: one directory per finished cell, written atomically, checksummed.
+
+``<root>/runs/<config-hash>/`` holds ``config.json``, ``result.json``, ``rounds.csv``, ``costs.csv``,
+``selections.csv``, ``partition.json`` and ``MANIFEST.json`` (sha256 of each). A cell is done when
+its manifest verifies; a half-written or corrupted cell is not done and is run again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from fl_core.config import RunConfig
+
+MANIFEST = "MANIFEST.json"
+
+
+class StoreError(RuntimeError):
+    """The results directory cannot be used; the message says what to fix."""
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+class ResultStore:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.runs = self.root / "runs"
+
+    def check_writable(self, need_bytes: int = 50 * 2**20) -> None:
+        """Fail before training if results cannot be written (read-only dir, full disk)."""
+        try:
+            self.runs.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(dir=self.runs, prefix=".probe-") as f:
+                f.write(b"x" * 4096)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as err:
+            raise StoreError(f"results directory {self.runs} is not writable: {err}. Set output_dir or fix permissions.") from None
+        free = shutil.disk_usage(self.runs).free
+        if free < need_bytes:
+            raise StoreError(f"only {free / 2**20:.0f} MiB free under {self.runs}; need at least {need_bytes / 2**20:.0f} MiB")
+
+    def path(self, cell_hash: str) -> Path:
+        return self.runs / cell_hash
+
+    def is_done(self, cell_hash: str) -> bool:
+        """Verified and not ``failed`` (a failed cell is kept for the table, and run again)."""
+        return self.verify(cell_hash) and self.load_result(cell_hash).get("status") != "failed"
+
+    def verify(self, cell_hash: str) -> bool:
+        d = self.path(cell_hash)
+        try:
+            manifest = json.loads((d / MANIFEST).read_text())
+            return all(_sha256(d / name) == digest for name, digest in manifest.items())
+        except (OSError, ValueError):
+            return False
+
+    def write(self, cfg: RunConfig, result: dict[str, Any], tables: dict[str, list[dict]], extra: dict[str, Any]) -> Path:
+        """Write a finished cell atomically: a temp dir, fsync'd, then one ``rename``."""
+        h = cfg.hash()
+        self.runs.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=self.runs, prefix=f".tmp-{h}-"))
+        try:
+            files = {"config.json": json.dumps(cfg.model_dump(mode="json"), indent=1, sort_keys=True),
+                     "result.json": json.dumps(result, indent=1, sort_keys=True, default=str)}
+            for name, obj in extra.items():
+                files[f"{name}.json"] = json.dumps(obj, sort_keys=True, default=str)
+            for name, rows in tables.items():
+                files[f"{name}.csv"] = pd.DataFrame(rows).to_csv(index=False)
+            for name, text in files.items():
+                (tmp / name).write_text(text)
+            manifest = {name: _sha256(tmp / name) for name in files}
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
+            for f in tmp.iterdir():
+                with open(f, "rb") as fh:
+                    os.fsync(fh.fileno())
+            final = self.path(h)
+            if final.exists():  # a corrupted or older copy: move it aside, then swap in
+                trash = Path(tempfile.mkdtemp(dir=self.runs, prefix=f".old-{h}-"))
+                final.rename(trash / "old")
+                tmp.rename(final)
+                shutil.rmtree(trash, ignore_errors=True)
+            else:
+                tmp.rename(final)
+            return final
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+    def load_result(self, cell_hash: str) -> dict[str, Any]:
+        return json.loads((self.path(cell_hash) / "result.json").read_text())
+
+    def load_table(self, cell_hash: str, name: str) -> pd.DataFrame:
+        p = self.path(cell_hash) / f"{name}.csv"
+        with contextlib.suppress(pd.errors.EmptyDataError):
+            return pd.read_csv(p)
+        return pd.DataFrame()
+
+    def clean_temp(self) -> None:
+        """Remove temp dirs left by a killed writer (never a finished cell)."""
+        for d in self.runs.glob(".tmp-*"):
+            shutil.rmtree(d, ignore_errors=True)
+        for d in self.runs.glob(".old-*"):
+            shutil.rmtree(d, ignore_errors=True)

@@ -1,0 +1,123 @@
+"""Run a grid: expand cells, skip the finished ones, run the rest, write each one atomically."""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from fl_core.config import GridConfig, RunConfig
+from fl_core.errors import CellNotRunnable
+from fl_core.provenance import git_revision, versions
+from fl_core.store import ResultStore
+from fl_core.tracking import Tracker
+
+log = logging.getLogger(__name__)
+
+
+def cell_name(cell: RunConfig) -> str:
+    return f"{cell.dataset}|a={cell.alpha}|{cell.method.display}|s={cell.seed}"
+
+
+def summarize(rounds: list[dict[str, Any]], costs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Headline numbers of one cell (what the summary table aggregates)."""
+    evals = [r for r in rounds if "accuracy" in r]
+    c = pd.DataFrame(costs)
+    out: dict[str, Any] = {"rounds_run": len(rounds)}
+    if evals:
+        out.update(final_accuracy=evals[-1]["accuracy"], final_macro_f1=evals[-1]["macro_f1"],
+                   best_accuracy=max(r["accuracy"] for r in evals), final_loss=evals[-1]["loss"])
+        for k in ("personal_accuracy", "personal_macro_f1"):
+            if k in evals[-1]:
+                out[f"final_{k}"] = evals[-1][k]
+    if not c.empty:
+        out.update(client_flops=float((c.flops_fwd + c.flops_bwd).sum()), bytes_up=int(c.bytes_up.sum()),
+                   bytes_down=int(c.bytes_down.sum()), client_wall_s=float(c.wall_s.sum()),
+                   extra_pass_flops=float((c.flops_fwd + c.flops_bwd)[c.kind != "train"].sum()))
+    return out
+
+
+def execute_cell(cell: RunConfig, tracker: Tracker | None = None, progress: bool = True) -> tuple[dict, dict, dict]:
+    """Run one cell; never raises for a method that cannot run or a crash inside the cell."""
+    from fl_core.simulator import run_cell
+
+    base = {"config_hash": cell.hash(), "method": cell.method.name, "label": cell.method.display,
+            "dataset": cell.dataset, "alpha": cell.alpha, "seed": cell.seed, "model": cell.model,
+            "versions": versions(), "git_revision": git_revision(), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    if tracker:
+        tracker.start(cell, cell_name(cell))
+    try:
+        res = run_cell(cell, on_round=tracker.log if tracker else None, progress=progress)
+    except CellNotRunnable as err:
+        result = {**base, "status": "skipped", "reason": str(err)}
+        if tracker:
+            tracker.finish({"status": "skipped"})
+        return result, {}, {}
+    except Exception as err:  # noqa: BLE001 — recorded, the sweep goes on, and the CLI exits non-zero
+        result = {**base, "status": "failed", "reason": f"{type(err).__name__}: {err}",
+                  "traceback": traceback.format_exc()}
+        if tracker:
+            tracker.finish({"status": "failed"})
+        return result, {}, {}
+    summary = summarize(res.rounds, res.costs)
+    result = {**base, "status": res.status, "info": res.info, "summary": summary}
+    if res.status == "diverged":
+        result["reason"] = f"non-finite loss or weights at round {res.rounds[-1]['round']}"
+    if tracker:
+        tracker.finish({"status": res.status, **summary})
+    sel = [{**s, "blocks": ";".join(map(str, s["blocks"]))} for s in res.selections]
+    return result, {"rounds": res.rounds, "costs": res.costs, "selections": sel}, {"partition": res.partition}
+
+
+@dataclass
+class SweepReport:
+    total: int
+    skipped_done: int
+    ran: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+    failed: list[str] = field(default_factory=list)
+    wall_s: float = 0.0
+
+
+def run_sweep(grid: GridConfig, backend: str = "sequential", progress: bool = True,
+              cells: list[RunConfig] | None = None) -> SweepReport:
+    """Run every unfinished cell of ``grid`` (or the given subset) and write each atomically."""
+    from tqdm.auto import tqdm
+
+    t0 = time.perf_counter()
+    store = ResultStore(grid.output_dir)
+    store.check_writable()
+    store.clean_temp()
+    cells = grid.cells() if cells is None else cells
+    todo = [c for c in cells if not store.is_done(c.hash())]
+    report = SweepReport(total=len(cells), skipped_done=len(cells) - len(todo))
+    if report.skipped_done:
+        log.info("resuming: %d of %d cells already done", report.skipped_done, len(cells))
+    tracker = Tracker(grid.wandb, group=grid.name, root=grid.output_dir)
+    bar = tqdm(total=len(cells), initial=report.skipped_done, desc=f"sweep {grid.name}", unit="cell",
+               disable=not progress)
+    if backend == "ray":
+        from fl_core.ray_backend import run_cells_ray
+
+        results = run_cells_ray(todo, progress=progress)
+    elif backend == "sequential":
+        results = ((c, execute_cell(c, tracker, progress)) for c in todo)
+    else:
+        raise ValueError(f"unknown backend {backend!r}; allowed: sequential, ray")
+    for cell, (result, tables, extra) in results:
+        status = result["status"]
+        store.write(cell, result, tables, extra)
+        if status == "failed":
+            log.error("cell %s failed: %s", cell_name(cell), result["reason"])
+            report.failed.append(f"{cell_name(cell)}: {result['reason']}")
+        report.ran += 1
+        report.statuses[status] = report.statuses.get(status, 0) + 1
+        bar.update(1)
+        bar.set_postfix_str(f"last: {result.get('label')} {status}")
+    bar.close()
+    report.wall_s = time.perf_counter() - t0
+    return report

@@ -1,0 +1,48 @@
+import numpy as np
+import pytest
+
+from fl_core.data import PartitionError, client_test_split, label_counts, partition
+
+
+def _labels(n=1000, k=5, seed=0):
+    return np.random.default_rng(seed).integers(0, k, n)
+
+
+@pytest.mark.parametrize("alpha", [0.1, 1.0, "iid"])
+def test_partition_covers_every_sample_once(alpha):
+    y = _labels()
+    parts = partition(y, 10, alpha, seed=3)
+    allidx = np.concatenate(parts)
+    assert len(allidx) == len(y) and len(np.unique(allidx)) == len(y)
+
+
+def test_partition_is_seed_deterministic():
+    y = _labels()
+    a, b, c = (partition(y, 8, 0.3, seed=s) for s in (1, 1, 2))
+    assert all(np.array_equal(x, z) for x, z in zip(a, b, strict=True))
+    assert not all(np.array_equal(x, z) for x, z in zip(a, c, strict=True))
+
+
+def test_large_alpha_is_close_to_iid_small_alpha_is_skewed():
+    y = _labels(5000)
+    def skew(alpha):
+        counts = label_counts(y, partition(y, 10, alpha, seed=0), 5)
+        p = counts / counts.sum(1, keepdims=True)
+        return np.abs(p - np.bincount(y) / len(y)).sum(1).mean()  # mean L1 distance to the global mix
+    assert skew(1000.0) < 0.1 < skew(0.1)
+
+
+def test_impossible_partition_is_one_clear_error():
+    y = _labels(30, 2)
+    with pytest.raises(PartitionError, match="num_clients"):
+        partition(y, 20, 1.0, seed=0, min_partition_size=2)
+    with pytest.raises(PartitionError, match="alpha"):
+        partition(_labels(200, 2), 40, 0.01, seed=0, min_partition_size=4)
+
+
+def test_client_test_split_follows_client_label_mix():
+    y_test = _labels(2000, 5, seed=1)
+    counts = np.array([[100, 0, 0, 0, 0], [0, 50, 50, 0, 0]])
+    parts = client_test_split(y_test, counts, seed=0, per_client=40)
+    assert set(y_test[parts[0]]) == {0}
+    assert set(y_test[parts[1]]) <= {1, 2} and len(parts[1]) == 40

@@ -1,0 +1,65 @@
+import pytest
+import yaml
+
+from fl_core.config import ConfigError, load_grid, parse_grid
+from tests.conftest import tiny_grid_dict
+
+
+def test_valid_grid_expands_to_the_product(tmp_path):
+    g = parse_grid(tiny_grid_dict(tmp_path, alphas=[0.1, 1.0, "iid"], seeds=[0, 1]))
+    assert len(g.cells()) == 1 * 3 * 2 * 2
+    assert len({c.hash() for c in g.cells()}) == 12
+
+
+@pytest.mark.parametrize(
+    ("change", "must_name"),
+    [
+        ({"rounds_typo": 3}, "rounds_typo"),
+        ({"fl": {"num_clientz": 3}}, "fl.num_clientz"),
+        ({"methods": [{"name": "fulll"}]}, "fulll"),
+        ({"datasets": ["imdb_nope"]}, "imdb_nope"),
+        ({"alphas": [0.0]}, "alphas"),
+        ({"alphas": [-1]}, "alphas"),
+        ({"methods": [{"name": "top_k", "params": {"k": 7}}]}, "k=7"),
+        ({"methods": [{"name": "random", "params": {"kk": 1}}]}, "kk"),
+        ({"methods": [{"name": "random", "params": {"mode": "both"}}]}, "mode"),
+        ({"fl": {"num_clients": 3, "clients_per_round": 5}}, "clients_per_round"),
+        ({"model": "bert-huge"}, "bert-huge"),
+        ({"methods": [{"name": "full"}, {"name": "full"}]}, "duplicate"),
+    ],
+)
+def test_invalid_configs_name_the_key(tmp_path, change, must_name):
+    with pytest.raises(ConfigError) as err:
+        parse_grid(tiny_grid_dict(tmp_path, **change))
+    assert must_name in str(err.value)
+
+
+def test_unknown_method_lists_allowed(tmp_path):
+    with pytest.raises(ConfigError, match="allowed: .*'full'"):
+        parse_grid(tiny_grid_dict(tmp_path, methods=[{"name": "nope"}]))
+
+
+def test_cell_hash_depends_on_what_changes_numbers(tmp_path):
+    a = parse_grid(tiny_grid_dict(tmp_path)).cells()[0]
+    b = parse_grid(tiny_grid_dict(tmp_path, output_dir=str(tmp_path / "elsewhere"))).cells()[0]
+    c = parse_grid(tiny_grid_dict(tmp_path, seeds=[1])).cells()[0]
+    assert a.hash() == b.hash() != c.hash()
+
+
+@pytest.mark.parametrize("path", ["configs/default.yaml", "configs/smoke.yaml"])
+def test_shipped_configs_validate(path):
+    g = load_grid(path)
+    assert g.cells()
+    assert all(c.model == "minilm-l6" for c in g.cells())  # real pretrained weights, never random
+
+
+def test_load_grid_reports_yaml_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_grid(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("a: [1,\n")
+    with pytest.raises(ConfigError, match="invalid YAML"):
+        load_grid(bad)
+    ok = tmp_path / "ok.yaml"
+    ok.write_text(yaml.safe_dump(tiny_grid_dict(tmp_path)))
+    assert load_grid(ok).name == "t"
