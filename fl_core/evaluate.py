@@ -10,25 +10,31 @@ from sklearn.metrics import f1_score
 from fl_core.context import RunContext
 
 
-@torch.inference_mode()
 def predict(ctx: RunContext, split: str, idx: np.ndarray | None = None) -> tuple[np.ndarray, float]:
-    """(predicted labels, summed loss) on ``split`` rows ``idx`` (default: all), length-sorted batches."""
+    """(predicted labels, summed loss) on ``split`` rows ``idx`` (default: all)."""
+    preds, losses = predict_rows(ctx, split, idx)
+    return preds, float(losses.sum())
+
+
+@torch.inference_mode()
+def predict_rows(ctx: RunContext, split: str, idx: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(predicted label, loss) per row of ``split`` rows ``idx`` (default: all), length-sorted batches."""
     data = getattr(ctx.splits, split)
     idx = np.arange(len(data)) if idx is None else idx
     perm = np.argsort(data.lengths[idx], kind="stable")
     order = idx[perm]
     ctx.model.hf.eval()
     preds = np.empty(len(order), dtype=np.int64)
-    loss = 0.0
+    loss = np.empty(len(order), dtype=np.float64)
     bs = ctx.cfg.fl.eval_batch_size
     for s in range(0, len(order), bs):
         ids, mask, y = ctx.tensors(order[s : s + bs], split)
         logits = ctx.model.forward(ids, mask, ctx.model.num_blocks)
-        loss += float(F.cross_entropy(logits.float(), y, reduction="sum"))
+        loss[s : s + bs] = F.cross_entropy(logits.float(), y, reduction="none").cpu().numpy()
         preds[s : s + bs] = logits.argmax(-1).cpu().numpy()
-    out = np.empty_like(preds)
-    out[perm] = preds
-    return out, loss
+    out, out_loss = np.empty_like(preds), np.empty_like(loss)
+    out[perm], out_loss[perm] = preds, loss
+    return out, out_loss
 
 
 def metrics(labels: np.ndarray, preds: np.ndarray, loss_sum: float) -> dict[str, float]:
@@ -44,3 +50,16 @@ def evaluate(ctx: RunContext, split: str = "test", idx: np.ndarray | None = None
     idx = np.arange(len(data)) if idx is None else idx
     preds, loss = predict(ctx, split, idx)
     return metrics(data.labels[idx], preds, loss)
+
+
+def evaluate_global(ctx: RunContext) -> tuple[dict[str, float], dict[str, float] | None]:
+    """The global model on the global test set, and on the clients' own test splits pooled.
+
+    The client splits are rows of the test set, so one pass over the test set serves both.
+    """
+    labels = ctx.splits.test.labels
+    preds, losses = predict_rows(ctx, "test")
+    overall = metrics(labels, preds, float(losses.sum()))
+    idx = np.concatenate(ctx.client_test) if ctx.client_test else np.empty(0, dtype=np.int64)
+    clients = metrics(labels[idx], preds[idx], float(losses[idx].sum())) if len(idx) else None
+    return overall, clients

@@ -19,7 +19,7 @@ from fl_core.client import run_client
 from fl_core.config import RunConfig
 from fl_core.context import RunContext
 from fl_core.data import client_test_split, label_counts, load_splits, partition
-from fl_core.evaluate import evaluate, metrics, predict
+from fl_core.evaluate import evaluate_global
 from fl_core.methods import make_method
 from fl_core.models import HEAD, build_model, load_tokenizer, model_label
 
@@ -66,15 +66,6 @@ def build_context(cfg: RunConfig) -> RunContext:
     return ctx
 
 
-def evaluate_client_splits(ctx: RunContext) -> dict[str, float] | None:
-    """The global model on every client's own test split, predictions pooled (None if there are none)."""
-    idx = np.concatenate(ctx.client_test) if ctx.client_test else np.empty(0, dtype=np.int64)
-    if len(idx) == 0:
-        return None
-    preds, loss = predict(ctx, "test", idx)
-    return metrics(ctx.splits.test.labels[idx], preds, loss)
-
-
 def run_cell(
     cfg: RunConfig, on_round: Callable[[dict[str, Any]], None] | None = None, progress: bool = True
 ) -> CellResult:
@@ -111,12 +102,13 @@ def run_cell(
         row: dict[str, Any] = {"round": rnd, "train_loss": train_loss}
         diverged = not math.isfinite(train_loss) or any(not torch.isfinite(v).all() for v in new.values())
         if diverged or (rnd + 1) % cfg.fl.eval_every == 0 or rnd == cfg.fl.rounds - 1:
-            row.update(evaluate(ctx))
             # accuracy/macro_f1/loss: global model, global test set; personal_*: the clients' own test
             # splits pooled, with each client's personal state if the method keeps one, else the global model
+            overall, on_clients = evaluate_global(ctx)
+            row.update(overall)
             pers = method.personalized_eval()
             if pers is None:
-                pers = evaluate_client_splits(ctx)
+                pers = on_clients
             if pers:
                 row.update({f"personal_{k}": v for k, v in pers.items()})
             diverged = diverged or not math.isfinite(row["loss"])
