@@ -48,8 +48,8 @@ def train_steps(
     losses = []
     with Timer() as t:
         for idx in batches:
-            ids, mask, y = ctx.tensors(idx)
-            loss = F.cross_entropy(model.forward(ids, mask, first), y)
+            logits, y = ctx.logits(idx, "train", first)
+            loss = F.cross_entropy(logits, y)
             losses.append(float(loss.detach()))
             if opt is not None and math.isfinite(losses[-1]):
                 opt.zero_grad(set_to_none=True)

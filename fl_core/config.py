@@ -43,6 +43,7 @@ class FLConfig(Strict):
     eval_every: int = Field(1, ge=1)
     eval_batch_size: int = Field(64, ge=1)
     train_embeddings: bool = False
+    prefix_cache: bool = Field(True, description="cache the output of blocks no client ever trains")
     device: str = "auto"
 
     @model_validator(mode="after")

@@ -19,6 +19,37 @@ def _key(k) -> int:
     return k if isinstance(k, int) and k >= 0 else zlib.crc32(str(k).encode())
 
 
+class PrefixCache:
+    """Output of the never-trained bottom blocks, computed on a row's first use and kept, in the same
+    frozen mode (eval, no_grad) the simulator runs them in: a speed-up with the same numbers up to
+    float rounding. FLOPs are still counted as if computed (a real client runs that forward)."""
+
+    def __init__(self, ctx: RunContext, start: int) -> None:
+        self.ctx, self.start = ctx, start
+        self.store: dict[str, torch.Tensor] = {}
+        self.done: dict[str, np.ndarray] = {}
+
+    @torch.no_grad()  # not inference_mode: the cached tensors feed autograd later
+    def hidden(self, split: str, idx: np.ndarray, n: int) -> torch.Tensor:
+        data = getattr(self.ctx.splits, split)
+        if split not in self.store:
+            self.store[split] = torch.zeros(len(data), data.ids.shape[1], self.ctx.model.arch.hidden)
+            self.done[split] = np.zeros(len(data), dtype=bool)
+        todo = np.unique(idx[~self.done[split][idx]])
+        if len(todo):
+            model = self.ctx.model
+            ids, mask, _ = self.ctx.tensors(todo, split)
+            modes = model.hf.training
+            model.hf.eval()
+            h, ext = model.embed(ids, mask)
+            for i in range(self.start):
+                h = model.run_block(i, h, ext)
+            model.hf.train(modes)
+            self.store[split][torch.from_numpy(todo), : h.shape[1]] = h.float().cpu()
+            self.done[split][todo] = True
+        return self.store[split][torch.from_numpy(idx), :n]
+
+
 @dataclass
 class RunContext:
     cfg: RunConfig
@@ -30,6 +61,7 @@ class RunContext:
     global_values: dict[str, torch.Tensor] = field(default_factory=dict)  # this round's snapshot
     touched: set[str] = field(default_factory=set)  # params changed since the pretrained start
     client_test: list[np.ndarray] = field(default_factory=list)  # test indices per client, its label mix
+    prefix_cache: PrefixCache | None = None
 
     # -- randomness: every stream derives from the cell seed and a key, not from call order ---
     def rng(self, *key) -> np.random.Generator:
@@ -58,6 +90,20 @@ class RunContext:
         mask = (torch.arange(n)[None, :] < torch.from_numpy(data.lengths[idx])[:, None]).long()
         y = torch.from_numpy(data.labels[idx])
         return ids.to(self.device), mask.to(self.device), y.to(self.device)
+
+    def logits(self, idx: np.ndarray, split: str, first_grad: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, labels) for rows ``idx``; starts from the prefix cache when it covers ``first_grad``."""
+        ids, mask, y = self.tensors(idx, split)
+        cache = self.prefix_cache
+        if cache is not None and first_grad >= cache.start:
+            h = cache.hidden(split, idx, ids.shape[1]).to(self.device)
+            return self.model.forward_from(h, self.model._mask(mask, h), cache.start, first_grad), y
+        return self.model.forward(ids, mask, first_grad), y
+
+    def enable_prefix_cache(self, start: int) -> None:
+        """Blocks ``< start`` are never trained by anyone in this run: compute their output once."""
+        if start > 0:
+            self.prefix_cache = PrefixCache(self, start)
 
     # -- what a plan trains ----------------------------------------------------------------
     def trainable_names(self, plan: TrainPlan) -> list[str]:

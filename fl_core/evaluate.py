@@ -16,7 +16,7 @@ def predict(ctx: RunContext, split: str, idx: np.ndarray | None = None) -> tuple
     return preds, float(losses.sum())
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: the prefix cache may fill here and feed autograd later
 def predict_rows(ctx: RunContext, split: str, idx: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(predicted label, loss) per row of ``split`` rows ``idx`` (default: all), length-sorted batches."""
     data = getattr(ctx.splits, split)
@@ -28,8 +28,7 @@ def predict_rows(ctx: RunContext, split: str, idx: np.ndarray | None = None) -> 
     loss = np.empty(len(order), dtype=np.float64)
     bs = ctx.cfg.fl.eval_batch_size
     for s in range(0, len(order), bs):
-        ids, mask, y = ctx.tensors(order[s : s + bs], split)
-        logits = ctx.model.forward(ids, mask, ctx.model.num_blocks)
+        logits, y = ctx.logits(order[s : s + bs], split, ctx.model.num_blocks)
         loss[s : s + bs] = F.cross_entropy(logits.float(), y, reduction="none").cpu().numpy()
         preds[s : s + bs] = logits.argmax(-1).cpu().numpy()
     out, out_loss = np.empty_like(preds), np.empty_like(loss)

@@ -77,6 +77,8 @@ def run_cell(
     ctx = build_context(cfg)
     method = make_method(cfg.method.name, cfg.method.params, ctx)
     method.setup()
+    if cfg.fl.prefix_cache:
+        ctx.enable_prefix_cache(method.never_trained_below())
     model = ctx.model
     schedule = participation_schedule(ctx)
     rounds: list[dict[str, Any]] = []

@@ -72,3 +72,15 @@ def test_real_minilm_on_real_data_learns():
     res = run_cell(cell, progress=False)
     assert res.status == "ok" and not res.info["model_is_random"]
     assert res.rounds[-1]["accuracy"] > 0.5  # 5 classes: chance is ~0.23
+
+
+def test_prefix_cache_gives_the_same_numbers():
+    """Caching the output of never-trained blocks is a speed-up only."""
+    cached = run_cell(tiny_cell("top_k", k=1), progress=False)
+    cell = tiny_cell("top_k", k=1)
+    plain = run_cell(cell.model_copy(update={"fl": cell.fl.model_copy(update={"prefix_cache": False})}),
+                     progress=False)
+    for a, b in zip(cached.rounds, plain.rounds, strict=True):
+        assert a.keys() == b.keys()
+        for k in a:
+            assert abs(a[k] - b[k]) < 1e-4, k

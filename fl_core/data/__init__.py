@@ -1,7 +1,13 @@
 """Data: registered real datasets, cached tokenization, client partitions."""
 
 from fl_core.data.partition import PartitionError, client_test_split, label_counts, partition
-from fl_core.data.sources import DATASETS, DataNotInstalledError, is_local_dataset, load_source, register_dataset
+from fl_core.data.sources import (
+    DATASETS,
+    DataNotInstalledError,
+    is_local_dataset,
+    load_source,
+    register_dataset,
+)
 from fl_core.data.splits import Splits, TokenizedData, load_splits
 
 __all__ = [

@@ -109,6 +109,10 @@ class Method:
         """New global values for the parameters that change; default per-block FedAvg."""
         return per_block_fedavg(updates, self.ctx.global_values)
 
+    def never_trained_below(self) -> int:
+        """How many bottom blocks no client trains in the whole run (their output may be cached)."""
+        return 0
+
     def personalized_eval(self) -> dict[str, float] | None:
         """Metrics on each client's own test split with its personal state, or None."""
         return None

@@ -27,6 +27,9 @@ class Head(Method):
     def configure_train(self, rnd, clients):
         return self.same_for_all(clients, TrainPlan.of([]))
 
+    def never_trained_below(self) -> int:
+        return self.num_blocks
+
 
 @register("top_k")
 class TopK(Method):
@@ -36,6 +39,9 @@ class TopK(Method):
 
     def configure_train(self, rnd, clients):
         return self.same_for_all(clients, TrainPlan.of(range(self.num_blocks - self.p.k, self.num_blocks)))
+
+    def never_trained_below(self) -> int:
+        return self.num_blocks - self.p.k
 
 
 @register("bottom_k")

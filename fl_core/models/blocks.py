@@ -7,6 +7,7 @@ Frozen-prefix blocks run in eval mode (no dropout), the same for every method.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -116,21 +117,31 @@ class BlockModel:
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, first_grad: int = 0) -> torch.Tensor:
         """Logits. Embeddings and blocks ``< first_grad`` run under no_grad in eval mode."""
-        frozen = [self.embeddings, *list(self.blocks)[:first_grad]] if first_grad > 0 else []
-        modes = [m.training for m in frozen]
-        for m in frozen:
-            m.eval()
-        try:
-            with torch.set_grad_enabled(torch.is_grad_enabled() and first_grad == 0):
-                h, mask = self.embed(input_ids, attention_mask)
-                for i in range(min(first_grad, self.num_blocks)):
-                    h = self.run_block(i, h, mask)
-        finally:
-            for m, t in zip(frozen, modes, strict=True):
-                m.train(t)
-        for i in range(first_grad, self.num_blocks):
+        with self._frozen([self.embeddings] if first_grad > 0 else []):
+            h, mask = self.embed(input_ids, attention_mask)
+        return self.forward_from(h, mask, 0, first_grad)
+
+    def forward_from(self, h: torch.Tensor, mask, start: int, first_grad: int) -> torch.Tensor:
+        """Logits from the hidden state ``h`` entering block ``start`` (``mask``: the block-level mask)."""
+        with self._frozen(list(self.blocks)[start:first_grad]):
+            for i in range(start, min(first_grad, self.num_blocks)):
+                h = self.run_block(i, h, mask)
+        for i in range(max(start, first_grad), self.num_blocks):
             h = self.run_block(i, h, mask)
         return self.run_head(h)
+
+    @contextlib.contextmanager
+    def _frozen(self, modules: list[nn.Module]):
+        """Frozen modules: eval mode (no dropout) and no autograd; restored afterwards."""
+        modes = [m.training for m in modules]
+        for m in modules:
+            m.eval()
+        try:
+            with torch.set_grad_enabled(torch.is_grad_enabled() and not modules):
+                yield
+        finally:
+            for m, t in zip(modules, modes, strict=True):
+                m.train(t)
 
     def hidden_states(self, input_ids, attention_mask, inputs_embeds=None) -> list[torch.Tensor]:
         """Per-block outputs (after each block), for methods that probe the representation."""
