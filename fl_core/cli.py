@@ -58,7 +58,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if cells is not None and not cells:
         print("no cell of the grid matches the filters", file=sys.stderr)
         return 2
-    report = run_sweep(grid, backend=args.backend, progress=not args.no_progress, cells=cells)
+    try:
+        report = run_sweep(grid, backend=args.backend, progress=not args.no_progress, cells=cells)
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished cells are stored and the running cell kept its last checkpoint; "
+              "run the same command again to resume", file=sys.stderr)
+        return 130
     md = write_summary(grid, args.config)
     print(f"{report.ran} cells run, {report.skipped_done} already done, statuses {report.statuses}, "
           f"{report.wall_s / 60:.1f} min")
@@ -72,10 +77,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from fl_core.report.summary import write_summary
+    from fl_core.report import build_report
 
     grid = load_grid(args.config, {"output_dir": args.output_dir} if args.output_dir else None)
-    print(write_summary(grid, args.config))
+    readme = build_report(grid, args.config, claims_path=args.claims, out_dir=args.report_dir,
+                          wandb=not args.no_wandb, target_fraction=args.target_fraction, reference=args.reference)
+    print(f"report: {readme}")
     return 0
 
 
@@ -96,9 +103,16 @@ def main(argv: list[str] | None = None) -> int:
         s.add_argument("--method", help="a method label or name")
         s.add_argument("--seed", type=int)
         s.set_defaults(fn=cmd_sweep)
-    r = sub.add_parser("report", help="rebuild the tables from the results store")
+    r = sub.add_parser("report", help="rebuild every table, figure and claim from the local results store")
     r.add_argument("config")
-    r.add_argument("--output-dir")
+    r.add_argument("--output-dir", help="the results store (default: the grid's output_dir)")
+    r.add_argument("--report-dir", help="where the report goes (default: output_dir for the grid 'default', "
+                   "else <output_dir>/<grid name>)")
+    r.add_argument("--claims", help="claims file (default: claims.yaml next to the config, else configs/claims.yaml)")
+    r.add_argument("--target-fraction", type=float, default=0.95,
+                   help="target accuracy as a fraction of the reference method's final mean accuracy")
+    r.add_argument("--reference", default="full", help="reference method label or name for the target")
+    r.add_argument("--no-wandb", action="store_true", help="do not log the report to W&B")
     r.set_defaults(fn=cmd_report)
     args = p.parse_args(argv)
     try:

@@ -71,6 +71,14 @@ class WandbConfig(Strict):
     entity: str | None = None
 
 
+class RayConfig(Strict):
+    """Resources per cell on the Ray backend (``--backend ray``; ``RAY_ADDRESS`` joins a cluster)."""
+
+    cpus_per_cell: float = Field(1.0, gt=0)
+    gpus_per_cell: float = Field(0.0, ge=0)
+    max_retries: int = Field(2, ge=0, description="re-runs of a cell whose worker died")
+
+
 class MethodSpec(Strict):
     """One method of a grid: its registered ``name``, a display ``label`` and its params."""
 
@@ -120,6 +128,8 @@ class GridConfig(Strict):
     fl: FLConfig = FLConfig()
     data: DataConfig = DataConfig()
     wandb: WandbConfig = WandbConfig()
+    ray: RayConfig = RayConfig()
+    checkpoint_every: int = Field(1, ge=0, description="in-cell checkpoint every N rounds (0: never)")
     output_dir: str = "results"
 
     @field_validator("alphas")

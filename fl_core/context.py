@@ -20,14 +20,16 @@ def _key(k) -> int:
 
 
 class PrefixCache:
-    """Output of the never-trained bottom blocks, computed on a row's first use and kept, in the same
-    frozen mode (eval, no_grad) the simulator runs them in: a speed-up with the same numbers up to
-    float rounding. FLOPs are still counted as if computed (a real client runs that forward)."""
+    """Output of the never-trained bottom blocks, computed on a row's first use (in fixed chunks) and
+    kept, in the same frozen mode (eval, no_grad) the simulator runs them in: a speed-up with the same
+    numbers up to float rounding. FLOPs are still counted as if computed (a real client runs them)."""
 
     def __init__(self, ctx: RunContext, start: int) -> None:
         self.ctx, self.start = ctx, start
         self.store: dict[str, torch.Tensor] = {}
         self.done: dict[str, np.ndarray] = {}
+
+    CHUNK = 32  # rows are computed in fixed chunks, so a row's value never depends on call history
 
     @torch.no_grad()  # not inference_mode: the cached tensors feed autograd later
     def hidden(self, split: str, idx: np.ndarray, n: int) -> torch.Tensor:
@@ -35,18 +37,18 @@ class PrefixCache:
         if split not in self.store:
             self.store[split] = torch.zeros(len(data), data.ids.shape[1], self.ctx.model.arch.hidden)
             self.done[split] = np.zeros(len(data), dtype=bool)
-        todo = np.unique(idx[~self.done[split][idx]])
-        if len(todo):
-            model = self.ctx.model
-            ids, mask, _ = self.ctx.tensors(todo, split)
-            modes = model.hf.training
+        model = self.ctx.model
+        for c in np.unique(idx[~self.done[split][idx]] // self.CHUNK):
+            rows = np.arange(c * self.CHUNK, min((c + 1) * self.CHUNK, len(data)))
+            ids, mask, _ = self.ctx.tensors(rows, split)
+            mode = model.hf.training
             model.hf.eval()
             h, ext = model.embed(ids, mask)
             for i in range(self.start):
                 h = model.run_block(i, h, ext)
-            model.hf.train(modes)
-            self.store[split][torch.from_numpy(todo), : h.shape[1]] = h.float().cpu()
-            self.done[split][todo] = True
+            model.hf.train(mode)
+            self.store[split][torch.from_numpy(rows), : h.shape[1]] = h.float().cpu()
+            self.done[split][rows] = True
         return self.store[split][torch.from_numpy(idx), :n]
 
 

@@ -7,9 +7,11 @@ cell and returns its result; where results go (store, W&B) is the caller's busin
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -66,8 +68,38 @@ def build_context(cfg: RunConfig) -> RunContext:
     return ctx
 
 
+class Checkpoint:
+    """In-cell checkpoints every ``every`` rounds, written atomically. Every random stream derives
+    from (seed, key), so the global values changed so far, the method's state and the logs are all a
+    resume needs to finish bitwise identical to an uninterrupted run."""
+
+    def __init__(self, path: str | Path, every: int = 1) -> None:
+        self.path, self.every = Path(path), every
+
+    def due(self, rnd: int) -> bool:
+        return self.every > 0 and (rnd + 1) % self.every == 0
+
+    def save(self, state: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(f".tmp{os.getpid()}")
+        torch.save(state, tmp)
+        os.replace(tmp, self.path)
+
+    def load(self) -> dict[str, Any] | None:
+        if not self.path.exists():
+            return None
+        try:
+            return torch.load(self.path, map_location="cpu", weights_only=False)
+        except Exception:  # noqa: BLE001 — a torn or stale checkpoint: start the cell afresh
+            return None
+
+    def clear(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
 def run_cell(
-    cfg: RunConfig, on_round: Callable[[dict[str, Any]], None] | None = None, progress: bool = True
+    cfg: RunConfig, on_round: Callable[[dict[str, Any]], None] | None = None, progress: bool = True,
+    checkpoint: Checkpoint | None = None,
 ) -> CellResult:
     """Run one cell to the end (or until it diverges) and return everything it measured."""
     from tqdm.auto import tqdm
@@ -84,8 +116,15 @@ def run_cell(
     rounds: list[dict[str, Any]] = []
     selections: list[dict[str, Any]] = []
     status = "ok"
-    bar = tqdm(range(cfg.fl.rounds), desc=f"{cfg.method.display} a={cfg.alpha} s={cfg.seed}", leave=False,
-               disable=not progress, unit="round")
+    start = 0
+    saved = checkpoint.load() if checkpoint else None
+    if saved is not None and saved.get("config_hash") == cfg.hash():
+        model.load(saved["values"])
+        method.load_state_dict(saved["method"])
+        ctx.touched, ctx.costs.records = saved["touched"], saved["costs"]
+        rounds, selections, start = saved["rounds"], saved["selections"], saved["round"] + 1
+    bar = tqdm(range(start, cfg.fl.rounds), desc=f"{cfg.method.display} a={cfg.alpha} s={cfg.seed}", leave=False,
+               disable=not progress, unit="round", initial=start, total=cfg.fl.rounds)
     for rnd in bar:
         clients = schedule[rnd]
         plans = method.configure_train(rnd, clients)
@@ -121,6 +160,10 @@ def run_cell(
         if diverged:
             status = "diverged"
             break
+        if checkpoint and checkpoint.due(rnd) and rnd < cfg.fl.rounds - 1:
+            checkpoint.save({"config_hash": cfg.hash(), "round": rnd, "values": model.state(sorted(ctx.touched)),
+                             "method": method.state_dict(), "touched": ctx.touched, "costs": ctx.costs.records,
+                             "rounds": rounds, "selections": selections})
     bar.close()
     counts = label_counts(ctx.splits.train.labels, ctx.clients, ctx.splits.num_labels)
     return CellResult(

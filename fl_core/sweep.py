@@ -13,6 +13,7 @@ import pandas as pd
 from fl_core.config import GridConfig, RunConfig
 from fl_core.errors import CellNotRunnable
 from fl_core.provenance import git_revision, versions
+from fl_core.simulator import Checkpoint
 from fl_core.store import ResultStore
 from fl_core.tracking import Tracker
 
@@ -41,25 +42,35 @@ def summarize(rounds: list[dict[str, Any]], costs: list[dict[str, Any]]) -> dict
     return out
 
 
-def execute_cell(cell: RunConfig, tracker: Tracker | None = None, progress: bool = True) -> tuple[dict, dict, dict]:
-    """Run one cell; never raises for a method that cannot run or a crash inside the cell."""
-    from fl_core.simulator import run_cell
-
-    base = {"config_hash": cell.hash(), "method": cell.method.name, "label": cell.method.display,
+def base_result(cell: RunConfig) -> dict[str, Any]:
+    return {"config_hash": cell.hash(), "method": cell.method.name, "label": cell.method.display,
             "dataset": cell.dataset, "alpha": cell.alpha, "seed": cell.seed, "model": cell.model,
             "versions": versions(), "git_revision": git_revision(), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+
+
+def failed_result(cell: RunConfig, reason: str, tb: str = "") -> dict[str, Any]:
+    return {**base_result(cell), "status": "failed", "reason": reason, "traceback": tb}
+
+
+def execute_cell(cell: RunConfig, tracker: Tracker | None = None, progress: bool = True,
+                 checkpoint: Checkpoint | None = None) -> tuple[dict, dict, dict]:
+    """Run one cell; never raises for a method that cannot run or a crash inside the cell
+    (KeyboardInterrupt passes through: the last checkpoint stays, no result is written)."""
+    from fl_core import simulator
+
+    base = base_result(cell)
     if tracker:
         tracker.start(cell, cell_name(cell))
     try:
-        res = run_cell(cell, on_round=tracker.log if tracker else None, progress=progress)
+        res = simulator.run_cell(cell, on_round=tracker.log if tracker else None, progress=progress,
+                                 checkpoint=checkpoint)
     except CellNotRunnable as err:
         result = {**base, "status": "skipped", "reason": str(err)}
         if tracker:
             tracker.finish({"status": "skipped"})
         return result, {}, {}
     except Exception as err:  # noqa: BLE001 — recorded, the sweep goes on, and the CLI exits non-zero
-        result = {**base, "status": "failed", "reason": f"{type(err).__name__}: {err}",
-                  "traceback": traceback.format_exc()}
+        result = failed_result(cell, f"{type(err).__name__}: {err}", traceback.format_exc())
         if tracker:
             tracker.finish({"status": "failed"})
         return result, {}, {}
@@ -71,6 +82,10 @@ def execute_cell(cell: RunConfig, tracker: Tracker | None = None, progress: bool
         tracker.finish({"status": res.status, **summary})
     sel = [{**s, "blocks": ";".join(map(str, s["blocks"]))} for s in res.selections]
     return result, {"rounds": res.rounds, "costs": res.costs, "selections": sel}, {"partition": res.partition}
+
+
+def checkpoint_for(grid: GridConfig, cell: RunConfig) -> Checkpoint:
+    return Checkpoint(f"{grid.output_dir}/checkpoints/{cell.hash()}.pt", grid.checkpoint_every)
 
 
 @dataclass
@@ -103,14 +118,15 @@ def run_sweep(grid: GridConfig, backend: str = "sequential", progress: bool = Tr
     if backend == "ray":
         from fl_core.ray_backend import run_cells_ray
 
-        results = run_cells_ray(todo, progress=progress)
+        results = run_cells_ray(todo, grid)
     elif backend == "sequential":
-        results = ((c, execute_cell(c, tracker, progress)) for c in todo)
+        results = ((c, execute_cell(c, tracker, progress, checkpoint_for(grid, c))) for c in todo)
     else:
         raise ValueError(f"unknown backend {backend!r}; allowed: sequential, ray")
     for cell, (result, tables, extra) in results:
         status = result["status"]
         store.write(cell, result, tables, extra)
+        checkpoint_for(grid, cell).clear()
         if status == "failed":
             log.error("cell %s failed: %s", cell_name(cell), result["reason"])
             report.failed.append(f"{cell_name(cell)}: {result['reason']}")
