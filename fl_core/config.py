@@ -129,6 +129,9 @@ class GridConfig(Strict):
     data: DataConfig = DataConfig()
     wandb: WandbConfig = WandbConfig()
     ray: RayConfig = RayConfig()
+    threads_per_cell: int | None = Field(
+        None, ge=1, description="torch threads per cell (sequential default: all cores; ray: cpus_per_cell). "
+        "Float results are bitwise equal across backends at equal threads per cell")
     checkpoint_every: int = Field(1, ge=0, description="in-cell checkpoint every N rounds (0: never)")
     output_dir: str = "results"
 

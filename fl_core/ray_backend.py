@@ -37,7 +37,8 @@ def init_ray(num_cpus: int | None = None) -> None:
                         if k.startswith(("HF_", "WANDB_", "LAYERBENCH_", "TOKENIZERS_"))}}
     if address:
         ray.init(address=address, runtime_env=env, log_to_driver=False)
-    else:
+    else:  # a private local Ray: no dashboard, no token prompt
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         ray.init(num_cpus=num_cpus, include_dashboard=False, runtime_env=env, log_to_driver=False,
                  configure_logging=False)
 
@@ -52,7 +53,7 @@ def run_cells_ray(cells: list[RunConfig], grid: GridConfig) -> Iterator[tuple[Ru
     res = grid.ray
     task = ray.remote(_run_remote).options(num_cpus=res.cpus_per_cell, num_gpus=res.gpus_per_cell,
                                            max_retries=res.max_retries, retry_exceptions=False)
-    threads = max(1, int(res.cpus_per_cell))
+    threads = grid.threads_per_cell or max(1, int(res.cpus_per_cell))
     grid_dict = grid.model_dump(mode="json")
     pending = {task.remote(c.model_dump(mode="json"), grid_dict, threads): c for c in cells}
     while pending:

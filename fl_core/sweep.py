@@ -120,6 +120,10 @@ def run_sweep(grid: GridConfig, backend: str = "sequential", progress: bool = Tr
 
         results = run_cells_ray(todo, grid)
     elif backend == "sequential":
+        if grid.threads_per_cell:
+            import torch
+
+            torch.set_num_threads(grid.threads_per_cell)
         results = ((c, execute_cell(c, tracker, progress, checkpoint_for(grid, c))) for c in todo)
     else:
         raise ValueError(f"unknown backend {backend!r}; allowed: sequential, ray")
