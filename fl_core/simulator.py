@@ -22,8 +22,8 @@ from fl_core.config import RunConfig
 from fl_core.context import RunContext
 from fl_core.data import client_test_split, label_counts, load_splits, partition
 from fl_core.evaluate import evaluate_global
-from fl_core.methods import make_method
-from fl_core.models import HEAD, build_model, load_tokenizer, model_label
+from fl_core.methods import METHODS, make_method, validate_params
+from fl_core.models import HEAD, build_model, load_tokenizer, model_label, num_blocks
 
 
 def resolve_device(name: str) -> torch.device:
@@ -59,6 +59,10 @@ def build_context(cfg: RunConfig) -> RunContext:
         splits = type(splits)(splits.train, splits.test.subset(np.sort(keep)), splits.label_names, splits.split_hash)
     clients = partition(splits.train.labels, cfg.fl.num_clients, cfg.alpha, cfg.seed, cfg.data.min_partition_size)
     device = resolve_device(cfg.fl.device)
+    params = validate_params(cfg.method.name, cfg.method.params, num_blocks(cfg.model))
+    chosen = METHODS[cfg.method.name].select_model(params, cfg, splits.num_labels)
+    if chosen != cfg.model:  # the method picked the architecture (e.g. budget-aware schedules)
+        cfg = cfg.model_copy(update={"model": chosen})
     model = build_model(cfg.model, splits.num_labels, seed=cfg.seed).to(device)
     ctx = RunContext(cfg=cfg, model=model, splits=splits, clients=clients, device=device)
     ctx.touched.update(model.names_in(HEAD))  # the new head must reach every client once
@@ -132,15 +136,20 @@ def run_cell(
         ctx.global_values = model.state(union)
         updates = []
         for cid in clients:
+            if plans[cid].info.get("sit_out"):  # fits no budget: no training, no upload, no cost
+                selections.append({"round": rnd, "client": cid, "blocks": [], "head": False, "sit_out": True})
+                continue
             updates.append(run_client(ctx, method, rnd, cid, plans[cid]))
             model.load(ctx.global_values)  # back to the global model for the next client
             selections.append({"round": rnd, "client": cid, "blocks": sorted(plans[cid].blocks),
-                               "head": plans[cid].head})
+                               "head": plans[cid].head, **{f"info_{k}": v for k, v in plans[cid].info.items()}})
         new = method.aggregate(rnd, updates)
         model.load(new)
         ctx.touched.update(new)
-        train_loss = float(np.average([u.train_loss for u in updates], weights=[u.num_samples for u in updates]))
+        train_loss = (float(np.average([u.train_loss for u in updates], weights=[u.num_samples for u in updates]))
+                      if updates else 0.0)
         row: dict[str, Any] = {"round": rnd, "train_loss": train_loss}
+        row.update({f"method_{k}": v for k, v in method.round_info(rnd).items()})
         diverged = not math.isfinite(train_loss) or any(not torch.isfinite(v).all() for v in new.values())
         if diverged or (rnd + 1) % cfg.fl.eval_every == 0 or rnd == cfg.fl.rounds - 1:
             # accuracy/macro_f1/loss: global model, global test set; personal_*: the clients' own test
@@ -173,7 +182,8 @@ def run_cell(
         selections=selections,
         partition={"label_names": ctx.splits.label_names, "client_label_counts": counts.tolist(),
                    "split_hash": ctx.splits.split_hash},
-        info={"wall_s": time.perf_counter() - t0, "device": str(ctx.device), "model": model_label(cfg.model),
+        info={"wall_s": time.perf_counter() - t0, "device": str(ctx.device), "model": model_label(ctx.cfg.model),
+              "method": method.run_info(),
               "model_is_random": model.is_random, "num_blocks": model.num_blocks,
               "num_train": len(ctx.splits.train), "num_test": len(ctx.splits.test),
               "personalized": method.personalized,

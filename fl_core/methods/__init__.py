@@ -1,6 +1,14 @@
 """Registered methods. Importing this package registers every built-in method."""
 
-from fl_core.methods import random_k, reference  # noqa: F401  (registration side effects)
+from fl_core.methods import (  # noqa: F401  (registration side effects; lora before tiny)
+    fedtlu,
+    fibecfed,
+    lora,
+    random_k,
+    reference,
+    selective,
+    tiny,
+)
 from fl_core.methods.base import (
     METHODS,
     ClientUpdate,

@@ -40,7 +40,8 @@ class TrainPlan:
     """What one client trains in one round.
 
     ``blocks``: selected block indices; ``head``: train the head; ``only``: if set, only parameters
-    whose name contains it are trained inside the selected blocks (e.g. ``"lora_"``).
+    whose name contains it are trained inside the selected blocks (e.g. ``"lora_"``). A plan with
+    ``info["sit_out"]`` set means the client does not take part this round (it fits no budget).
     """
 
     blocks: frozenset[int]
@@ -85,6 +86,11 @@ class Method:
         if k is not None and not 0 <= k <= num_blocks:
             raise ValueError(f"k={k} but the model has {num_blocks} blocks; allowed: 0..{num_blocks}")
 
+    @classmethod
+    def select_model(cls, params: BaseModel, cfg: Any, num_labels: int) -> str:
+        """The model this cell builds; default the config's. A budget-aware method may pick another."""
+        return cfg.model
+
     # -- hooks ---------------------------------------------------------------------------------
     def setup(self) -> None:
         """Once, after the model and data exist and before round 0 (may add adapters, score data)."""
@@ -108,6 +114,15 @@ class Method:
     def aggregate(self, rnd: int, updates: list[ClientUpdate]) -> dict[str, torch.Tensor]:
         """New global values for the parameters that change; default per-block FedAvg."""
         return per_block_fedavg(updates, self.ctx.global_values)
+
+    def run_info(self) -> dict[str, Any]:
+        """Method-specific facts of the whole run (e.g. per-device depth), stored in the result."""
+        return {}
+
+    def round_info(self, rnd: int) -> dict[str, Any]:
+        """Method-specific facts of round ``rnd`` (chosen blocks, solver status...), logged with the
+        round's metrics; values must be JSON-serialisable."""
+        return {}
 
     def never_trained_below(self) -> int:
         """How many bottom blocks no client trains in the whole run (their output may be cached)."""

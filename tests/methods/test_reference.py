@@ -1,9 +1,8 @@
 import pytest
 
-from fl_core.methods import METHODS
+from fl_core.methods import METHODS, make_method
 from fl_core.methods.base import TrainPlan
 from fl_core.simulator import build_context
-from fl_core.methods import make_method
 from tests.conftest import tiny_cell
 
 
