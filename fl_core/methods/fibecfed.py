@@ -1,0 +1,409 @@
+r"""FibecFed (Liu, Ren, Jin, Zhang, Zhou, Valduriez, Dou, EMNLP 2024, arXiv 2410.00131):
+Fisher-information curriculum + global aggregation layers (GAL) + sparse LoRA in the personal layers.
+Spec: ``shared/methods/fibecfed.md``. All three mechanisms are decided ONCE, in :meth:`setup`, for
+every client (eagerly, before round 0; their client compute is recorded as ``kind="setup"`` costs).
+
+1. Fisher curriculum (per client). Difficulty of sample i at the initial model θ₀ (pretrained +
+   LoRA init), over the trainable parameters (LoRA + head)::
+
+       d_i = tr F̂_i = Σ_θ (∂ℓ_i/∂θ)²                                   (per-sample gradients: torch.func)
+
+   The client's data are cut once into seeded batches, sorted by mean d (easiest first). Linear
+   pacing: in round t (of T) the client uses its first
+
+       n_t = ⌈N_batches · min(1, b0 + (1 − b0)·t/(a·T))⌉,   b0 = 0.6, a = 0.8
+
+   batches, in that order, every local epoch (a fixed per-client batching, not the simulator's shuffle).
+
+2. GAL. Per client, one batch of 10 samples: e = input (word) embeddings, g = ∇_e ℓ,
+   e' = e + ε·g/‖g‖ (ε = 0.5, ‖·‖ over the whole batch tensor). With H_l the output of block l at the
+   pooled position ([CLS], index 0), a [10, d] matrix::
+
+       s_l = | ‖H_l(e')‖_F − ‖H_l(e)‖_F | / ‖H_l(e)‖_F
+
+   The server sums s over clients; the N_gal least sensitive blocks are the GAL (their LoRA is
+   FedAvg-ed), the rest are personal layers (PL): their LoRA never leaves the client.
+
+3. Sparse update in the PL. Each client trains the global LoRA (+ head) for 3 epochs with AdamW and
+   no mask; after each epoch, for every PL projection, with ΔW = B·A·scaling::
+
+       G = ((ΔW_new − ΔW_old)/lr)²,   f_j = mean_k G_jk  (output neuron j),   F ← γF + (1−γ)f  (γ = 0.5, F₀ = 0)
+
+   The ρ = 5% lowest-F neurons over all PL projections of the client (one global threshold) are
+   masked: their rows of B get zero gradient (``after_backward``) and so stay exactly zero (B starts
+   at zero). The trial weights are discarded.
+
+Training: the config's local optimizer (AdamW, constant lr, grad clip); aggregation: FedAvg of GAL
+LoRA + head weighted by the number of batches each client ran this round. Each client's PL LoRA is
+kept in the method (CPU) across rounds; a client that has not trained yet starts from the global init.
+Evaluation: :meth:`personalized_eval` (each client's test split with global GAL + its own PL,
+predictions pooled) next to the simulator's global-model evaluation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from fl_core.aggregate import per_block_fedavg
+from fl_core.costs import BYTES_PER_PARAM, CostRecord, Timer, step_flops
+from fl_core.methods.base import Method, TrainPlan, register
+from fl_core.methods.lora import LORA_TAG, LoraPair, add_lora, lora_pairs
+from fl_core.models import HEAD
+
+if TYPE_CHECKING:
+    from fl_core.context import RunContext
+    from fl_core.methods.base import ClientUpdate
+
+
+# -- 1. Fisher curriculum ------------------------------------------------------------------------
+class _BlocksAndHead(nn.Module):
+    """Blocks + head of the BlockModel as a module, so ``functional_call`` can swap its parameters
+    (``hf.<name>``). The embedding output and the attention mask are computed outside (no trainable
+    parameters there; HF's mask creation has data-dependent branches that ``vmap`` cannot trace)."""
+
+    def __init__(self, model) -> None:
+        super().__init__()
+        self.hf = model.hf
+        self._bm = [model]  # a list, so the view is not registered as a submodule
+
+    def forward(self, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        bm = self._bm[0]
+        for i in range(bm.num_blocks):
+            h = bm.run_block(i, h, mask)
+        return bm.run_head(h)
+
+
+@torch.no_grad()
+def _embed_eval(ctx: RunContext, ids: torch.Tensor, mask: torch.Tensor):
+    return ctx.model.embed(ids, mask)
+
+
+def per_sample_fisher_trace(
+    ctx: RunContext, idx: np.ndarray, names: list[str], chunk: int | None = None, split: str = "train"
+) -> np.ndarray:
+    """Per-sample trace of the diagonal empirical Fisher, Σ_{θ ∈ names} (∂ℓ_i/∂θ)², at the model's
+    current weights in eval mode (no dropout), via ``torch.func`` (vmap over grad of a
+    ``functional_call``). Samples run in chunks of ``chunk`` (default: the FL batch size), each
+    padded to its longest row (the attention mask hides the padding)."""
+    from torch.func import functional_call, grad, vmap
+
+    model = ctx.model
+    tail = _BlocksAndHead(model)
+    params = {f"hf.{n}": model.params[n].detach() for n in names}
+
+    def loss_one(p, h, m, y):
+        logits = functional_call(tail, p, (h[None], None if m is None else m[None]))
+        return F.cross_entropy(logits.float(), y[None])
+
+    was_training = model.hf.training
+    model.hf.eval()
+    chunk = chunk or ctx.cfg.fl.batch_size
+    out = np.empty(len(idx), dtype=np.float64)
+    try:
+        for s in range(0, len(idx), chunk):
+            ids, mask, y = ctx.tensors(idx[s : s + chunk], split)
+            h, ext = _embed_eval(ctx, ids, mask)
+            with warnings.catch_warnings():  # "no batching rule for sdpa ... performance drop" (still exact)
+                warnings.filterwarnings("ignore", message=".*batching rule.*")
+                g = vmap(grad(loss_one), in_dims=(None, 0, None if ext is None else 0, 0))(params, h, ext, y)
+            tr = sum(v.detach().double().pow(2).flatten(1).sum(1) for v in g.values())
+            out[s : s + chunk] = tr.cpu().numpy()
+    finally:
+        model.hf.train(was_training)
+    return out
+
+
+def pacing_count(num_batches: int, rnd: int, rounds: int, b0: float = 0.6, a: float = 0.8) -> int:
+    """n_t = ⌈N · min(1, b0 + (1 − b0)·t/(a·T))⌉ (at least 1 when N > 0)."""
+    frac = min(1.0, b0 + (1.0 - b0) * rnd / (a * rounds))
+    return min(num_batches, max(1 if num_batches else 0, math.ceil(num_batches * frac - 1e-9)))
+
+
+def curriculum_batches(idx: np.ndarray, scores: np.ndarray, batch_size: int, rng: np.random.Generator):
+    """Cut the (seeded-shuffled) indices into batches and sort them by mean score, easiest first.
+    ``scores[j]`` belongs to ``idx[j]``. Returns (batches, mean score per batch)."""
+    perm = rng.permutation(len(idx))
+    cuts = [perm[i : i + batch_size] for i in range(0, len(perm), batch_size)]
+    means = np.array([scores[c].mean() for c in cuts])
+    order = np.argsort(means, kind="stable")
+    return [idx[cuts[j]] for j in order], means[order]
+
+
+# -- 2. GAL sensitivity ----------------------------------------------------------------------------
+def gal_sensitivity(ctx: RunContext, idx: np.ndarray, eps: float = 0.5) -> np.ndarray:
+    """s_l per block on one batch: relative change of ‖H_l[:, 0]‖_F under the embedding step
+    e' = e + eps·g/‖g‖ (g = ∇_e loss), at the model's current weights in eval mode."""
+    model = ctx.model
+    was_training = model.hf.training
+    model.hf.eval()
+    try:
+        ids, mask, y = ctx.tensors(idx)
+        with torch.no_grad():
+            e0 = model.embeddings.word_embeddings(ids)
+        e = e0.clone().requires_grad_(True)
+        hs = model.hidden_states(ids, mask, inputs_embeds=e)
+        loss = F.cross_entropy(model.run_head(hs[-1]).float(), y)
+        (g,) = torch.autograd.grad(loss, e)
+        with torch.no_grad():
+            e2 = e0 + eps * g / g.norm().clamp_min(1e-12)
+            hs2 = model.hidden_states(ids, mask, inputs_embeds=e2)
+            n1 = torch.stack([h[:, 0].float().norm() for h in hs])
+            n2 = torch.stack([h[:, 0].float().norm() for h in hs2])
+            s = (n2 - n1).abs() / n1.clamp_min(1e-12)
+    finally:
+        model.hf.train(was_training)
+    return s.double().cpu().numpy()
+
+
+# -- the method ------------------------------------------------------------------------------------
+class FibecFedParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    lora_r: int = Field(8, ge=1)
+    lora_alpha: float = Field(16, gt=0)
+    lora_dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: tuple[str, ...] = Field(("query", "value"), min_length=1)
+    curriculum: bool = Field(True, description="Fisher curriculum + pacing (YAML on/off/true/false)")
+    pacing_b0: float = Field(0.6, gt=0, le=1)
+    pacing_a: float = Field(0.8, gt=0)
+    n_gal: int | Literal["all"] | None = Field(None, description="GAL count; default ⌊0.75·L + ½⌋; 'all' = no PL")
+    gal_samples: int = Field(10, ge=1)
+    gal_eps: float = Field(0.5, gt=0)
+    mask_ratio: float = Field(0.05, ge=0, lt=1, description="share of PL neurons masked; 0 = no sparse update")
+    mask_epochs: int = Field(3, ge=1)
+    mask_ema: float = Field(0.5, ge=0, lt=1)
+
+
+@register("fibecfed")
+class FibecFed(Method):
+    """FibecFed (Liu et al. 2024): Fisher curriculum, shared GAL LoRA + personal PL LoRA, sparse PL update."""
+
+    Params = FibecFedParams
+    personalized = True
+
+    @classmethod
+    def check(cls, params, num_blocks):
+        n = params.n_gal
+        if isinstance(n, int) and not 0 <= n <= num_blocks:
+            raise ValueError(f"n_gal={n} but the model has {num_blocks} blocks; allowed: 0..{num_blocks} or 'all'")
+
+    def __init__(self, params, ctx) -> None:
+        super().__init__(params, ctx)
+        self.personal: dict[int, dict[str, torch.Tensor]] = {}  # cid -> PL LoRA (CPU)
+        self.masks: dict[int, dict[str, torch.Tensor]] = {}  # cid -> B name -> bool rows (device)
+        self.order: dict[int, list[np.ndarray]] = {}  # cid -> curriculum batches, easiest first
+        self.difficulty: dict[int, np.ndarray] = {}  # cid -> per-sample Fisher trace (client order)
+
+    @property
+    def n_gal(self) -> int:
+        n = self.p.n_gal
+        if n == "all":
+            return self.num_blocks
+        return math.floor(0.75 * self.num_blocks + 0.5) if n is None else int(n)  # round half up: 5 of 6
+
+    # -- setup: everything is decided once, before round 0 ------------------------------------
+    def setup(self) -> None:
+        ctx, p, model = self.ctx, self.p, self.ctx.model
+        add_lora(ctx, p.lora_r, p.lora_alpha, p.lora_dropout, p.target_modules)
+        self.plan = TrainPlan.of(range(self.num_blocks), only=LORA_TAG)
+        self.names = ctx.trainable_names(self.plan)  # LoRA of every block + head
+        self.lora_names = [n for n in self.names if LORA_TAG in n]
+        n_clients = len(ctx.clients)
+        recs = {c: CostRecord(round=-1, client=c, kind="setup", trainable_params=model.numel(self.names))
+                for c in range(n_clients)}
+        # 1 + 2: per-client scoring at the initial model
+        sens = np.zeros(self.num_blocks)
+        self.gal_scores: dict[int, list[float]] = {}
+        for c in range(n_clients):
+            idx = ctx.clients[c]
+            if len(idx) == 0:
+                self.order[c] = []
+                continue
+            with Timer() as t:
+                if p.curriculum:
+                    self.difficulty[c] = per_sample_fisher_trace(ctx, idx, self.names)
+                    self.order[c], _ = curriculum_batches(idx, self.difficulty[c], ctx.cfg.fl.batch_size,
+                                                          ctx.rng("fibecfed-batches", c))
+                    for s in range(0, len(idx), ctx.cfg.fl.batch_size):
+                        self._count(recs[c], idx[s : s + ctx.cfg.fl.batch_size], backward=True)
+                gidx = np.sort(ctx.rng("fibecfed-gal", c).permutation(idx)[: p.gal_samples])
+                s_c = gal_sensitivity(ctx, gidx, p.gal_eps)
+                self._count(recs[c], gidx, backward=True, first_grad=0, share=0.0, extra_forward=True)
+            self.gal_scores[c] = s_c.tolist()
+            sens += s_c
+            recs[c].bytes_up += BYTES_PER_PARAM * self.num_blocks  # the client sends its s_l to the server
+            recs[c].wall_s += t.s
+        self.sensitivity = sens
+        gal = np.argsort(sens, kind="stable")[: self.n_gal]
+        self.gal = sorted(int(b) for b in gal)
+        self.pl = sorted(set(range(self.num_blocks)) - set(self.gal))
+        self.pl_names = [n for n in self.lora_names if model.group_of[n] in self.pl]
+        self.pl_init = {n: model.params[n].detach().cpu().clone() for n in self.pl_names}
+        self.plan = TrainPlan.of(range(self.num_blocks), only=LORA_TAG, gal=self.gal, pl=self.pl)
+        # 3: neuron masks from trial epochs
+        pairs = [q for q in lora_pairs(model) if q.block in self.pl]
+        if p.mask_ratio > 0 and pairs:
+            for c in range(n_clients):
+                if len(ctx.clients[c]) == 0:
+                    continue
+                with Timer() as t:
+                    self.masks[c] = self._trial_masks(c, pairs, recs[c])
+                recs[c].wall_s += t.s
+        for c in range(n_clients):
+            ctx.costs.add(recs[c])
+
+    def _count(self, rec: CostRecord, idx: np.ndarray, backward: bool, first_grad: int | None = None,
+               share: float | None = None, extra_forward: bool = False) -> None:
+        """Add one pass over batch ``idx`` to ``rec`` (analytic FLOPs, as in local training)."""
+        ctx = self.ctx
+        seq = int(ctx.splits.train.lengths[idx].max())
+        if share is None:
+            f, b = ctx.flops(idx, self.plan, self.names)
+        else:
+            f, b = step_flops(ctx.model.arch, len(idx), seq, first_grad or 0, [share] * ctx.model.num_blocks)
+        rec.flops_fwd += f * (2 if extra_forward else 1)
+        rec.flops_bwd += b if backward else 0.0
+        rec.samples += len(idx)
+        rec.tokens += int(ctx.splits.train.lengths[idx].sum())
+        rec.padded_tokens += len(idx) * seq
+
+    def _trial_masks(self, cid: int, pairs: list[LoraPair], rec: CostRecord) -> dict[str, torch.Tensor]:
+        """Trial epochs of the global LoRA (+ head) without mask; EMA of per-neuron ΔW-change scores;
+        returns the masked rows of B per PL projection. The model is restored afterwards."""
+        from fl_core.client import make_optimizer  # lazy: fl_core.client imports the method registry
+
+        ctx, p, model = self.ctx, self.p, self.ctx.model
+        snapshot = model.state(self.names)
+        lr = ctx.cfg.fl.lr
+        torch.manual_seed(ctx.torch_seed("fibecfed-trial", cid))
+        model.set_trainable(set(self.names))
+        params = [model.params[n] for n in self.names]
+        opt = make_optimizer(params, ctx, kind="adamw")  # the spec's trial optimizer, whatever fl.optimizer is
+        first = ctx.first_grad(self.plan)
+        with torch.no_grad():
+            prev = {q.b: q.delta_weight(model).float() for q in pairs}
+        score = {q.b: torch.zeros(prev[q.b].shape[0], device=ctx.device) for q in pairs}
+        model.hf.train()
+        try:
+            for ep in range(p.mask_epochs):
+                idx_all = ctx.clients[cid]
+                perm = idx_all[ctx.rng("fibecfed-trial-data", cid, ep).permutation(len(idx_all))]
+                bs = ctx.cfg.fl.batch_size
+                for s in range(0, len(perm), bs):
+                    idx = perm[s : s + bs]
+                    ids, mask, y = ctx.tensors(idx)
+                    loss = F.cross_entropy(model.forward(ids, mask, first), y)
+                    if torch.isfinite(loss):
+                        opt.zero_grad(set_to_none=True)
+                        loss.backward()
+                        if ctx.cfg.fl.grad_clip:
+                            torch.nn.utils.clip_grad_norm_(params, ctx.cfg.fl.grad_clip)
+                        opt.step()
+                    self._count(rec, idx, backward=True)
+                with torch.no_grad():
+                    for q in pairs:
+                        new = q.delta_weight(model).float()
+                        f = ((new - prev[q.b]) / lr).pow(2).mean(dim=1)
+                        score[q.b] = p.mask_ema * score[q.b] + (1 - p.mask_ema) * f
+                        prev[q.b] = new
+        finally:
+            model.load(snapshot)
+            model.set_trainable(set())
+        flat = torch.cat([score[q.b] for q in pairs])
+        k = int(round(p.mask_ratio * flat.numel()))
+        masked = torch.zeros(flat.numel(), dtype=torch.bool, device=flat.device)
+        if k > 0:
+            masked[torch.argsort(flat, stable=True)[:k]] = True
+        out, start = {}, 0
+        for q in pairs:
+            n = score[q.b].numel()
+            out[q.b] = masked[start : start + n].clone()
+            start += n
+        return out
+
+    # -- rounds -------------------------------------------------------------------------------
+    def configure_train(self, rnd, clients):
+        return self.same_for_all(clients, self.plan)
+
+    def order_batches(self, rnd, cid, batches):
+        if not self.p.curriculum:
+            return batches
+        fixed = self.order[cid]
+        return fixed[: pacing_count(len(fixed), rnd, self.ctx.cfg.fl.rounds, self.p.pacing_b0, self.p.pacing_a)]
+
+    def _load_personal(self, cid: int) -> None:
+        state = self.personal.get(cid, self.pl_init)
+        self.ctx.model.load({n: v.to(self.ctx.device) for n, v in state.items()})
+
+    def client_begin(self, rnd, cid, plan):
+        self._load_personal(cid)
+
+    def after_backward(self, cid, plan):
+        for name, rows in self.masks.get(cid, {}).items():
+            g = self.ctx.model.params[name].grad
+            if g is not None:
+                g[rows] = 0.0
+
+    def client_end(self, rnd, cid, plan, update: ClientUpdate):
+        from fl_core.client import local_batches  # lazy: fl_core.client imports the method registry
+
+        model = self.ctx.model
+        self.personal[cid] = {n: model.params[n].detach().cpu().clone() for n in self.pl_names}
+        for n in self.pl_names:
+            update.delta.pop(n, None)
+        update.extra["batches"] = len(local_batches(self.ctx, self, rnd, cid))
+        for rec in reversed(self.ctx.costs.records):  # the record client.py just added counted PL too
+            if rec.round == rnd and rec.client == cid and rec.kind == "train":
+                rec.bytes_up = BYTES_PER_PARAM * sum(d.numel() for d in update.delta.values())
+                break
+
+    def aggregate(self, rnd, updates):
+        """FedAvg of GAL LoRA + head, weighted by the number of batches each client ran."""
+        weighted = [dataclasses.replace(u, num_samples=u.extra["batches"]) for u in updates]
+        new = per_block_fedavg(weighted, self.ctx.global_values)
+        group = self.ctx.model.group_of
+        assert all(group[n] == HEAD or group[n] in self.gal for n in new), "PL LoRA must not be aggregated"
+        return new
+
+    # -- evaluation ---------------------------------------------------------------------------
+    def state_bytes(self) -> int:
+        """Client-side memory of the personal state: PL LoRA tensors kept + neuron masks (1 B each)."""
+        pl = sum(v.numel() * v.element_size() for s in self.personal.values() for v in s.values())
+        return pl + sum(m.numel() for s in self.masks.values() for m in s.values())
+
+    def personalized_eval(self) -> dict[str, float] | None:
+        """Each client's own test split with the global GAL LoRA + head and its own PL LoRA (the
+        init for a client that never trained); predictions pooled over clients."""
+        from fl_core.evaluate import metrics, predict  # lazy: fl_core.evaluate imports the context
+
+        ctx = self.ctx
+        if not ctx.client_test:
+            return None
+        preds, labels, loss = [], [], 0.0
+        try:
+            for cid, idx in enumerate(ctx.client_test):
+                if len(idx) == 0:
+                    continue
+                self._load_personal(cid)
+                pr, ls = predict(ctx, "test", idx)
+                preds.append(pr)
+                labels.append(ctx.splits.test.labels[idx])
+                loss += ls
+        finally:
+            ctx.model.load({n: v.to(ctx.device) for n, v in self.pl_init.items()})
+        out = metrics(np.concatenate(labels), np.concatenate(preds), loss)
+        out["state_bytes"] = float(self.state_bytes())
+        return out
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """The base class checkpoints every attribute; a checkpoint loads on CPU, masks live on the device."""
+        super().load_state_dict(state)
+        self.masks = {c: {n: m.to(self.ctx.device) for n, m in s.items()} for c, s in self.masks.items()}

@@ -1,0 +1,278 @@
+"""FibecFed: pacing, Fisher trace vs a slow loop, GAL/PL split, sparse masks, honest aggregation."""
+
+from __future__ import annotations
+
+import math
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from fl_core.client import run_client  # noqa: E402
+from fl_core.config import RunConfig  # noqa: E402
+from fl_core.methods import make_method  # noqa: E402
+from fl_core.methods.fibecfed import gal_sensitivity, pacing_count, per_sample_fisher_trace  # noqa: E402
+from fl_core.methods.lora import LORA_TAG, add_lora  # noqa: E402
+from fl_core.models import HEAD  # noqa: E402
+from fl_core.simulator import build_context, run_cell  # noqa: E402
+from tests.conftest import TINY_FL, tiny_cell  # noqa: E402
+
+FL = TINY_FL  # max_len 16, 4 clients, 2 per round, 2 rounds, 2 local steps, batch 8 (tests/conftest.py)
+MASKED = {"n_gal": 1, "mask_ratio": 0.25, "mask_epochs": 2}  # tiny-bert: 1 GAL + 1 PL block; 1/4 of PL neurons masked
+
+
+def cfg(params=None, **fl) -> RunConfig:
+    """A tiny-bert (RANDOM WEIGHTS) cell on 200/50 BBC News samples; ``fl`` overrides FL settings."""
+    c = tiny_cell("fibecfed", **(params or {}))
+    return c.model_copy(update={"fl": FL.model_copy(update=fl)})
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _module_cache(tmp_path_factory):
+    """The session's tokenization cache (as tests/conftest.py's per-test fixture), for module fixtures too."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LAYERBENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+        yield
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny-model steps are far faster single-threaded on a shared CPU; restored afterwards."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def run_round(ctx, method, rnd, clients):
+    """The simulator's round body (fl_core.simulator.run_cell), so the test sees the model in between."""
+    plans = method.configure_train(rnd, clients)
+    union = sorted({n for c in clients for n in ctx.trainable_names(plans[c])})
+    ctx.global_values = ctx.model.state(union)
+    updates = []
+    for c in clients:
+        updates.append(run_client(ctx, method, rnd, c, plans[c]))
+        ctx.model.load(ctx.global_values)
+    new = method.aggregate(rnd, updates)
+    ctx.model.load(new)
+    ctx.touched.update(new)
+    return updates, new
+
+
+# -- curriculum -------------------------------------------------------------------------------------
+def test_pacing_schedule():
+    T = 10
+    assert pacing_count(10, 0, T) == 6  # 60% at t = 0
+    assert pacing_count(10, 4, T) == 8  # 0.6 + 0.4·4/8
+    assert [pacing_count(10, t, T) for t in (8, 9)] == [10, 10]  # all data from 0.8·T on
+    assert pacing_count(7, 0, T) == math.ceil(0.6 * 7)
+    counts = [pacing_count(25, t, T) for t in range(T)]
+    assert counts == sorted(counts) and counts[-1] == 25
+    assert pacing_count(1, 0, T) == 1 and pacing_count(0, 0, T) == 0
+
+
+@pytest.fixture(scope="module")
+def curriculum():
+    ctx = build_context(cfg(rounds=10))
+    method = make_method("fibecfed", {"mask_ratio": 0}, ctx)
+    method.setup()
+    return ctx, method
+
+
+def test_order_batches_is_fixed_easiest_first_and_paced(curriculum):
+    ctx, method = curriculum
+    for cid in range(len(ctx.clients)):
+        fixed = method.order[cid]
+        # a fixed per-client batching of all the client's data
+        assert sorted(np.concatenate(fixed).tolist()) == sorted(ctx.clients[cid].tolist())
+        pos = {int(i): j for j, i in enumerate(ctx.clients[cid])}
+        means = [method.difficulty[cid][[pos[int(i)] for i in b]].mean() for b in fixed]
+        assert means == sorted(means)  # easiest first
+        shuffled = ctx.client_batches(cid, 0, 0)
+        got0 = method.order_batches(0, cid, shuffled)
+        assert len(got0) == math.ceil(0.6 * len(fixed))
+        assert all(np.array_equal(a, b) for a, b in zip(got0, fixed, strict=False))
+        for t in (8, 9):  # 0.8·T = 8
+            got = method.order_batches(t, cid, ctx.client_batches(cid, t, 0))
+            assert len(got) == len(fixed)
+    # the ordering is by a real score: not all samples are equally difficult
+    assert np.ptp(np.concatenate(list(method.difficulty.values()))) > 0
+
+
+def test_curriculum_off_keeps_the_simulator_order():
+    ctx = build_context(cfg())
+    method = make_method("fibecfed", {"curriculum": "off", "mask_ratio": 0}, ctx)
+    method.setup()
+    batches = ctx.client_batches(0, 0, 0)
+    assert method.order_batches(0, 0, batches) is batches
+    assert not method.difficulty  # no Fisher scoring at all
+
+
+# -- Fisher trace -----------------------------------------------------------------------------------
+def test_vmap_fisher_trace_equals_slow_per_sample_loop():
+    ctx = build_context(cfg())
+    names = [n for n in add_lora(ctx, r=4, alpha=8, dropout=0.1)]
+    names += ctx.model.names_in(HEAD)
+    with torch.no_grad():  # non-zero B, so the A gradients are not trivially zero
+        for n in names:
+            if "lora_B" in n:
+                ctx.model.params[n].normal_(0, 0.1)
+    idx = ctx.clients[0][:12].copy()
+    lengths = ctx.splits.train.lengths
+    lengths[idx] = np.array([16, 5, 9, 16, 3, 12, 7, 16, 4, 11, 16, 6])  # ragged rows: padding inside a chunk
+    fast = per_sample_fisher_trace(ctx, idx, names, chunk=5)
+    model = ctx.model
+    model.hf.eval()
+    model.set_trainable(set(names))
+    slow = []
+    for i in idx:  # one sample at a time, unpadded, plain autograd
+        ids, mask, y = ctx.tensors(np.array([i]))
+        loss = F.cross_entropy(model.forward(ids, mask, 0), y)
+        grads = torch.autograd.grad(loss, [model.params[n] for n in names])
+        slow.append(sum(float(g.double().pow(2).sum()) for g in grads))
+    model.set_trainable(set())
+    np.testing.assert_allclose(fast, slow, rtol=1e-4, atol=1e-8)
+    assert np.ptp(slow) > 0
+    # the LoRA part matters: the trace over LoRA only is positive and smaller than the total
+    lora_only = per_sample_fisher_trace(ctx, idx, [n for n in names if LORA_TAG in n], chunk=5)
+    assert np.all(lora_only > 0) and np.all(lora_only < fast)
+
+
+def test_gal_sensitivity_matches_hf_hidden_states():
+    ctx = build_context(cfg())
+    add_lora(ctx)
+    model = ctx.model
+    with torch.no_grad():  # random LayerNorm gains: with gain 1 a post-LN block output has a fixed row norm
+        for n, p in model.params.items():
+            if "LayerNorm.weight" in n:
+                p.uniform_(0.5, 1.5)
+    idx = ctx.clients[0][:10]
+    s = gal_sensitivity(ctx, idx, 0.5)
+    # independently: HF's own forward from inputs_embeds, hidden_states[l + 1] = output of block l
+    ids, mask, y = ctx.tensors(idx)
+    model.hf.eval()
+    e = model.embeddings.word_embeddings(ids).detach().requires_grad_(True)
+    loss = F.cross_entropy(model.hf(inputs_embeds=e, attention_mask=mask, token_type_ids=torch.zeros_like(ids)).logits, y)
+    (g,) = torch.autograd.grad(loss, e)
+    with torch.no_grad():
+        hs = model.hf.bert(inputs_embeds=e, attention_mask=mask, output_hidden_states=True).hidden_states[1:]
+        hs2 = model.hf.bert(inputs_embeds=e + 0.5 * g / g.norm(), attention_mask=mask,
+                            output_hidden_states=True).hidden_states[1:]
+    expect = [abs(float(b[:, 0].norm()) - float(a[:, 0].norm())) / float(a[:, 0].norm()) for a, b in zip(hs, hs2, strict=True)]
+    assert s.shape == (model.num_blocks,) and np.all(s > 1e-4)
+    np.testing.assert_allclose(s, expect, rtol=1e-3)
+
+
+# -- GAL / PL, masks, aggregation -------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def trained():
+    """Two rounds without a local_steps cap (clients run their paced batches), 1 GAL + 1 PL block."""
+    ctx = build_context(cfg(local_steps=None, rounds=4))
+    method = make_method("fibecfed", MASKED, ctx)
+    method.setup()
+    nb = {c: len(method.order[c]) for c in range(len(ctx.clients))}
+    a, b = max(nb, key=nb.get), min(nb, key=nb.get)  # the clients with the most / fewest batches
+    clients = sorted({a, b})
+    init = {n: p.detach().clone() for n, p in ctx.model.params.items()}
+    rounds = [run_round(ctx, method, 0, clients)]
+    after_r0 = {c: {n: v.clone() for n, v in method.personal[c].items()} for c in clients}
+    rounds.append(run_round(ctx, method, 1, clients))
+    return dict(ctx=ctx, method=method, clients=clients, init=init, rounds=rounds, after_r0=after_r0)
+
+
+def test_gal_pl_split(trained):
+    ctx, m = trained["ctx"], trained["method"]
+    assert len(m.gal) == 1 and len(m.pl) == 1 and set(m.gal) | set(m.pl) == {0, 1}
+    assert m.sensitivity[m.gal[0]] <= m.sensitivity[m.pl[0]]  # GAL = least sensitive
+    assert m.pl_names and all(ctx.model.group_of[n] == m.pl[0] and LORA_TAG in n for n in m.pl_names)
+
+
+def test_masks_cover_pl_only_with_one_global_threshold(trained):
+    ctx, m = trained["ctx"], trained["method"]
+    assert set(m.masks) == set(range(len(ctx.clients)))  # decided at setup, for every client
+    for masks in m.masks.values():
+        assert masks and all(ctx.model.group_of[n] == m.pl[0] and "lora_B" in n for n in masks)
+        total = sum(v.numel() for v in masks.values())
+        assert sum(int(v.sum()) for v in masks.values()) == round(0.25 * total)
+
+
+def test_masked_rows_stay_exactly_zero_after_local_training(trained):
+    m = trained["method"]
+    for c in trained["clients"]:
+        state = m.personal[c]
+        for name, rows in m.masks[c].items():
+            b = state[name]
+            assert torch.count_nonzero(b[rows.cpu()]) == 0, name
+            assert torch.count_nonzero(b[~rows.cpu()]) > 0, name  # the others did train
+
+
+def test_pl_never_leaves_the_client(trained):
+    ctx, m = trained["ctx"], trained["method"]
+    pl = set(m.pl_names)
+    for updates, new in trained["rounds"]:
+        for u in updates:
+            assert not pl & set(u.delta)
+        assert not pl & set(new)
+        assert any(LORA_TAG in n for n in new)  # GAL LoRA is aggregated
+    for n in pl:  # the shared (global) model still holds the PL init
+        assert torch.equal(ctx.model.params[n], trained["init"][n])
+    # bytes_up counts GAL LoRA + head only
+    gal_head = sum(p.numel() for n, p in ctx.model.params.items()
+                   if ctx.model.group_of[n] == HEAD or (LORA_TAG in n and n not in pl))
+    train = [r for r in ctx.costs.records if r.kind == "train"]
+    assert len(train) == 4 and all(r.bytes_up == 4 * gal_head for r in train)
+    assert m.state_bytes() > 0
+
+
+def test_personal_state_persists_across_rounds(trained):
+    m = trained["method"]
+    for c in trained["clients"]:
+        r0, r1 = trained["after_r0"][c], m.personal[c]
+        # round 1 started from the client's own round-0 PL (not the init): it moved further
+        assert any(not torch.equal(r0[n], r1[n]) for n in r0)
+        assert any(not torch.equal(r0[n], trained["init"][n].cpu()) for n in r0)
+
+
+def test_gal_aggregate_is_batch_weighted_mean(trained):
+    ctx, m, clients = trained["ctx"], trained["method"], trained["clients"]
+    updates, new = trained["rounds"][1]
+    w = np.array([pacing_count(len(m.order[u.cid]), 1, ctx.cfg.fl.rounds) for u in updates], dtype=float)
+    assert [u.extra["batches"] for u in updates] == w.tolist()  # one local epoch, no step cap
+    samples = np.array([u.num_samples for u in updates], dtype=float)
+    assert not np.isclose(w[0] / w.sum(), samples[0] / samples.sum())  # the test can tell the two apart
+    assert len(clients) == 2
+    for n, v in new.items():
+        values = [ctx.global_values[n] + u.delta[n] for u in updates]
+        expect = sum(wi * x for wi, x in zip(w, values, strict=True)) / w.sum()
+        torch.testing.assert_close(v, expect, rtol=1e-5, atol=1e-7)
+
+
+def test_n_gal_all_means_no_personal_layers():
+    ctx = build_context(cfg())
+    m = make_method("fibecfed", {"n_gal": "all", "curriculum": False}, ctx)
+    m.setup()
+    assert m.pl == [] and m.pl_names == [] and m.masks == {}
+
+
+def test_bad_n_gal_is_rejected():
+    from fl_core.methods import validate_params
+
+    with pytest.raises(ValueError, match="n_gal"):
+        validate_params("fibecfed", {"n_gal": 3}, 2)
+
+
+# -- end to end -------------------------------------------------------------------------------------
+def test_run_cell_records_global_personal_metrics_and_setup_costs():
+    res = run_cell(cfg(MASKED), progress=False)
+    last = res.rounds[-1]
+    for k in ("accuracy", "macro_f1", "personal_accuracy", "personal_macro_f1"):
+        assert 0.0 <= last[k] <= 1.0
+    assert last["personal_state_bytes"] > 0
+    setup = [c for c in res.costs if c["kind"] == "setup"]
+    assert sorted(c["client"] for c in setup) == list(range(FL.num_clients))
+    assert all(c["flops_fwd"] > 0 and c["flops_bwd"] > 0 and c["samples"] > 0 for c in setup)
+    assert res.info["personalized"] is True and "personal state" in res.info["personal_eval"]
