@@ -1,0 +1,461 @@
+"""Analytic cost of one training configuration, and a profiler that measures one real step.
+
+A *configuration* is what a device trains on a BERT-style encoder with ``L`` blocks (embeddings
+always frozen, the head — pooler + classifier — always trained):
+
+- ``t``: the last ``t`` blocks + head (``t = 0``: head only); blocks ``0..L-t-1`` run under
+  ``torch.no_grad`` (no activations stored, no backward through them);
+- ``r``: LoRA adapters of rank ``r`` on the query/value projections of every block (peft, as
+  :func:`fl_core.methods.lora.add_lora` injects them) + head; backward runs through every block;
+- ``blocks``: any set of trained blocks (a *window*, for successive layer training): backward
+  runs down to ``min(blocks)``, the frozen blocks above it are passed through.
+
+For a configuration, at batch ``B``, (padded) sequence length ``s``, ``N = B·s`` tokens, hidden
+``d``, MLP width ``f``, ``h`` heads, ``C`` labels, fp32 (4 bytes), :func:`step_cost` gives
+
+``peak memory = weights (all) + grads (trained) + optimizer state (trained) + stored activations``
+
+(Pfeiffer et al. 2024, arXiv 2411.07826, "peak memory = weights + optimizer state + activations");
+optimizer state is 2×4 bytes per trained parameter for AdamW (two moments), 4 for SGD with
+momentum, 0 for plain SGD. FLOPs per step reuse :func:`fl_core.costs.step_flops`; upload is
+4 bytes × trained parameters (what :func:`fl_core.client.run_client` sends).
+
+Stored activations (what autograd saves for backward), in bytes, per block. These were read off
+PyTorch's saved-tensor hooks on the HF BERT layer (``attn_implementation="sdpa"``, dropout > 0 as in
+BERT/MiniLM) and match them to the byte on CPU (``tests/test_cost_model.py`` checks it):
+
+- **trained block** (its weights get gradients)::
+
+      4·N·(2f + 8d + 4) + m·N·2d + A
+
+  4·N·(3d + f): the inputs of the linear layers (block input for Q/K/V, attention context,
+  LayerNorm-1 output, GELU output); 4·N·3d: q, k, v for the attention backward; 4·N·2d: the two
+  LayerNorm inputs, 4·N·4 their mean/rstd; 4·N·f: the GELU input; m·N·2d: the two hidden-dropout
+  masks (``m`` bytes per element); ``A``: the attention core, see below.
+- **pass-through block** (frozen weights above the lowest trained block: only what the *input*
+  gradient needs; a frozen linear layer saves nothing)::
+
+      4·N·(f + 5d + 4) + m·N·2d + A
+
+- **LoRA block** = pass-through + the adapters' inputs: with ``lora_dropout = 0`` the block input
+  once (4·N·d, shared by the adapted projections) and 4·N·r per adapter (the A output); with
+  dropout > 0 each adapter saves its own dropped input and mask, (4 + m)·N·d + 4·N·r. The lowest
+  LoRA block's input needs no gradient: no dropout masks are stored for it (−k·m·N·d for k
+  adapters, dropout > 0), and on CPU neither is q, since the key needs no gradient (−4·N·d).
+- **head**: 4·N·d (the pooler's input is a view of the last hidden state, which keeps all of it
+  alive) + (8 + m)·B·d (pooler output, dropout mask, classifier input) + 4·B·C + 8·B + 4 (log-probs,
+  labels, the loss normaliser).
+
+Attention core ``A`` and mask size ``m`` depend on the kernels (``backend``):
+
+- ``"cpu"`` (eager PyTorch on CPU; exact): dropout masks are float (m = 4), and SDPA with dropout
+  runs the math path, which stores the softmax output, its dropout mask and the dropped
+  probabilities: A = 12·B·h·s².
+- ``"cuda"`` (approximate, not yet checked against a GPU measurement): fused dropout keeps a bool
+  mask (m = 1) and the memory-efficient SDPA kernel stores its output and log-sum-exp instead of the
+  s² probabilities: A = 4·(N·d + B·h·s).
+
+The analytic figure is the paper's sum, used for the budgets; it is not the exact peak
+(``benchmarks/tiny_memory.py`` prints both): backward frees a block's activations as it allocates
+that block's gradients, so for deep suffixes the measured peak is below the sum (MiniLM-L6, batch 16,
+seq 64: 0.92× at t = 6), while head-only and LoRA steps hold short-lived temporaries of the forward
+and backward passes that the sum leaves out (1.16× head-only, 1.03× LoRA). Configurations whose
+sums are a few percent apart can therefore swap order when measured (there: t = 3 vs LoRA).
+
+:func:`measure_step` builds a registered model, runs one real training step (warm-up, timed steps,
+then one step under memory tracking) and returns the measured peak memory and step time: on CUDA
+``torch.cuda.max_memory_allocated``; on CPU the memory events of ``torch.profiler`` (with
+``profile_memory=True`` every allocation and free of PyTorch's CPU allocator is recorded with its
+size and time, so the running sum of those events is the live tensor memory and its maximum is the
+peak; weights and optimizer state, allocated before, are added by summing their storages).
+``tracemalloc`` does not see PyTorch's allocations (they bypass Python's allocator) and RSS mixes
+in the interpreter, libraries and freed-but-cached pages, so neither measures tensor memory.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from fl_core.costs import BYTES_PER_PARAM, step_flops
+from fl_core.errors import CellNotRunnable
+from fl_core.models.blocks import ArchInfo
+
+Optimizer = Literal["adamw", "sgd"]
+Backend = Literal["cpu", "cuda"]
+Resource = Literal["memory", "flops", "upload"]
+RESOURCES: tuple[Resource, ...] = ("memory", "flops", "upload")
+FP32 = 4
+LORA_TARGETS = ("query", "value")
+LORA_COST_TARGETS = frozenset({"query", "key", "value"})  # d×d projections fed by the block input
+
+
+class DoesNotFit(CellNotRunnable, ValueError):
+    """No configuration of the method fits the device budgets. A sweep records the cell as
+    ``skipped`` with this message as the reason (it is a :class:`fl_core.errors.CellNotRunnable`)."""
+
+
+# -- parameter counts -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ParamCounts:
+    embeddings: int
+    block: int  # one block, without adapters
+    head: int  # pooler + classifier
+
+    def total(self, num_blocks: int) -> int:
+        return self.embeddings + num_blocks * self.block + self.head
+
+
+def param_counts(arch: ArchInfo, max_positions: int = 512, type_vocab: int = 2) -> ParamCounts:
+    """Parameters of a BERT encoder classifier (the defaults are those of MiniLM and tiny-bert)."""
+    d, f = arch.hidden, arch.intermediate
+    emb = (arch.vocab + max_positions + type_vocab) * d + 2 * d
+    block = 4 * (d * d + d) + 2 * d + (d * f + f) + (f * d + d) + 2 * d  # attn, LN, MLP, LN
+    head = (d * d + d) + (d * arch.num_labels + arch.num_labels)
+    return ParamCounts(emb, block, head)
+
+
+def lora_params_per_block(arch: ArchInfo, r: int, targets: Iterable[str] = LORA_TARGETS) -> int:
+    """A (r×d) + B (d×r) per adapted projection (peft, ``bias="none"``)."""
+    targets = tuple(targets)
+    unknown = set(targets) - LORA_COST_TARGETS
+    if unknown:
+        raise ValueError(f"cost model knows LoRA targets {sorted(LORA_COST_TARGETS)}, got {sorted(unknown)}")
+    return len(targets) * r * 2 * arch.hidden
+
+
+# -- activations ----------------------------------------------------------------------------------
+def _mask_bytes(backend: Backend) -> int:
+    return FP32 if backend == "cpu" else 1
+
+
+def _attention_core(arch: ArchInfo, batch: int, seq: int, backend: Backend) -> int:
+    if backend == "cpu":
+        return 3 * FP32 * batch * arch.heads * seq * seq
+    return FP32 * (batch * seq * arch.hidden + batch * arch.heads * seq)
+
+
+def trained_block_activation_bytes(arch: ArchInfo, batch: int, seq: int, backend: Backend = "cpu") -> int:
+    """Bytes autograd stores for one block whose weights are trained (module docstring)."""
+    n, d, f = batch * seq, arch.hidden, arch.intermediate
+    return FP32 * n * (2 * f + 8 * d + 4) + _mask_bytes(backend) * n * 2 * d + _attention_core(arch, batch, seq, backend)
+
+
+def passthrough_block_activation_bytes(arch: ArchInfo, batch: int, seq: int, backend: Backend = "cpu") -> int:
+    """Bytes stored for a frozen block that backward passes through (only input gradients)."""
+    n, d, f = batch * seq, arch.hidden, arch.intermediate
+    return FP32 * n * (f + 5 * d + 4) + _mask_bytes(backend) * n * 2 * d + _attention_core(arch, batch, seq, backend)
+
+
+def lora_block_activation_bytes(
+    arch: ArchInfo, batch: int, seq: int, r: int, targets: Iterable[str] = LORA_TARGETS,
+    lora_dropout: float = 0.0, backend: Backend = "cpu",
+) -> int:
+    """Bytes stored for a frozen block with LoRA adapters (pass-through + the adapters' inputs)."""
+    n, d = batch * seq, arch.hidden
+    k = len(tuple(targets))
+    adapters = FP32 * n * d if lora_dropout == 0 else k * (FP32 + _mask_bytes(backend)) * n * d
+    return passthrough_block_activation_bytes(arch, batch, seq, backend) + adapters + k * FP32 * n * r
+
+
+def _lowest_lora_block_saving(arch: ArchInfo, batch: int, seq: int, k: int, lora_dropout: float,
+                              backend: Backend) -> int:
+    n, d = batch * seq, arch.hidden
+    masks = k * _mask_bytes(backend) * n * d if lora_dropout > 0 else 0
+    return masks + (FP32 * n * d if backend == "cpu" else 0)
+
+
+def head_activation_bytes(arch: ArchInfo, batch: int, seq: int, backend: Backend = "cpu") -> int:
+    """Bytes stored for the head (pooler + classifier + loss)."""
+    d = arch.hidden
+    return FP32 * batch * seq * d + (8 + _mask_bytes(backend)) * batch * d + FP32 * batch * arch.num_labels + 8 * batch + FP32
+
+
+# -- one configuration ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StepCost:
+    """Analytic cost of one training step of one configuration (bytes, FLOPs)."""
+
+    weights: int
+    grads: int
+    optimizer: int
+    activations: int
+    flops_fwd: float
+    flops_bwd: float
+    trained_params: int
+
+    @property
+    def memory(self) -> int:
+        return self.weights + self.grads + self.optimizer + self.activations
+
+    @property
+    def flops(self) -> float:
+        return self.flops_fwd + self.flops_bwd
+
+    @property
+    def upload(self) -> int:
+        return BYTES_PER_PARAM * self.trained_params
+
+    def get(self, resource: Resource) -> float:
+        return float(getattr(self, resource))
+
+    def as_dict(self) -> dict[str, float]:
+        return {**asdict(self), "memory": self.memory, "flops": self.flops, "upload": self.upload}
+
+
+def optimizer_state_bytes(trained_params: int, optimizer: Optimizer = "adamw", momentum: float = 0.0) -> int:
+    if optimizer == "adamw":
+        return 2 * FP32 * trained_params
+    if optimizer == "sgd":
+        return FP32 * trained_params if momentum > 0 else 0
+    raise ValueError(f"optimizer must be 'adamw' or 'sgd', got {optimizer!r}")
+
+
+def step_cost(
+    arch: ArchInfo, batch: int, seq: int, *, t: int | None = None, r: int | None = None,
+    blocks: Iterable[int] | None = None, optimizer: Optimizer = "adamw", momentum: float = 0.0,
+    lora_targets: Iterable[str] = LORA_TARGETS, lora_dropout: float = 0.0, backend: Backend = "cpu",
+) -> StepCost:
+    """Cost of one step training the last ``t`` blocks + head, or LoRA rank ``r`` on every block +
+    head, or the block set ``blocks`` + head (exactly one of the three)."""
+    L = arch.num_blocks
+    if sum(x is not None for x in (t, r, blocks)) != 1:
+        raise ValueError("give exactly one of t (last t blocks), r (LoRA rank) or blocks")
+    pc = param_counts(arch)
+    act = head_activation_bytes(arch, batch, seq, backend)
+    share = [0.0] * L
+    if r is not None:
+        if r < 1:
+            raise ValueError(f"LoRA rank must be >= 1, got {r}")
+        lora = lora_params_per_block(arch, r, lora_targets)
+        weights = pc.total(L) + L * lora
+        trained = L * lora + pc.head
+        act += L * lora_block_activation_bytes(arch, batch, seq, r, lora_targets, lora_dropout, backend)
+        act -= _lowest_lora_block_saving(arch, batch, seq, len(tuple(lora_targets)), lora_dropout, backend)
+        share = [lora / pc.block] * L
+        first = 0
+    else:
+        if t is not None:
+            if not 0 <= t <= L:
+                raise ValueError(f"t={t} but the model has {L} blocks; allowed: 0..{L}")
+            chosen = set(range(L - t, L))
+        else:
+            chosen = {int(b) for b in blocks}
+            if not chosen <= set(range(L)):
+                raise ValueError(f"blocks {sorted(chosen)} outside 0..{L - 1}")
+        first = min(chosen, default=L)
+        weights = pc.total(L)
+        trained = len(chosen) * pc.block + pc.head
+        for i in range(first, L):
+            if i in chosen:
+                share[i] = 1.0
+                act += trained_block_activation_bytes(arch, batch, seq, backend)
+            else:
+                act += passthrough_block_activation_bytes(arch, batch, seq, backend)
+    fwd, bwd = step_flops(arch, batch, seq, first, share)
+    return StepCost(
+        weights=FP32 * weights, grads=FP32 * trained, optimizer=optimizer_state_bytes(trained, optimizer, momentum),
+        activations=act, flops_fwd=fwd, flops_bwd=bwd, trained_params=trained,
+    )
+
+
+def full_cost(arch: ArchInfo, batch: int, seq: int, **kw) -> StepCost:
+    """Full fine-tuning (every block + head): what budget fractions are fractions of."""
+    return step_cost(arch, batch, seq, t=arch.num_blocks, **kw)
+
+
+# -- budgets --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Budget:
+    """Absolute device budget per step (memory bytes, FLOPs) and per round (upload bytes)."""
+
+    memory: float = math.inf
+    flops: float = math.inf
+    upload: float = math.inf
+
+    @staticmethod
+    def fraction_of(ref: StepCost, fraction: float, constrain: Iterable[Resource] = RESOURCES) -> Budget:
+        """``fraction`` of the reference cost for each constrained resource; the others unlimited."""
+        constrain = set(constrain)
+        return Budget(**{k: fraction * ref.get(k) if k in constrain else math.inf for k in RESOURCES})
+
+    def fits(self, cost: StepCost) -> bool:
+        return all(cost.get(k) <= getattr(self, k) * (1 + 1e-12) for k in RESOURCES)
+
+    def violations(self, cost: StepCost) -> list[str]:
+        """Human-readable list of the exceeded budgets (empty if ``cost`` fits)."""
+        unit = {"memory": (1e6, "MB"), "flops": (1e9, "GFLOP"), "upload": (1e6, "MB")}
+        return [f"{k} {cost.get(k) / unit[k][0]:.4g} {unit[k][1]} > budget {getattr(self, k) / unit[k][0]:.4g}"
+                for k in RESOURCES if cost.get(k) > getattr(self, k) * (1 + 1e-12)]
+
+
+def largest_suffix(arch: ArchInfo, batch: int, seq: int, budget: Budget, **kw) -> int | None:
+    """Largest ``t`` (last t blocks + head) that fits ``budget``; ``None`` if not even the head fits."""
+    best = None
+    for t in range(arch.num_blocks + 1):
+        if budget.fits(step_cost(arch, batch, seq, t=t, **kw)):
+            best = t
+    return best
+
+
+def largest_window(arch: ArchInfo, batch: int, seq: int, budget: Budget, **kw) -> int | None:
+    """Largest window size ``w`` such that training blocks ``[s, s+w)`` + head fits ``budget`` for
+    every start ``s`` (successive layer training); ``None`` if not even the head fits."""
+    L, best = arch.num_blocks, None
+    for w in range(L + 1):
+        starts = range(L - w + 1) if w else [L]
+        if all(budget.fits(step_cost(arch, batch, seq, blocks=range(s, s + w), **kw)) for s in starts):
+            best = w
+    return best
+
+
+def largest_rank(arch: ArchInfo, batch: int, seq: int, budget: Budget, ranks: Iterable[int], **kw) -> int | None:
+    """Largest LoRA rank from ``ranks`` that fits ``budget``; ``None`` if none does."""
+    fitting = [r for r in ranks if budget.fits(step_cost(arch, batch, seq, r=r, **kw))]
+    return max(fitting, default=None)
+
+
+# -- architectures by registry name ---------------------------------------------------------------
+def arch_of(name: str, num_labels: int) -> ArchInfo:
+    """ArchInfo of a registered model (or a local HF dir) from its config, without loading weights."""
+    from fl_core.models.registry import MODELS, TINY_BERT
+
+    entry = MODELS.get(name)
+    path = Path(entry.path() if entry else name)
+    cfg = json.loads((path / "config.json").read_text())
+    if entry is not None and entry.random:
+        return ArchInfo(TINY_BERT["num_hidden_layers"], TINY_BERT["hidden_size"], TINY_BERT["intermediate_size"],
+                        TINY_BERT["num_attention_heads"], int(cfg["vocab_size"]), num_labels)
+    blocks = entry.num_blocks if entry is not None and entry.num_blocks else int(cfg["num_hidden_layers"])
+    return ArchInfo(blocks, int(cfg["hidden_size"]), int(cfg["intermediate_size"]), int(cfg["num_attention_heads"]),
+                    int(cfg["vocab_size"]), num_labels)
+
+
+# -- the profiler ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Measurement:
+    peak_bytes: int  # measured peak of live tensor memory during one step (weights included)
+    persistent_bytes: int  # weights + optimizer state held between steps
+    step_s: float  # median wall time of one step
+    method: str  # how peak_bytes was measured
+    device: str
+
+
+def _storage_bytes(tensors: Iterable[torch.Tensor]) -> int:
+    seen: dict[int, int] = {}
+    for x in tensors:
+        st = x.untyped_storage()
+        seen[st.data_ptr()] = st.nbytes()
+    return sum(seen.values())
+
+
+def _profiled_peak_delta(step) -> int:
+    """Peak increase of live CPU tensor memory while ``step()`` runs, from the profiler's memory events."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        step()
+    events = [e for e in prof.profiler.kineto_results.events()
+              if e.name() == "[memory]" and e.device_type() == torch.autograd.DeviceType.CPU]
+    events.sort(key=lambda e: e.start_ns())
+    live = peak = 0
+    for e in events:
+        live += e.nbytes()
+        peak = max(peak, live)
+    return peak
+
+
+def inject_lora(model, r: int, alpha: float = 16, dropout: float = 0.0, targets: Iterable[str] = LORA_TARGETS,
+                seed: int = 0) -> list[str]:
+    """LoRA on a bare BlockModel (no run), exactly as the ``lora`` method injects it
+    (:func:`fl_core.methods.lora.add_lora`); returns the adapter parameter names."""
+    from fl_core.methods.lora import add_lora
+
+    shim = SimpleNamespace(model=model, touched=set(), global_values={}, device=model.device,
+                           torch_seed=lambda *key: seed)
+    return add_lora(shim, r, alpha, dropout, tuple(targets))
+
+
+def measure_step(
+    model_name: str, batch: int, seq_len: int, t: int | None = None, r: int | None = None,
+    optimizer: Optimizer = "adamw", *, num_labels: int = 4, device: str = "cpu", lr: float = 5e-4,
+    lora_alpha: float = 16, lora_dropout: float = 0.0, lora_targets: Iterable[str] = LORA_TARGETS,
+    warmup: int = 1, repeats: int = 3, seed: int = 0, model=None,
+) -> Measurement:
+    """Build ``model_name`` (or use ``model``, a fresh BlockModel), train the last ``t`` blocks + head
+    or LoRA rank ``r`` + head for one step as :mod:`fl_core.client` does (frozen prefix under
+    no_grad, AdamW/SGD, grad clipping), and measure peak memory and step time."""
+    from fl_core.models import HEAD, build_model
+
+    if (t is None) == (r is None):
+        raise ValueError("give exactly one of t or r")
+    dev = torch.device(device)
+    m = model if model is not None else build_model(model_name, num_labels, seed=seed)
+    m.to(dev)
+    L = m.num_blocks
+    if r is not None:
+        names = set(inject_lora(m, r, lora_alpha, lora_dropout, lora_targets, seed))
+        first = 0
+    else:
+        if not 0 <= t <= L:
+            raise ValueError(f"t={t} but the model has {L} blocks")
+        first = L - t
+        names = {n for n, g in m.group_of.items() if isinstance(g, int) and g >= first}
+    names |= set(m.names_in(HEAD))
+    m.set_trainable(names)
+    params = [m.params[n] for n in sorted(names)]
+    opt = (torch.optim.AdamW(params, lr=lr, weight_decay=0.0) if optimizer == "adamw"
+           else torch.optim.SGD(params, lr=lr))
+    gen = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1000, m.arch.vocab, (batch, seq_len), generator=gen).to(dev)
+    mask = torch.ones(batch, seq_len, dtype=torch.long, device=dev)
+    y = torch.randint(0, m.arch.num_labels, (batch,), generator=gen).to(dev)
+    m.hf.train()
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(m.forward(ids, mask, first), y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+
+    def sync() -> None:
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+
+    for _ in range(warmup):
+        step()
+    opt.zero_grad(set_to_none=True)
+    times = []
+    for _ in range(repeats):
+        sync()
+        t0 = time.perf_counter()
+        step()
+        sync()
+        times.append(time.perf_counter() - t0)
+    opt.zero_grad(set_to_none=True)
+    state = [v for s in opt.state.values() for v in s.values() if torch.is_tensor(v)]
+    persistent = _storage_bytes([*m.hf.parameters(), *m.hf.buffers(), *state])
+    if dev.type == "cuda":
+        sync()
+        torch.cuda.reset_peak_memory_stats(dev)
+        base = torch.cuda.memory_allocated(dev)
+        step()
+        sync()
+        peak = torch.cuda.max_memory_allocated(dev) - base + persistent
+        how = "torch.cuda.max_memory_allocated"
+    else:
+        peak = persistent + _profiled_peak_delta(step)
+        how = "torch.profiler CPU memory events"
+    m.set_trainable(set())
+    return Measurement(int(peak), int(persistent), statistics.median(times) if times else math.nan, how, str(dev))

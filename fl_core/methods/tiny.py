@@ -1,0 +1,370 @@
+"""Budget-aware layer training of tiny transformers (CAFF) and LoRA under the same budgets.
+
+Pfeiffer, Aboelenien Ahmed, Khalili, Henkel, "Efficient Federated Finetuning of Tiny Transformers
+with Resource-Constrained Devices", arXiv 2411.07826 (2024); spec ``shared/methods/tiny.md``.
+
+``tiny``: every device c has budgets for peak memory and FLOPs per step and upload bytes per round
+(:mod:`fl_core.cost_model`). It trains the largest suffix ``t_c`` of blocks (+ head) that fits all
+of them, fixed for the run (``t_c = 0``: head only); a device that fits nothing sits out. The server
+averages every parameter over the devices that trained it (per-block FedAvg, the default
+aggregate), so deep blocks are averaged over everyone and shallow ones over strong devices only.
+Before training, the architecture is chosen among ``candidates`` as the one with the largest mean
+``t_c`` over devices (a device that sits out counts as −1; ties go to the larger model).
+
+Resolutions of the spec (named):
+
+- *Budgets*: fractions (``budget``: 0.125/0.25/0.5, or ``hetero``: each device draws one of
+  ``levels``, seeded) of the full fine-tuning cost of ``reference`` (default: the largest
+  candidate), so the absolute device budgets do not depend on which architecture is then chosen.
+  Costs use the grid's ``fl.batch_size``, ``fl.max_len`` (the padded worst case),
+  ``fl.optimizer``/``momentum``; ``constrain`` says which of memory/flops/upload apply.
+- *Architecture*: the simulator builds the grid's ``model``; the choice is computed by the pure
+  :func:`choose_architecture` in ``setup``, and if it differs from the cell's model the cell fails
+  with :class:`ArchitectureMismatch`, naming the ``model:`` to set (a simulator hook could instead
+  build the chosen model: :meth:`Tiny.select_model`).
+- *Sitting out*: the plan trains nothing (``blocks=∅, head=False``, ``info["sit_out"]``); the
+  client uploads nothing and the aggregate ignores it. Until the simulator can skip such a client,
+  it runs one forward-only batch (its loss enters the round's train loss, its forward FLOPs the
+  costs). If no device fits even head-only training, ``setup`` raises :class:`DoesNotFit` (the
+  sweep records the cell as skipped) rather than reporting an untrained model.
+- ``schedule: successive`` (optional; successive layer training, Pfeiffer et al. 2023): device c
+  trains a window of ``w_c`` consecutive blocks (+ head) that moves from the input (round 0) to the
+  output (last round); ``w_c`` is the largest window that fits at its costliest position (the
+  bottom, where backward passes through every block above it). SLT's scaled-down training of the
+  layers above the window is not implemented: they are frozen and only passed through.
+
+``lora_budget``: the ``lora`` method with the largest rank from ``ranks`` that fits every device's
+budget (same budgets, same seeded draw for ``hetero``), or :class:`DoesNotFit` — never silently
+over budget.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from fl_core.cost_model import (
+    LORA_COST_TARGETS,
+    RESOURCES,
+    Backend,
+    Budget,
+    DoesNotFit,
+    Resource,
+    StepCost,
+    arch_of,
+    full_cost,
+    largest_rank,
+    largest_suffix,
+    largest_window,
+    step_cost,
+)
+from fl_core.methods.base import Method, TrainPlan, register
+from fl_core.methods.lora import Lora, LoraParams
+from fl_core.models.blocks import ArchInfo
+
+log = logging.getLogger(__name__)
+
+LEVELS = (0.125, 0.25, 0.5)
+CANDIDATES = ("minilm-l2", "minilm-l4", "minilm-l6")
+
+
+class ArchitectureMismatch(ValueError):
+    """The architecture choice picked another model than the one the cell runs."""
+
+
+# -- budgets shared by tiny and lora_budget -------------------------------------------------------
+class BudgetParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    budget: float | Literal["hetero"] = Field(
+        0.25, description="device budget as a fraction of the reference's full fine-tuning cost, or 'hetero'")
+    levels: tuple[float, ...] = Field(LEVELS, min_length=1, description="fractions 'hetero' draws from")
+    constrain: tuple[Resource, ...] = Field(RESOURCES, min_length=1, description="which budgets apply")
+    reference: str | None = Field(None, description="model whose full fine-tuning cost the fractions refer to")
+    kernels: Backend = Field("cpu", description="activation memory model of the devices (cost_model backend)")
+
+    @field_validator("budget")
+    @classmethod
+    def _budget(cls, v):
+        if v != "hetero" and not 0 < v <= 1:
+            raise ValueError(f"budget must be in (0, 1] or 'hetero', got {v}")
+        return v
+
+    @field_validator("levels")
+    @classmethod
+    def _levels(cls, v):
+        if not all(0 < x <= 1 for x in v):
+            raise ValueError(f"levels must be in (0, 1], got {list(v)}")
+        return v
+
+    @field_validator("constrain")
+    @classmethod
+    def _constrain(cls, v):
+        if len(set(v)) != len(v):
+            raise ValueError(f"constrain lists a resource twice: {list(v)}")
+        return v
+
+
+def _check_model_name(name: str, key: str) -> None:
+    from fl_core.models import MODELS
+
+    if name not in MODELS and not Path(name).is_dir():
+        raise ValueError(f"{key}: unknown model '{name}'; allowed: {sorted(MODELS)} or a local HF model dir")
+
+
+def client_levels(cfg, p: BudgetParams) -> list[float]:
+    """Each client's budget fraction: the same for all, or one seeded draw per client (``hetero``,
+    the cell seed's ``device-budget`` stream, so ``tiny`` and ``lora_budget`` get the same devices)."""
+    from fl_core.context import RunContext
+
+    n = cfg.fl.num_clients
+    if p.budget != "hetero":
+        return [float(p.budget)] * n
+    rng = RunContext.rng(SimpleNamespace(cfg=cfg), "device-budget")  # the same stream as ctx.rng(...)
+    return [float(x) for x in rng.choice(list(p.levels), size=n)]
+
+
+def cost_settings(cfg, p: BudgetParams) -> tuple[int, int, dict[str, Any]]:
+    """(batch, seq, keyword arguments of the cost model) from the run's settings."""
+    fl = cfg.fl
+    if fl.train_embeddings:
+        raise ValueError("budget-aware methods assume frozen embeddings (fl.train_embeddings: false)")
+    return fl.batch_size, fl.max_len, {"optimizer": fl.optimizer, "momentum": fl.momentum, "backend": p.kernels}
+
+
+def client_budgets(ref: ArchInfo, levels: list[float], constrain, batch: int, seq: int, **kw) -> list[Budget]:
+    full = full_cost(ref, batch, seq, **kw)
+    return [Budget.fraction_of(full, f, constrain) for f in levels]
+
+
+# -- the architecture choice ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class ArchChoice:
+    name: str
+    t: dict[str, list[int | None]]  # per candidate, per device: largest fitting suffix (None: sits out)
+    score: dict[str, float]  # per candidate: mean t_c, a device that sits out counting as -1
+
+    @property
+    def anyone_fits(self) -> bool:
+        return any(t is not None for ts in self.t.values() for t in ts)
+
+
+def choose_architecture(
+    archs: dict[str, ArchInfo], budgets: list[Budget], batch: int, seq: int, schedule: str = "suffix", **kw,
+) -> ArchChoice:
+    """CAFF's choice: the candidate with the largest mean number of trained blocks over devices;
+    ties go to the larger model (more blocks, then more parameters)."""
+    fit = largest_window if schedule == "successive" else largest_suffix
+    t: dict[str, list[int | None]] = {}
+    for name, arch in archs.items():
+        memo: dict[Budget, int | None] = {}
+        for b in budgets:
+            if b not in memo:
+                memo[b] = fit(arch, batch, seq, b, **kw)
+        t[name] = [memo[b] for b in budgets]
+    score = {n: sum(-1 if x is None else x for x in ts) / max(1, len(ts)) for n, ts in t.items()}
+
+    def size(n: str) -> tuple[int, int]:
+        a = archs[n]
+        return a.num_blocks, step_cost(a, batch, seq, t=a.num_blocks).trained_params
+
+    best = max(archs, key=lambda n: (score[n], size(n)))
+    return ArchChoice(best, t, score)
+
+
+class TinyParams(BudgetParams):
+    candidates: tuple[str, ...] = Field(CANDIDATES, min_length=1, description="architectures to choose from")
+    schedule: Literal["suffix", "successive"] = "suffix"
+
+
+@dataclass(frozen=True)
+class DevicePlan:
+    """Everything ``tiny`` decides before round 0 (a pure function of the run config)."""
+
+    levels: list[float]  # per device: budget fraction
+    budgets: list[Budget]  # per device: absolute budget
+    choice: ArchChoice
+    reference: str
+    full: StepCost  # the reference's full fine-tuning cost (what the fractions refer to)
+    batch: int
+    seq: int
+    kw: dict[str, Any]
+
+
+@register("tiny")
+class Tiny(Method):
+    """CAFF (Pfeiffer et al. 2024, arXiv 2411.07826): each device trains the largest suffix of blocks
+    (+ head) that fits its memory/FLOPs/upload budget, fixed for the run; devices that fit nothing
+    sit out; per-block FedAvg; the architecture with the largest mean trained depth is chosen once."""
+
+    Params = TinyParams
+
+    @classmethod
+    def check(cls, params: TinyParams, num_blocks: int) -> None:
+        for i, c in enumerate(params.candidates):
+            _check_model_name(c, f"candidates[{i}]")
+        if params.reference is not None:
+            _check_model_name(params.reference, "reference")
+
+    @classmethod
+    def plan_devices(cls, p: TinyParams, cfg, num_labels: int, own: ArchInfo | None = None) -> DevicePlan:
+        """Budgets and the architecture choice; ``own``: the cell model's ArchInfo if already built."""
+        batch, seq, kw = cost_settings(cfg, p)
+
+        def arch(name: str) -> ArchInfo:
+            return own if own is not None and name == cfg.model else arch_of(name, num_labels)
+
+        archs = {c: arch(c) for c in p.candidates}
+        ref_name = p.reference or max(archs, key=lambda n: (archs[n].num_blocks, archs[n].hidden))
+        ref = archs.get(ref_name) or arch(ref_name)
+        levels = client_levels(cfg, p)
+        budgets = client_budgets(ref, levels, p.constrain, batch, seq, **kw)
+        choice = choose_architecture(archs, budgets, batch, seq, p.schedule, **kw)
+        return DevicePlan(levels, budgets, choice, ref_name, full_cost(ref, batch, seq, **kw), batch, seq, kw)
+
+    @classmethod
+    def select_model(cls, p: TinyParams, cfg, num_labels: int) -> str:
+        """The model this method wants the cell to build (for a simulator hook; see the module doc)."""
+        return cls.plan_devices(p, cfg, num_labels).choice.name
+
+    def run_info(self) -> dict[str, Any]:
+        return getattr(self, "summary", {})
+
+    def setup(self) -> None:
+        ctx, p = self.ctx, self.p
+        own = ctx.cfg.model
+        arch = ctx.model.arch
+        plan = self.plan_devices(p, ctx.cfg, arch.num_labels, own=arch)
+        self.devices = plan
+        what = (f"budget={p.budget}, constrain={list(p.constrain)}, fractions of {plan.reference}'s full "
+                f"fine-tuning cost at batch {plan.batch}, seq {plan.seq}")
+        if not plan.choice.anyone_fits:
+            head_only = step_cost(arch, plan.batch, plan.seq, t=0, **plan.kw)
+            raise DoesNotFit(
+                f"tiny: no device fits even head-only training on any of {list(p.candidates)} ({what}); "
+                f"head-only on {own}: " + "; ".join(plan.budgets[0].violations(head_only)))
+        if plan.choice.name != own:
+            scores = ", ".join(f"{n}: {s:.2f}" for n, s in plan.choice.score.items())
+            raise ArchitectureMismatch(
+                f"tiny: the architecture choice picks '{plan.choice.name}' (mean trained blocks per device, "
+                f"-1 = sits out: {scores}; {what}) but the cell runs model '{own}'. Set `model: "
+                f"{plan.choice.name}` in the grid (the budgets refer to {plan.reference} and do not change), "
+                f"or `candidates: [{own}]` to skip the choice.")
+        self.t: list[int | None] = plan.choice.t[own]
+        self.client_info: list[dict[str, Any]] = []
+        for c, (lvl, budget, t) in enumerate(zip(plan.levels, plan.budgets, self.t, strict=True)):
+            info: dict[str, Any] = {"budget": lvl, "arch": own, "t": t, "sit_out": t is None}
+            if t is not None:
+                cost = self._worst_cost(arch, t)
+                if not budget.fits(cost):  # largest_suffix/largest_window guarantee it
+                    raise AssertionError(f"tiny: client {c} over budget: {budget.violations(cost)}")
+                info.update({f"{k}_frac": round(cost.get(k) / plan.full.get(k), 4) for k in RESOURCES})
+            self.client_info.append(info)
+        self.summary = {"arch": own, "reference": plan.reference, "score": plan.choice.score, "t": self.t,
+                        "levels": plan.levels, "sit_out": [c for c, t in enumerate(self.t) if t is None]}
+        log.info("tiny: %s", self.summary)
+
+    def _worst_cost(self, arch: ArchInfo, t: int) -> StepCost:
+        d = self.devices
+        if self.p.schedule == "successive":  # the costliest window position: the bottom
+            return step_cost(arch, d.batch, d.seq, blocks=range(t), **d.kw)
+        return step_cost(arch, d.batch, d.seq, t=t, **d.kw)
+
+    def window(self, rnd: int, t: int) -> range:
+        """Blocks a device with depth ``t`` trains in round ``rnd``."""
+        L = self.num_blocks
+        if self.p.schedule == "suffix" or t == 0:
+            return range(L - t, L)
+        start = round(rnd * (L - t) / max(1, self.ctx.cfg.fl.rounds - 1))  # input -> output over the run
+        return range(start, start + t)
+
+    def configure_train(self, rnd, clients):
+        plans = {}
+        for c in clients:
+            t, info = self.t[c], self.client_info[c]
+            if t is None:
+                plans[c] = TrainPlan(frozenset(), head=False, info=dict(info))
+            else:
+                plans[c] = TrainPlan.of(self.window(rnd, t), **info)
+        return plans
+
+    def order_batches(self, rnd, cid, batches):
+        return batches[:1] if self.t[cid] is None else batches  # sits out: one forward-only batch
+
+    def never_trained_below(self) -> int:
+        t = [x for x in getattr(self, "t", []) if x is not None]
+        if not t or self.p.schedule == "successive":
+            return 0
+        return self.num_blocks - max(t)
+
+
+# -- LoRA under the same budgets ------------------------------------------------------------------
+class LoraBudgetParams(BudgetParams):
+    ranks: tuple[int, ...] = Field((32, 16, 8, 4, 2, 1), min_length=1, description="ranks to try, largest fitting wins")
+    lora_alpha: float = Field(16, gt=0)
+    lora_dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: tuple[str, ...] = Field(("query", "value"), min_length=1)
+
+    @field_validator("ranks")
+    @classmethod
+    def _ranks(cls, v):
+        if not all(r >= 1 for r in v):
+            raise ValueError(f"ranks must be >= 1, got {list(v)}")
+        return v
+
+
+@register("lora_budget")
+class LoraBudget(Lora):
+    """FedAvg-LoRA (the ``lora`` method) at the largest rank from ``ranks`` that fits every device's
+    memory/FLOPs/upload budget (as in ``tiny``); raises DoesNotFit when no rank fits."""
+
+    Params = LoraBudgetParams
+
+    @classmethod
+    def check(cls, params: LoraBudgetParams, num_blocks: int) -> None:
+        if params.reference is not None:
+            _check_model_name(params.reference, "reference")
+        unknown = set(params.target_modules) - LORA_COST_TARGETS
+        if unknown:
+            raise ValueError(f"target_modules: the cost model covers {sorted(LORA_COST_TARGETS)}, got {sorted(unknown)}")
+
+    def __init__(self, params: LoraBudgetParams, ctx) -> None:
+        super().__init__(params, ctx)
+        self.budget_params = params
+
+    def run_info(self) -> dict[str, Any]:
+        return getattr(self, "summary", {})
+
+    def setup(self) -> None:
+        ctx, bp = self.ctx, self.budget_params
+        batch, seq, kw = cost_settings(ctx.cfg, bp)
+        arch = ctx.model.arch
+        ref_name = bp.reference or ctx.cfg.model
+        ref = arch if ref_name == ctx.cfg.model else arch_of(ref_name, arch.num_labels)
+        self.levels = client_levels(ctx.cfg, bp)
+        self.budgets = client_budgets(ref, self.levels, bp.constrain, batch, seq, **kw)
+        lora_kw = {"lora_targets": bp.target_modules, "lora_dropout": bp.lora_dropout, **kw}
+        per_client = [largest_rank(arch, batch, seq, b, bp.ranks, **lora_kw) for b in self.budgets]
+        if None in per_client:
+            c = per_client.index(None)
+            r = min(bp.ranks)
+            raise DoesNotFit(
+                f"lora_budget: no rank in {list(bp.ranks)} fits device {c} (budget {self.levels[c]} of "
+                f"{ref_name}'s full fine-tuning cost, constrain={list(bp.constrain)}, batch {batch}, seq {seq}); "
+                f"rank {r} on {ctx.cfg.model}: "
+                + "; ".join(self.budgets[c].violations(step_cost(arch, batch, seq, r=r, **lora_kw))))
+        self.rank = min(per_client)
+        self.summary = {"rank": self.rank, "reference": ref_name, "levels": self.levels}
+        log.info("lora_budget: %s", self.summary)
+        self.p = LoraParams(lora_r=self.rank, lora_alpha=bp.lora_alpha, lora_dropout=bp.lora_dropout,
+                            target_modules=bp.target_modules)
+        super().setup()
+
+    def configure_train(self, rnd, clients):
+        plans = super().configure_train(rnd, clients)
+        return {c: TrainPlan(p.blocks, p.head, p.only, {**p.info, "rank": self.rank, "budget": self.levels[c]})
+                for c, p in plans.items()}

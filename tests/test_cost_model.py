@@ -1,0 +1,195 @@
+"""The analytic cost model against the real model: parameter counts, the activations autograd
+stores (read with saved-tensor hooks), measured peak memory, FLOPs, budgets."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import itertools  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
+from fl_core.cost_model import (  # noqa: E402
+    Budget,
+    DoesNotFit,
+    arch_of,
+    full_cost,
+    inject_lora,
+    largest_rank,
+    largest_suffix,
+    largest_window,
+    lora_params_per_block,
+    measure_step,
+    param_counts,
+    step_cost,
+)
+from fl_core.costs import block_forward_flops, head_forward_flops  # noqa: E402
+from fl_core.errors import CellNotRunnable  # noqa: E402
+from fl_core.models import EMB, HEAD, build_model  # noqa: E402
+
+B, S, C = 4, 24, 4  # S differs from the head dim (16) so no two activation shapes coincide
+
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    # tiny models: one intra-op thread is faster, and far faster when the cores are shared
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+def _model(r: int | None = None, dropout: float = 0.0):
+    m = build_model("tiny-bert", C, seed=0)
+    if r is not None:
+        inject_lora(m, r, dropout=dropout)
+    return m
+
+
+def _saved_bytes(m, blocks: set[int], lora: bool = False) -> int:
+    """Bytes of the distinct storages autograd saves for backward in one forward (params excluded)."""
+    L = m.num_blocks
+    names = set(m.names_in(HEAD))
+    if lora:
+        names |= {n for n in m.params if "lora_" in n}
+        first = 0
+    else:
+        names |= {n for n, g in m.group_of.items() if g in blocks}
+        first = min(blocks, default=L)
+    m.set_trainable(names)
+    m.hf.train()
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(1000, 2000, (B, S), generator=g)
+    y = torch.randint(0, C, (B,), generator=g)
+    params = {p.untyped_storage().data_ptr() for p in m.hf.parameters()}
+    seen: dict[int, int] = {}
+
+    def pack(x):
+        st = x.untyped_storage()
+        if st.data_ptr() not in params:
+            seen[st.data_ptr()] = st.nbytes()
+        return x
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda x: x):
+        loss = F.cross_entropy(m.forward(ids, torch.ones_like(ids), first), y)
+    del loss
+    m.set_trainable(set())
+    return sum(seen.values())
+
+
+@pytest.fixture(scope="module")
+def arch():
+    return build_model("tiny-bert", C).arch
+
+
+def test_param_counts_match_the_model(arch):
+    m = _model()
+    pc = param_counts(arch)
+    assert pc.embeddings == m.numel(m.names_in(EMB))
+    assert pc.head == m.numel(m.names_in(HEAD))
+    assert all(pc.block == m.numel(m.names_in(i)) for i in range(m.num_blocks))
+    assert arch_of("tiny-bert", C) == arch
+    lm = _model(r=4)
+    lora = [n for n in lm.params if "lora_" in n]
+    assert lm.numel(lora) == arch.num_blocks * lora_params_per_block(arch, 4)
+
+
+@pytest.mark.parametrize("blocks", [set(), {1}, {0, 1}, {0}])  # {0}: block 1 is passed through
+def test_activation_formula_is_exact_for_layer_training(arch, blocks):
+    m = _model()
+    L = arch.num_blocks
+    cost = step_cost(arch, B, S, blocks=blocks)
+    assert _saved_bytes(m, blocks) == cost.activations
+    if blocks == set(range(L - len(blocks), L)):
+        assert step_cost(arch, B, S, t=len(blocks)) == cost
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.1])
+def test_activation_formula_is_exact_for_lora(arch, dropout):
+    saved = _saved_bytes(_model(r=8, dropout=dropout), set(), lora=True)
+    analytic = step_cost(arch, B, S, r=8, lora_dropout=dropout).activations
+    assert saved == analytic
+    # LoRA stores activations of every block: more than training only the top block
+    assert analytic > step_cost(arch, B, S, t=1).activations
+
+
+def test_memory_flops_upload_components(arch):
+    L, pc = arch.num_blocks, param_counts(arch)
+    full = full_cost(arch, B, S)
+    assert full.trained_params == L * pc.block + pc.head and full.upload == 4 * full.trained_params
+    assert full.weights == 4 * pc.total(L) and full.grads == 4 * full.trained_params
+    assert full.optimizer == 2 * full.grads
+    assert step_cost(arch, B, S, t=L, optimizer="sgd").optimizer == 0
+    assert step_cost(arch, B, S, t=L, optimizer="sgd", momentum=0.9).optimizer == full.grads
+    blk, head = block_forward_flops(arch, B, S), head_forward_flops(arch, B)
+    assert full.flops == pytest.approx(3 * L * blk + 3 * head)
+    assert step_cost(arch, B, S, t=0).flops == pytest.approx(L * blk + 3 * head)
+    lora = step_cost(arch, B, S, r=8)
+    assert lora.flops > step_cost(arch, B, S, t=L - 1).flops  # backward reaches block 0
+    assert lora.upload < step_cost(arch, B, S, t=1).upload
+    costs = [step_cost(arch, B, S, t=t) for t in range(L + 1)]
+    for a, b in itertools.pairwise(costs):
+        assert a.memory < b.memory and a.flops < b.flops and a.upload < b.upload
+
+
+def test_measured_peak_memory_ranks_configurations_like_the_model():
+    """Analytic vs measured (torch profiler memory events) on tiny-bert, t = 0..L and LoRA."""
+    b, s = 8, 64  # activations comparable to the weights, so the configurations differ
+    arch = arch_of("tiny-bert", C)
+    configs = [{"t": t} for t in range(arch.num_blocks + 1)] + [{"r": 8}]
+    analytic = [step_cost(arch, b, s, **c).memory for c in configs]
+    measured = [measure_step("tiny-bert", b, s, num_labels=C, repeats=0, **c).peak_bytes for c in configs]
+    for a, m in zip(analytic, measured, strict=True):
+        assert 0.9 * a <= m <= 1.25 * a
+    # frozen prefix: no activations stored for it, so measured peak memory grows with t
+    ts = measured[: arch.num_blocks + 1]
+    assert all(x < y for x, y in itertools.pairwise(ts))
+    for i, j in itertools.combinations(range(len(configs)), 2):
+        if abs(analytic[i] - analytic[j]) > 0.02 * max(analytic[i], analytic[j]):
+            assert (analytic[i] < analytic[j]) == (measured[i] < measured[j]), (configs[i], configs[j])
+
+
+def test_budgets_pick_the_largest_fitting_configuration(arch):
+    L = arch.num_blocks
+    full = full_cost(arch, B, S)
+    everything = Budget.fraction_of(full, 1.0)
+    assert largest_suffix(arch, B, S, everything) == L
+    assert largest_window(arch, B, S, everything) == L
+    assert largest_suffix(arch, B, S, Budget.fraction_of(full, 0.01)) is None
+    fracs = [0.05, 0.125, 0.25, 0.5, 0.75, 1.0]
+    for res in (["memory"], ["flops"], ["upload"], ["memory", "flops", "upload"]):
+        ts = [largest_suffix(arch, B, S, Budget.fraction_of(full, f, res)) for f in fracs]
+        ts = [-1 if t is None else t for t in ts]
+        assert ts == sorted(ts), (res, ts)
+    # exactly at the cost of t = 1 fits t = 1, one byte less does not
+    c1 = step_cost(arch, B, S, t=1)
+    assert largest_suffix(arch, B, S, Budget(memory=c1.memory)) == 1
+    assert largest_suffix(arch, B, S, Budget(memory=c1.memory - 1)) == 0
+    # a window must fit at its most expensive position (lowest start)
+    w = largest_window(arch, B, S, Budget(memory=c1.memory))
+    assert w == 0 or step_cost(arch, B, S, blocks=range(w)).memory <= c1.memory
+
+
+def test_largest_rank(arch):
+    ranks = [32, 16, 8, 4, 2, 1]
+    r8 = step_cost(arch, B, S, r=8)
+    assert largest_rank(arch, B, S, Budget(memory=r8.memory), ranks) == 8
+    assert largest_rank(arch, B, S, Budget(memory=r8.memory - 1), ranks) == 4
+    assert largest_rank(arch, B, S, Budget(upload=1.0), ranks) is None
+
+
+def test_does_not_fit_is_recorded_as_skipped_by_the_sweep():
+    assert issubclass(DoesNotFit, CellNotRunnable) and issubclass(DoesNotFit, ValueError)
+
+
+def test_rejects_ambiguous_configurations(arch):
+    with pytest.raises(ValueError):
+        step_cost(arch, B, S, t=1, r=4)
+    with pytest.raises(ValueError):
+        step_cost(arch, B, S, t=arch.num_blocks + 1)
+    with pytest.raises(ValueError):
+        lora_params_per_block(arch, 4, ["dense"])
