@@ -64,7 +64,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print("\ninterrupted: finished cells are stored and the running cell kept its last checkpoint; "
               "run the same command again to resume", file=sys.stderr)
         return 130
-    md = write_summary(grid, args.config)
+    try:  # a report bug must not change the sweep's outcome: the store holds everything
+        from fl_core.report import build_report
+
+        md = build_report(grid, args.config)
+    except Exception as err:  # noqa: BLE001
+        logging.getLogger("layerbench").error("report failed (%s); the quick summary is still written", err)
+        md = write_summary(grid, args.config)
     print(f"{report.ran} cells run, {report.skipped_done} already done, statuses {report.statuses}, "
           f"{report.wall_s / 60:.1f} min")
     print(f"summary: {md}")

@@ -4,7 +4,6 @@ seeds, with costs, and every skipped/diverged/failed cell shown with its reason 
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -81,12 +80,13 @@ def write_summary(grid: GridConfig, config_path: str | Path, command: str | None
     cells.to_csv(out / f"cells_{grid.name}.csv", index=False)
     t = summary_table(cells)
     t.to_csv(out / f"summary_{grid.name}.csv", index=False)
-    command = command or " ".join(["layerbench", *sys.argv[1:]]) if sys.argv else "layerbench"
+    command = command or (" ".join(["layerbench", *sys.argv[1:]]) if sys.argv else "layerbench")
     header = [
         f"# Summary: grid `{grid.name}`",
         "",
         f"- produced by: `{command}` from `{config_path}`",
-        f"- git revision: `{git_revision()}`; written {time.strftime('%Y-%m-%d %H:%M')}",
+        f"- git revision: `{git_revision()}`; the full report (tables, figures, claims): `layerbench report "
+        f"{config_path}`",
         f"- model: {model_label(grid.model)}; {grid.fl.rounds} rounds, {grid.fl.num_clients} clients, "
         f"{grid.fl.clients_per_round} per round, max_len {grid.fl.max_len}",
         "- accuracy in % on the global test split: `final_acc` at the last round; `best_acc_test` is the max over "

@@ -1,0 +1,192 @@
+"""``build_report``: every table, figure and claim of a grid, rebuilt from the local store alone.
+
+Where it goes (:func:`report_dir`): the grid named ``default`` → its ``output_dir`` itself
+(``results/README.md``, ``results/tables/``, ``results/figures/``, ``results/claims.md``); any other
+grid → ``<output_dir>/<grid name>/`` (or ``output_dir`` itself when it is already named after the
+grid, e.g. ``results/smoke`` for ``smoke``). ``tables/`` and ``figures/`` there are regenerated from
+scratch on every build (no stale panel survives), and the same store gives byte-identical files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from fl_core.config import ConfigError, GridConfig
+from fl_core.provenance import git_revision
+from fl_core.report.claims import write_claims
+from fl_core.report.figures import all_figures, budget_rows, slug
+from fl_core.report.load import Results, load_results
+from fl_core.report.tables import Table, accuracy_table, cost_table, markdown, write_table
+
+log = logging.getLogger(__name__)
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_CLAIMS = REPO / "configs" / "claims.yaml"
+
+PANEL_TITLES = {
+    "acc_vs_round": "Accuracy vs round (mean ± std band over seeds)",
+    "pareto_bytes_up": "Accuracy vs communication (bytes uploaded), with the Pareto front",
+    "pareto_flops": "Accuracy vs client compute (FLOPs), with the Pareto front",
+    "blocks": "How often each block was trained, per round and method",
+    "partition": "The data partition: client × label counts",
+    "budget": "Budget-aware scheme: suffix training vs LoRA",
+}
+
+
+def report_dir(grid: GridConfig) -> Path:
+    out = Path(grid.output_dir)
+    if grid.name == "default" or out.name == grid.name:
+        return out
+    name = slug(grid.name)
+    return out / (f"report-{name}" if name in ("runs", "wandb", "tables", "figures") else name)
+
+
+def default_claims_path(config_path: str | Path | None) -> Path | None:
+    if config_path is not None:
+        p = Path(config_path).parent / "claims.yaml"
+        if p.is_file():
+            return p
+    return DEFAULT_CLAIMS if DEFAULT_CLAIMS.is_file() else None
+
+
+def _rel(p: Path, base: Path) -> str:
+    try:
+        return p.relative_to(base).as_posix()
+    except ValueError:
+        return p.as_posix()
+
+
+def _provenance(res: Results) -> list[str]:
+    """Git revisions and package versions the runs recorded (from result.json)."""
+    done = res.cells[res.cells.status.isin(["ok", "diverged", "skipped", "failed"])]
+    revs = done.git_revision.fillna("").replace("", "unknown").value_counts(sort=False) if len(done) else {}
+    lines = []
+    if len(revs):
+        lines.append("- git revision of the runs: " + ", ".join(f"`{r}` ({n} cells)" for r, n in sorted(revs.items())))
+    versions: dict[str, set[str]] = {}
+    for h in done.config_hash:
+        for k, v in (res.result(h).get("versions") or {}).items():
+            versions.setdefault(k, set()).add(str(v))
+    if versions:
+        lines.append("- package versions of the runs: " + ", ".join(
+            f"{k} {'/'.join(sorted(v))}" for k, v in sorted(versions.items())))
+    return lines
+
+
+def write_report(res: Results, out: Path, *, title: str, header: list[str], claims_path: Path | None = None,
+                 target_fraction: float = 0.95, reference: str = "full",
+                 footer: list[str] | None = None) -> tuple[Path, dict]:
+    """Tables, figures, claims and README under ``out`` for already loaded results.
+
+    Returns (README path, {"tables": {name: Table}, "figures": {panel: [paths]}, "claims": summary or None}).
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    for sub in ("tables", "figures"):
+        shutil.rmtree(out / sub, ignore_errors=True)
+    tables: dict[str, Table] = {"accuracy": accuracy_table(res), "cost": cost_table(res, target_fraction, reference)}
+    for t in tables.values():
+        write_table(t, out / "tables")
+    fig_errors: dict[str, str] = {}
+    figures = all_figures(res, out / "figures", fig_errors)
+    claims_summary, claims_error = None, None
+    if claims_path is not None:
+        try:
+            claims_md, claims_summary = write_claims(res, claims_path, out)
+        except ConfigError as err:  # the tables and figures still come; the README says what to fix
+            log.error("%s", err)
+            claims_error = str(err)
+
+    counts = res.cells.status.value_counts(sort=False)
+    lines = [f"# {title}", "", *header,
+             f"- cells: {len(res.cells)} ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})",
+             *_provenance(res), ""]
+    if res.cells.get("model_is_random") is not None and res.cells.model_is_random.fillna(False).astype(bool).any():
+        lines += ["**The model has RANDOM weights (a test model): these numbers say nothing about the methods.**", ""]
+    lines += ["## Tables", "",
+              "Also as CSV (numbers) and LaTeX (booktabs): " + ", ".join(
+                  f"[`{n}.csv`](tables/{n}.csv) / [`{n}.tex`](tables/{n}.tex)" for n in tables) + ".", ""]
+    for t in tables.values():
+        lines += [f"### {t.title}", "", *[f"- {x}" for x in t.legend], "", markdown(t, heading="####")]
+    lines += ["## Figures", "", "Each figure is also a PDF next to the PNG. Methods keep one color, line style "
+              "and marker in every figure.", ""]
+    for panel, paths in figures.items():
+        lines += [f"### {PANEL_TITLES[panel]}", ""]
+        pngs = [p for p in paths if p.suffix == ".png"]
+        if panel in fig_errors:
+            lines += [f"**Could not draw this panel**: `{fig_errors[panel]}` (see the log).", ""]
+        elif not pngs:
+            if panel == "budget" and budget_rows(res).empty:
+                lines += ["Skipped: the grid has no budget-aware methods (`tiny` / `lora_budget` with a `budget` "
+                          "param).", ""]
+            else:
+                lines += ["Nothing to plot: no cell with the data this panel needs finished.", ""]
+            continue
+        for p in pngs:
+            pdf = p.parent / (p.name[: -len(".png")] + ".pdf")
+            lines += [f"![{p.name[: -len('.png')]}]({_rel(p, out)}) ([PDF]({_rel(pdf, out)}))", ""]
+    lines += ["## Paper claims", ""]
+    if claims_error is not None:
+        lines += [f"**The claims file could not be used**: {claims_error}", ""]
+    elif claims_summary is None:
+        lines += ["No claims file (`configs/claims.yaml`): nothing tested.", ""]
+    else:
+        lines += [f"Details, statistics and the test procedure: [{claims_md.name}]({claims_md.name}) "
+                  f"(from `{claims_path.name}`).", "", "| claim | a | b | verdict |", "|---|---|---|---|"]
+        lines += [f"| {r.claim} | {r.a} | {r.b} | {r.verdict} |" for _, r in claims_summary.iterrows()]
+        lines.append("")
+    lines += footer or []
+    readme = out / "README.md"
+    readme.write_text("\n".join(lines).rstrip() + "\n")
+    return readme, {"tables": tables, "figures": figures, "claims": claims_summary}
+
+
+def build_report(grid: GridConfig, config_path: str | Path, *, claims_path: str | Path | None = None,
+                 out_dir: str | Path | None = None, wandb: bool = True, target_fraction: float = 0.95,
+                 reference: str = "full") -> Path:
+    """Rebuild every table, figure and claim of ``grid`` from its local store; returns the README path.
+
+    Also rewrites ``<output_dir>/summary_<grid>.{md,csv}`` (the quick table) and, unless ``wandb`` is
+    False or the grid's W&B mode is ``off``, logs the report to one W&B run in the sweep's group
+    (best-effort)."""
+    from fl_core.models import model_label
+    from fl_core.report.summary import write_summary
+    from fl_core.report.wandb_log import log_report
+
+    res = load_results(grid.output_dir, grid=grid)
+    out = Path(out_dir) if out_dir is not None else report_dir(grid)
+    claims = Path(claims_path) if claims_path is not None else default_claims_path(config_path)
+    cfg_path = Path(config_path)
+    sha = hashlib.sha256(cfg_path.read_bytes()).hexdigest()[:12] if cfg_path.is_file() else "n/a"
+    fl = grid.fl
+    header = [
+        f"Made by `layerbench report {cfg_path.as_posix()}` (`make report`) from the local results store "
+        f"`{Path(grid.output_dir).as_posix()}/runs/` "
+        "alone (no W&B); the same command rebuilds every file here, and the same store gives byte-identical tables.",
+        "",
+        f"- config: `{cfg_path.as_posix()}` (sha256 `{sha}…`)" + (f": {grid.description}" if grid.description else ""),
+        f"- model: {model_label(grid.model)}; {fl.rounds} rounds, {fl.num_clients} clients, {fl.clients_per_round} per "
+        f"round, {fl.local_steps or 'all'} local steps × batch {fl.batch_size}, lr {fl.lr}, max_len {fl.max_len}, "
+        f"evaluated every {fl.eval_every} rounds",
+        f"- grid: datasets {', '.join(grid.datasets)}; alphas {', '.join(map(str, grid.alphas))}; seeds "
+        f"{', '.join(map(str, grid.seeds))}; methods {', '.join(m.display for m in grid.methods)}",
+        f"- git revision of the report code: `{git_revision()}`",
+    ]
+    dump = yaml.safe_dump(grid.model_dump(mode="json"), sort_keys=False, width=110)
+    footer = ["## Config", "", "<details><summary>the grid, as validated</summary>", "", "```yaml", dump.rstrip(),
+              "```", "", "</details>", ""]
+    readme, parts = write_report(res, out, title=f"Results: grid `{grid.name}`", header=header, claims_path=claims,
+                                 target_fraction=target_fraction, reference=reference, footer=footer)
+    write_summary(grid, config_path)
+    if wandb:
+        tables: dict[str, pd.DataFrame] = {n: t.data for n, t in parts["tables"].items()}
+        if parts["claims"] is not None:
+            tables["claims"] = parts["claims"]
+        figs = [p for ps in parts["figures"].values() for p in ps]
+        log_report(grid.wandb, grid.name, grid.output_dir, tables, figs,
+                   {"report_dir": str(out), "cells": len(res.cells)})
+    return readme
