@@ -26,7 +26,7 @@ $(RAY_STAMP): $(STAMP)
 	@touch $(RAY_STAMP)
 
 bench: $(STAMP) $(if $(filter ray,$(BACKEND)),$(RAY_STAMP))
-	$(BIN)/layerbench sweep $(CONFIG) --backend $(BACKEND)
+	$(BIN)/layerbench sweep $(CONFIG) --backend $(BACKEND) $(ARGS)
 
 report: $(STAMP)
 	$(BIN)/layerbench report $(CONFIG)
@@ -36,6 +36,10 @@ test: $(STAMP)
 
 test-all: $(RAY_STAMP)
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -q
+
+perf: $(STAMP)
+	$(BIN)/python benchmarks/perf.py
+	$(BIN)/python benchmarks/tiny_memory.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check fl_core benchmarks tests

@@ -22,7 +22,7 @@ from fl_core.config import RunConfig
 from fl_core.context import RunContext
 from fl_core.data import client_test_split, label_counts, load_splits, partition
 from fl_core.evaluate import evaluate_global
-from fl_core.methods import METHODS, make_method, validate_params
+from fl_core.methods import METHODS, ClientUpdate, Method, make_method, validate_params
 from fl_core.models import HEAD, build_model, load_tokenizer, model_label, num_blocks
 
 
@@ -101,6 +101,28 @@ class Checkpoint:
         self.path.unlink(missing_ok=True)
 
 
+def run_round(ctx: RunContext, method: Method, rnd: int, clients: list[int],
+              selections: list[dict[str, Any]]) -> tuple[list[ClientUpdate], dict[str, torch.Tensor]]:
+    """One round on the shared model: plans, each client in turn, aggregation applied to the model."""
+    model = ctx.model
+    plans = method.configure_train(rnd, clients)
+    union = sorted({n for c in clients for n in ctx.trainable_names(plans[c])})
+    ctx.global_values = model.state(union)
+    updates = []
+    for cid in clients:
+        if plans[cid].info.get("sit_out"):  # fits no budget: no training, no upload, no cost
+            selections.append({"round": rnd, "client": cid, "blocks": [], "head": False, "sit_out": True})
+            continue
+        updates.append(run_client(ctx, method, rnd, cid, plans[cid]))
+        model.load(ctx.global_values)  # back to the global model for the next client
+        selections.append({"round": rnd, "client": cid, "blocks": sorted(plans[cid].blocks),
+                           "head": plans[cid].head, **{f"info_{k}": v for k, v in plans[cid].info.items()}})
+    new = method.aggregate(rnd, updates)
+    model.load(new)
+    ctx.touched.update(new)
+    return updates, new
+
+
 def run_cell(
     cfg: RunConfig, on_round: Callable[[dict[str, Any]], None] | None = None, progress: bool = True,
     checkpoint: Checkpoint | None = None,
@@ -130,22 +152,7 @@ def run_cell(
     bar = tqdm(range(start, cfg.fl.rounds), desc=f"{cfg.method.display} a={cfg.alpha} s={cfg.seed}", leave=False,
                disable=not progress, unit="round", initial=start, total=cfg.fl.rounds)
     for rnd in bar:
-        clients = schedule[rnd]
-        plans = method.configure_train(rnd, clients)
-        union = sorted({n for c in clients for n in ctx.trainable_names(plans[c])})
-        ctx.global_values = model.state(union)
-        updates = []
-        for cid in clients:
-            if plans[cid].info.get("sit_out"):  # fits no budget: no training, no upload, no cost
-                selections.append({"round": rnd, "client": cid, "blocks": [], "head": False, "sit_out": True})
-                continue
-            updates.append(run_client(ctx, method, rnd, cid, plans[cid]))
-            model.load(ctx.global_values)  # back to the global model for the next client
-            selections.append({"round": rnd, "client": cid, "blocks": sorted(plans[cid].blocks),
-                               "head": plans[cid].head, **{f"info_{k}": v for k, v in plans[cid].info.items()}})
-        new = method.aggregate(rnd, updates)
-        model.load(new)
-        ctx.touched.update(new)
+        updates, new = run_round(ctx, method, rnd, schedule[rnd], selections)
         train_loss = (float(np.average([u.train_loss for u in updates], weights=[u.num_samples for u in updates]))
                       if updates else 0.0)
         row: dict[str, Any] = {"round": rnd, "train_loss": train_loss}

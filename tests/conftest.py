@@ -36,7 +36,15 @@ def tiny_grid_dict(tmp_path, **over) -> dict:
     return d
 
 
-@pytest.fixture(autouse=True)
-def _cache(tmp_path_factory, monkeypatch):
-    # one tokenization cache for the whole session (tests stay fast), never the user's
-    monkeypatch.setenv("LAYERBENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+@pytest.fixture(autouse=True, scope="session")
+def _session_env(tmp_path_factory):
+    """One tokenization cache for the whole session (never the user's), and one torch thread: the
+    test models are far below torch's threading break-even, and 2 threads thrash on a busy CPU."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LAYERBENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+        yield
+    torch.set_num_threads(threads)

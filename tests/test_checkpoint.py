@@ -62,6 +62,7 @@ def test_sigkill_mid_cell_then_resume_matches(tmp_path):
 
     d = tiny_grid_dict(tmp_path, methods=[{"name": "full"}])
     d["fl"]["rounds"] = 40
+    d["threads_per_cell"] = 1  # the same threads as this test process: bitwise-comparable numbers
     cfg = tmp_path / "g.yaml"
     cfg.write_text(yaml.safe_dump(d))
     grid = parse_grid(d)

@@ -35,13 +35,6 @@ B, S, C = 4, 24, 4  # S differs from the head dim (16) so no two activation shap
 
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny models: one intra-op thread is faster, and far faster when the cores are shared
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 def _model(r: int | None = None, dropout: float = 0.0):
     m = build_model("tiny-bert", C, seed=0)

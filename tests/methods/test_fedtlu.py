@@ -20,16 +20,6 @@ from fl_core.simulator import run_cell
 from tests.conftest import tiny_cell
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny-bert work is far below torch's threading break-even; on a busy 2-core box two threads per
-    # process thrash (this file ran 3-4x slower). Restored after the module.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # -- the score ------------------------------------------------------------------------------------
 def test_score_is_scale_invariant_and_matches_its_closed_form():
     g = torch.Generator().manual_seed(0)

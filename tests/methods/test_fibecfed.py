@@ -12,13 +12,12 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from fl_core.client import run_client  # noqa: E402
 from fl_core.config import RunConfig  # noqa: E402
 from fl_core.methods import make_method  # noqa: E402
 from fl_core.methods.fibecfed import gal_sensitivity, pacing_count, per_sample_fisher_trace  # noqa: E402
 from fl_core.methods.lora import LORA_TAG, add_lora  # noqa: E402
 from fl_core.models import HEAD  # noqa: E402
-from fl_core.simulator import build_context, run_cell  # noqa: E402
+from fl_core.simulator import build_context, run_cell, run_round  # noqa: E402
 from tests.conftest import TINY_FL, tiny_cell  # noqa: E402
 
 FL = TINY_FL  # max_len 16, 4 clients, 2 per round, 2 rounds, 2 local steps, batch 8 (tests/conftest.py)
@@ -31,36 +30,8 @@ def cfg(params=None, **fl) -> RunConfig:
     return c.model_copy(update={"fl": FL.model_copy(update=fl)})
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _module_cache(tmp_path_factory):
-    """The session's tokenization cache (as tests/conftest.py's per-test fixture), for module fixtures too."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LAYERBENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
-        yield
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny-model steps are far faster single-threaded on a shared CPU; restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def run_round(ctx, method, rnd, clients):
-    """The simulator's round body (fl_core.simulator.run_cell), so the test sees the model in between."""
-    plans = method.configure_train(rnd, clients)
-    union = sorted({n for c in clients for n in ctx.trainable_names(plans[c])})
-    ctx.global_values = ctx.model.state(union)
-    updates = []
-    for c in clients:
-        updates.append(run_client(ctx, method, rnd, c, plans[c]))
-        ctx.model.load(ctx.global_values)
-    new = method.aggregate(rnd, updates)
-    ctx.model.load(new)
-    ctx.touched.update(new)
-    return updates, new
 
 
 # -- curriculum -------------------------------------------------------------------------------------
@@ -178,9 +149,9 @@ def trained():
     a, b = max(nb, key=nb.get), min(nb, key=nb.get)  # the clients with the most / fewest batches
     clients = sorted({a, b})
     init = {n: p.detach().clone() for n, p in ctx.model.params.items()}
-    rounds = [run_round(ctx, method, 0, clients)]
+    rounds = [run_round(ctx, method, 0, clients, [])]
     after_r0 = {c: {n: v.clone() for n, v in method.personal[c].items()} for c in clients}
-    rounds.append(run_round(ctx, method, 1, clients))
+    rounds.append(run_round(ctx, method, 1, clients, []))
     return dict(ctx=ctx, method=method, clients=clients, init=init, rounds=rounds, after_r0=after_r0)
 
 

@@ -11,12 +11,11 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from fl_core.client import run_client  # noqa: E402
 from fl_core.config import RunConfig  # noqa: E402
 from fl_core.methods import make_method  # noqa: E402
 from fl_core.methods.lora import LORA_TAG, add_lora, lora_pairs  # noqa: E402
 from fl_core.models import HEAD, build_model  # noqa: E402
-from fl_core.simulator import build_context, run_cell  # noqa: E402
+from fl_core.simulator import build_context, run_cell, run_round  # noqa: E402
 from tests.conftest import TINY_FL, tiny_cell  # noqa: E402
 
 FL = TINY_FL  # max_len 16, 4 clients, 2 per round, 2 rounds, 2 local steps, batch 8 (tests/conftest.py)
@@ -28,36 +27,8 @@ def cfg(params=None, **fl) -> RunConfig:
     return c.model_copy(update={"fl": FL.model_copy(update=fl)})
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _module_cache(tmp_path_factory):
-    """The session's tokenization cache (as tests/conftest.py's per-test fixture), for module fixtures too."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LAYERBENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
-        yield
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny-model steps are far faster single-threaded on a shared CPU; restored afterwards."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def run_round(ctx, method, rnd, clients):
-    """The simulator's round body (fl_core.simulator.run_cell), so the test sees the model in between."""
-    plans = method.configure_train(rnd, clients)
-    union = sorted({n for c in clients for n in ctx.trainable_names(plans[c])})
-    ctx.global_values = ctx.model.state(union)
-    updates = []
-    for c in clients:
-        updates.append(run_client(ctx, method, rnd, c, plans[c]))
-        ctx.model.load(ctx.global_values)
-    new = method.aggregate(rnd, updates)
-    ctx.model.load(new)
-    ctx.touched.update(new)
-    return updates, new
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +46,7 @@ def one_round():
     base = {n: p.detach().clone() for n, p in ctx.model.params.items()
             if LORA_TAG not in n and ctx.model.group_of[n] != HEAD}
     lora0 = {n: p.detach().clone() for n, p in ctx.model.params.items() if LORA_TAG in n}
-    updates, new = run_round(ctx, method, 0, [0, 1])
+    updates, new = run_round(ctx, method, 0, [0, 1], [])
     return dict(ctx=ctx, method=method, base=base, lora0=lora0, updates=updates, new=new,
                 logits=(before_logits, after_logits))
 

@@ -35,15 +35,6 @@ def _brute_force(scores, budgets, lam):
     return best
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny-bert work is far below torch's threading break-even; on a busy 2-core box two threads per
-    # process thrash (this file ran 3-4x slower). Restored after the module.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 # -- the selection problem ------------------------------------------------------------------------
 @pytest.mark.parametrize("seed", range(5))

@@ -29,13 +29,6 @@ SIT, T1, T2 = 0.2, 0.7, 1.0
 
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # tiny models: one intra-op thread is faster, and far faster when the cores are shared
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 def cell(method: str, seed: int = 0, fl: FLConfig = FL, **params) -> RunConfig:
     return RunConfig(dataset="bbc_news", alpha=1.0, method=MethodSpec(name=method, params=params), seed=seed,

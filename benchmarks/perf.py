@@ -1,0 +1,187 @@
+"""Speed and memory of the simulator, as ratios measured side by side in one run (`make perf`).
+
+1. overhead: one round of `full` on MiniLM-L6, 10 clients, vs a bare PyTorch loop doing the same
+   forward/backward/optimizer steps on the same batches (no FL logic). Interleaved repeats, median.
+2. frozen: step time training the top t blocks (t = 0..L) and LoRA, relative to all blocks, next to
+   the analytic FLOP ratio of the cost model.
+3. memory: peak RSS of a cell at 10, 100 and 1000 clients (fixed total data), each in a fresh process.
+
+Writes results/perf/perf_{overhead,frozen,memory}.csv and results/perf/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from fl_core.client import local_batches, train_steps
+from fl_core.config import DataConfig, FLConfig, MethodSpec, RunConfig
+from fl_core.costs import step_flops
+from fl_core.methods import make_method
+from fl_core.methods.base import TrainPlan
+from fl_core.provenance import git_revision
+from fl_core.simulator import build_context, run_round
+
+OUT = Path("results/perf")
+
+
+def _cell(method: str = "full", clients: int = 10, per_round: int = 10, steps: int = 2, **params) -> RunConfig:
+    return RunConfig(dataset="bbc_news", alpha="iid", method=MethodSpec(name=method, params=params), seed=0,
+                     model="minilm-l6", fl=FLConfig(num_clients=clients, clients_per_round=per_round, rounds=1,
+                                                    local_steps=steps, batch_size=16, max_len=32, prefix_cache=False),
+                     data=DataConfig(min_partition_size=1))
+
+
+def bench_overhead(reps: int) -> pd.DataFrame:
+    ctx = build_context(_cell())
+    method = make_method("full", {}, ctx)
+    clients = list(range(10))
+    batches = {c: local_batches(ctx, method, 0, c) for c in clients}
+    names = ctx.trainable_names(method.configure_train(0, [0])[0])
+    hf = ctx.model.hf
+
+    def simulator_round() -> None:
+        run_round(ctx, method, 0, clients, [])
+
+    def bare_round() -> None:
+        ctx.model.set_trainable(set(names))
+        params = [ctx.model.params[n] for n in names]
+        hf.train()
+        for c in clients:
+            opt = torch.optim.AdamW(params, lr=ctx.cfg.fl.lr)
+            for idx in batches[c]:
+                ids, mask, y = ctx.tensors(idx)
+                loss = F.cross_entropy(hf(input_ids=ids, attention_mask=mask).logits, y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                opt.step()
+        ctx.model.set_trainable(set())
+
+    times: dict[str, list[float]] = {"simulator": [], "bare": []}
+    simulator_round(), bare_round()  # warm-up
+    for _ in range(reps):
+        for name, fn in (("simulator", simulator_round), ("bare", bare_round)):
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    sim, bare = statistics.median(times["simulator"]), statistics.median(times["bare"])
+    steps = sum(len(b) for b in batches.values())
+    return pd.DataFrame([{"benchmark": "one round of full, 10 clients", "optimizer_steps": steps,
+                          "simulator_s": round(sim, 3), "bare_pytorch_s": round(bare, 3),
+                          "ratio": round(sim / bare, 3), "target": "<= 1.05", "reps": reps}])
+
+
+def _step_time(ctx, method, plan: TrainPlan, batches: list[np.ndarray], reps: int) -> float:
+    names = ctx.trainable_names(plan)
+    snapshot = ctx.model.state(names)
+    train_steps(ctx, method, 0, plan, batches[:1], names)  # warm-up
+    out = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        train_steps(ctx, method, 0, plan, batches, names)
+        out.append((time.perf_counter() - t0) / len(batches))
+    ctx.model.load(snapshot)
+    return statistics.median(out)
+
+
+def bench_frozen(reps: int, n_batches: int = 4) -> pd.DataFrame:
+    ctx = build_context(_cell())
+    method = make_method("full", {}, ctx)
+    L = ctx.model.num_blocks
+    batches = ctx.client_batches(0, 0)[:n_batches]
+    seq = int(max(ctx.splits.train.lengths[b].max() for b in batches))
+
+    def analytic(plan: TrainPlan) -> float:
+        f, b = step_flops(ctx.model.arch, 16, seq, ctx.first_grad(plan), ctx.trained_share(ctx.trainable_names(plan)))
+        return f + b
+
+    plans = {f"top-{t}": TrainPlan.of(range(L - t, L)) for t in range(L + 1)}
+    measured = {}
+    for _ in range(reps):  # interleave configurations so drift hits all of them alike
+        for name, plan in plans.items():
+            measured.setdefault(name, []).append(_step_time(ctx, method, plan, batches, 1))
+    full_t, full_f = statistics.median(measured[f"top-{L}"]), analytic(plans[f"top-{L}"])
+    rows = [{"config": n, "step_s": round(statistics.median(v), 4), "measured_ratio": statistics.median(v) / full_t,
+             "analytic_ratio": analytic(plans[n]) / full_f} for n, v in measured.items()]
+    from fl_core.methods.lora import add_lora
+
+    lctx = build_context(_cell("lora"))
+    lora = make_method("lora", {}, lctx)
+    add_lora(lctx, r=8, alpha=16)
+    plan = TrainPlan.of(range(L), only="lora_")
+    lt = statistics.median([_step_time(lctx, lora, plan, batches, 1) for _ in range(reps)])
+    f, b = step_flops(lctx.model.arch, 16, seq, 0, lctx.trained_share(lctx.trainable_names(plan)))
+    rows.append({"config": "lora-r8", "step_s": round(lt, 4), "measured_ratio": lt / full_t,
+                 "analytic_ratio": (f + b) / full_f})
+    df = pd.DataFrame(rows)
+    df["measured/analytic"] = (df.measured_ratio / df.analytic_ratio).round(3)
+    df[["measured_ratio", "analytic_ratio"]] = df[["measured_ratio", "analytic_ratio"]].round(3)
+    return df
+
+
+def _memory_child(clients: int) -> None:
+    """Runs in a fresh process: peak RSS before and after 2 rounds with ``clients`` clients."""
+    cell = _cell("top_k", clients=clients, per_round=10, steps=1, k=1)
+    cell = cell.model_copy(update={"fl": cell.fl.model_copy(update={"rounds": 2})})
+    ctx = build_context(cell)
+    method = make_method("top_k", {"k": 1}, ctx)
+    method.setup()
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    sched = [sorted(ctx.rng("schedule").choice(clients, 10, replace=False).tolist()) for _ in range(2)]
+    for r in range(2):
+        run_round(ctx, method, r, sched[r], [])
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"clients": clients, "rss_after_setup_MB": base / 1024, "peak_rss_MB": peak / 1024}))
+
+
+def bench_memory(sizes: list[int]) -> pd.DataFrame:
+    rows = []
+    for n in sizes:
+        out = subprocess.run([sys.executable, __file__, "--memory-child", str(n)], capture_output=True, text=True,
+                             check=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    df = pd.DataFrame(rows)
+    df["growth_vs_first"] = (df.peak_rss_MB / df.peak_rss_MB.iloc[0] - 1).round(3)
+    return df.round(1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--only", choices=["overhead", "frozen", "memory"])
+    ap.add_argument("--memory-child", type=int)
+    args = ap.parse_args()
+    if args.memory_child:
+        return _memory_child(args.memory_child)
+    OUT.mkdir(parents=True, exist_ok=True)
+    md = ["# Simulator speed and memory (`make perf`)", "",
+          f"- machine: {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads; "
+          f"git `{git_revision()}`; {time.strftime('%Y-%m-%d %H:%M')}",
+          "- every figure is a ratio of timings taken side by side in this one run", ""]
+    for name, fn in [("overhead", lambda: bench_overhead(args.reps)), ("frozen", lambda: bench_frozen(args.reps)),
+                     ("memory", lambda: bench_memory([10, 100, 1000]))]:
+        if args.only and args.only != name:
+            continue
+        t0 = time.perf_counter()
+        df = fn()
+        df.to_csv(OUT / f"perf_{name}.csv", index=False)
+        md += [f"## {name} ({time.perf_counter() - t0:.0f} s)", "", df.to_markdown(index=False), ""]
+        print(df.to_string(index=False), flush=True)
+    (OUT / "README.md").write_text("\n".join(md) + "\n")
+
+
+if __name__ == "__main__":
+    main()
