@@ -86,12 +86,18 @@ def test_homogeneous_budget_gives_every_device_the_same_suffix(ctx):
     assert m.never_trained_below() == L - 1
 
 
-def test_a_device_that_fits_nothing_sits_out():
-    seed = _hetero_seed([SIT, T2], {SIT, T2})
-    cfg = cell("tiny", seed=seed, budget="hetero", levels=[SIT, T2], candidates=["tiny-bert"], constrain=["flops"])
+def _hetero_setup(levels):
+    """A set-up ``tiny`` on tiny-bert whose devices draw from ``levels`` (a seed where both occur)."""
+    seed = _hetero_seed(levels, set(levels))
+    cfg = cell("tiny", seed=seed, budget="hetero", levels=levels, candidates=["tiny-bert"], constrain=["flops"])
     ctx = build_context(cfg)
     m = make_method("tiny", cfg.method.params, ctx)
     m.setup()
+    return cfg, ctx, m
+
+
+def test_a_device_that_fits_nothing_sits_out():
+    cfg, ctx, m = _hetero_setup([SIT, T2])
     out = [c for c, lvl in enumerate(m.devices.levels) if lvl == SIT]
     assert out and all(m.t[c] is None for c in out) and m.summary["sit_out"] == out
     plan = m.configure_train(0, out)[out[0]]
@@ -135,11 +141,7 @@ def test_frozen_prefix_gets_no_gradient(ctx):
 
 
 def test_per_block_fedavg_over_the_devices_that_trained_each_block():
-    seed = _hetero_seed([T1, T2], {T1, T2})
-    cfg = cell("tiny", seed=seed, budget="hetero", levels=[T1, T2], candidates=["tiny-bert"], constrain=["flops"])
-    ctx = build_context(cfg)
-    m = make_method("tiny", cfg.method.params, ctx)
-    m.setup()
+    cfg, ctx, m = _hetero_setup([T1, T2])
     deep = next(c for c, t in enumerate(m.t) if t == 2)
     shallow = next(c for c, t in enumerate(m.t) if t == 1)
     clients = sorted([deep, shallow])
