@@ -44,13 +44,6 @@ def metrics(labels: np.ndarray, preds: np.ndarray, loss_sum: float) -> dict[str,
     }
 
 
-def evaluate(ctx: RunContext, split: str = "test", idx: np.ndarray | None = None) -> dict[str, float]:
-    data = getattr(ctx.splits, split)
-    idx = np.arange(len(data)) if idx is None else idx
-    preds, loss = predict(ctx, split, idx)
-    return metrics(data.labels[idx], preds, loss)
-
-
 def evaluate_global(ctx: RunContext) -> tuple[dict[str, float], dict[str, float] | None]:
     """The global model on the global test set, and on the clients' own test splits pooled.
 

@@ -98,7 +98,8 @@ class BlockModel:
         return next(self.hf.parameters()).device
 
     # -- forward -------------------------------------------------------------------------
-    def _mask(self, attention_mask: torch.Tensor, emb: torch.Tensor):
+    def block_mask(self, attention_mask: torch.Tensor, emb: torch.Tensor):
+        """The mask every block takes, built from the 0/1 token mask (HF's own construction)."""
         return self._base._create_attention_masks(attention_mask, None, emb, None, None)[0]
 
     def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, inputs_embeds=None):
@@ -106,7 +107,7 @@ class BlockModel:
             h = self.embeddings(input_ids=input_ids, token_type_ids=torch.zeros_like(input_ids))
         else:
             h = self.embeddings(inputs_embeds=inputs_embeds, token_type_ids=torch.zeros_like(input_ids))
-        return h, self._mask(attention_mask, h)
+        return h, self.block_mask(attention_mask, h)
 
     def run_block(self, i: int, h: torch.Tensor, mask) -> torch.Tensor:
         out = self.blocks[i](h, attention_mask=mask)
