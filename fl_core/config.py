@@ -44,6 +44,9 @@ class FLConfig(Strict):
     eval_batch_size: int = Field(64, ge=1)
     train_embeddings: bool = False
     prefix_cache: bool = Field(True, description="cache the output of blocks no client ever trains")
+    length_buckets: int = Field(
+        8, ge=0, description="sort each run of this many shuffled batches by length before batching (0: off)"
+    )
     device: str = "auto"
 
     @model_validator(mode="after")

@@ -81,8 +81,22 @@ class RunContext:
         """Seeded shuffle of client ``cid``'s indices for (round, epoch), cut into batches."""
         bs = batch_size or self.cfg.fl.batch_size
         idx = self.clients[cid]
-        perm = idx[self.rng("data", rnd, cid, epoch).permutation(len(idx))]
-        return [perm[i : i + bs] for i in range(0, len(perm), bs)]
+        rng = self.rng("data", rnd, cid, epoch)
+        perm = idx[rng.permutation(len(idx))]
+        k = self.cfg.fl.length_buckets
+        if k <= 1:
+            return [perm[i : i + bs] for i in range(0, len(perm), bs)]
+        # length bucketing (as HF's LengthGroupedSampler): sort each run of k*bs shuffled rows by
+        # length, batch, then shuffle the batches; rows keep a random batch, padding shrinks. As in
+        # a plain shuffle, the last len % bs shuffled rows form the one short batch, at the end.
+        lengths = self.splits.train.lengths
+        cut = len(perm) - len(perm) % bs
+        batches = []
+        for m in range(0, cut, k * bs):
+            mega = perm[m : min(m + k * bs, cut)]
+            mega = mega[np.argsort(lengths[mega], kind="stable")]
+            batches += [mega[i : i + bs] for i in range(0, len(mega), bs)]
+        return [batches[i] for i in rng.permutation(len(batches))] + ([perm[cut:]] if cut < len(perm) else [])
 
     def tensors(self, idx: np.ndarray, split: str = "train") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(input_ids, attention_mask, labels) on the device, padded to the batch's longest row."""
