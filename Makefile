@@ -37,9 +37,12 @@ test: $(STAMP)
 test-all: $(RAY_STAMP)
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -q
 
+# about 20 minutes on 2 cores; every script writes its own section of results/perf/README.md
 perf: $(STAMP)
 	$(BIN)/python benchmarks/perf.py
 	$(BIN)/python benchmarks/tiny_memory.py
+	$(BIN)/python benchmarks/speed_steps.py
+	$(BIN)/python benchmarks/grid_speed.py --config $(CONFIG)
 
 # Flower (flwr[simulation]) lives in its own venv: it pins ray and packaging versions that clash with $(VENV).
 FLOWER_VENV  := .venv-flower

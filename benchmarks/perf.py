@@ -4,7 +4,9 @@
    forward/backward/optimizer steps on the same batches (no FL logic). Interleaved repeats, median.
 2. frozen: step time training the top t blocks (t = 0..L) and LoRA, relative to all blocks, next to
    the analytic FLOP ratio of the cost model.
-3. memory: peak RSS of a cell at 10, 100 and 1000 clients (fixed total data), each in a fresh process.
+3. memory: resident memory after setup and peak during 2 rounds, at 10, 100 and 1000 clients (fixed
+   total data), each in a fresh process; `top_k` (no client state) at 10/100/1000 and `fibecfed`
+   (personal LoRA + neuron masks per client, reported per client and for all N) at 10/100.
 
 Writes results/perf/perf_{overhead,frozen,memory}.csv and results/perf/README.md.
 """
@@ -14,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -133,29 +134,51 @@ def bench_frozen(reps: int, n_batches: int = 4) -> pd.DataFrame:
     return df
 
 
-def _memory_child(clients: int) -> None:
-    """Runs in a fresh process: peak RSS before and after 2 rounds with ``clients`` clients."""
-    cell = _cell("top_k", clients=clients, per_round=10, steps=1, k=1)
+def _status_mb(field: str) -> float:
+    """VmRSS / VmHWM of this process from /proc, in MB (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise KeyError(field)
+
+
+def _memory_child(clients: int, method_name: str) -> None:
+    """Runs in a fresh process: resident memory after setup, then the peak during 2 rounds of 10
+    clients. The high-water mark is reset after setup (``/proc/self/clear_refs``), so the peak is
+    that of the rounds, not of the model load."""
+    params = {"k": 1} if method_name == "top_k" else {}
+    cell = _cell(method_name, clients=clients, per_round=10, steps=1, **params)
     cell = cell.model_copy(update={"fl": cell.fl.model_copy(update={"rounds": 2})})
     ctx = build_context(cell)
-    method = make_method("top_k", {"k": 1}, ctx)
+    method = make_method(method_name, params, ctx)
     method.setup()
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     sched = [sorted(ctx.rng("schedule").choice(clients, 10, replace=False).tolist()) for _ in range(2)]
+    base = _status_mb("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
     for r in range(2):
         run_round(ctx, method, r, sched[r], [])
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"clients": clients, "rss_after_setup_MB": base / 1024, "peak_rss_MB": peak / 1024}))
+    peak = _status_mb("VmHWM")
+    per_client = 0.0  # bytes one client keeps between rounds: its PL LoRA (once it trained) + masks
+    for store in (getattr(method, "personal", {}), getattr(method, "masks", {})):
+        if store:
+            per_client += sum(v.numel() * v.element_size() for s in store.values() for v in s.values()) / len(store)
+    print(json.dumps({"method": method_name, "clients": clients, "rss_after_setup_MB": base,
+                      "peak_rss_rounds_MB": peak, "rounds_over_setup_MB": peak - base,
+                      "personal_state_per_client_KB": per_client / 1024,
+                      "personal_state_all_clients_MB": per_client * clients / 2**20}))
 
 
 def bench_memory(sizes: list[int]) -> pd.DataFrame:
     rows = []
-    for n in sizes:
-        out = subprocess.run([sys.executable, __file__, "--memory-child", str(n)], capture_output=True, text=True,
-                             check=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
-        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    # fibecfed's setup runs a Fisher pass and trial epochs on every client: minutes at 1000 clients
+    for m, ns in (("top_k", sizes), ("fibecfed", [n for n in sizes if n <= 100])):
+        for n in ns:
+            out = subprocess.run([sys.executable, __file__, "--memory-child", str(n), m], capture_output=True,
+                                 text=True, check=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     df = pd.DataFrame(rows)
-    df["growth_vs_first"] = (df.peak_rss_MB / df.peak_rss_MB.iloc[0] - 1).round(3)
+    first = df.groupby("method").peak_rss_rounds_MB.transform("first")
+    df["peak_growth_vs_10"] = (df.peak_rss_rounds_MB / first - 1).round(3)
     return df.round(1)
 
 
@@ -163,10 +186,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--only", choices=["overhead", "frozen", "memory"])
-    ap.add_argument("--memory-child", type=int)
+    ap.add_argument("--memory-child", nargs=2, metavar=("CLIENTS", "METHOD"))
     args = ap.parse_args()
     if args.memory_child:
-        return _memory_child(args.memory_child)
+        return _memory_child(int(args.memory_child[0]), args.memory_child[1])
     OUT.mkdir(parents=True, exist_ok=True)
     run = (f"{os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads; "
            f"git `{git_revision()}`; {time.strftime('%Y-%m-%d %H:%M')}")
