@@ -198,9 +198,10 @@ def check_names(model: str, datasets: list[str], methods: list[MethodSpec], sour
                 f"invalid config {source}: datasets[{i}]: unknown dataset '{d}'; "
                 f"allowed: {sorted(DATASETS)} or a local path to a saved datasets.DatasetDict"
             )
-    if model not in MODELS and not Path(model).is_dir():
+    if model not in MODELS and not (model and (Path(model) / "config.json").is_file()):
         raise ConfigError(
-            f"invalid config {source}: model: unknown model '{model}'; allowed: {sorted(MODELS)} or a local HF model dir"
+            f"invalid config {source}: model: unknown model '{model}'; allowed: {sorted(MODELS)} or a local HF "
+            "model dir (with a config.json)"
         )
     n_blocks = num_blocks(model)
     for i, m in enumerate(methods):

@@ -72,7 +72,8 @@ def rotten_tomatoes() -> hfd.Dataset:
 
 
 def is_local_dataset(name: str) -> bool:
-    return Path(name).is_dir()
+    """A ``save_to_disk`` directory: a DatasetDict (dataset_dict.json) or a Dataset (state.json)."""
+    return bool(name) and any((Path(name) / f).is_file() for f in ("dataset_dict.json", "state.json"))
 
 
 def load_source(name: str) -> hfd.Dataset | hfd.DatasetDict:
