@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from fl_core.context import RunContext
+from fl_core.cost_model import client_step_memory
 from fl_core.costs import BYTES_PER_PARAM, CostRecord, Timer, step_flops
 from fl_core.methods.base import ClientUpdate, Method, TrainPlan
 
@@ -60,6 +61,9 @@ def train_steps(
                 opt.step()
             seq = int(ctx.splits.train.lengths[idx].max())
             f, b = step_flops(model.arch, len(idx), seq, first, share) if opt else (ctx.flops(idx, None)[0], 0.0)
+            if opt is not None:
+                rec.peak_memory_bytes = max(rec.peak_memory_bytes, client_step_memory(
+                    model, names, first, len(idx), seq, optimizer or ctx.cfg.fl.optimizer, ctx.cfg.fl.momentum))
             rec.flops_fwd += f
             rec.flops_bwd += b
             rec.samples += len(idx)

@@ -325,6 +325,37 @@ def largest_rank(arch: ArchInfo, batch: int, seq: int, budget: Budget, ranks: It
     return max(fitting, default=None)
 
 
+# -- what a client of a running cell holds ------------------------------------------------------
+def client_step_memory(model, names: list[str], first_grad: int, batch: int, seq: int,
+                       optimizer: Optimizer = "adamw", momentum: float = 0.0) -> int:
+    """Analytic peak memory (bytes) of one training step of the live ``model`` (a
+    :class:`fl_core.models.BlockModel`) training the parameters ``names``: the sum of the module
+    docstring, per block from what is trained in it: a trained block, a LoRA block (rank and adapter
+    count read off its ``lora_A`` weights, dropout off its modules) or a pass-through block above
+    ``first_grad``. For suffixes, windows and uniform LoRA it equals :func:`step_cost`."""
+    backend: Backend = "cpu" if model.device.type == "cpu" else "cuda"
+    arch, L = model.arch, model.num_blocks
+    trained = model.numel(names)
+    chosen = set(names)
+    act = head_activation_bytes(arch, batch, seq, backend)
+    for i in range(min(first_grad, L), L):
+        block = [n for n in model.names_in(i) if n in chosen]
+        lora_a = [n for n in block if "lora_A" in n]
+        if any("lora_" not in n for n in block):
+            act += trained_block_activation_bytes(arch, batch, seq, backend)
+        elif lora_a:
+            r, k = model.params[lora_a[0]].shape[0], len(lora_a)
+            drop = any(isinstance(m, torch.nn.Dropout) and m.p > 0
+                       for n, m in model.blocks[i].named_modules() if "lora_dropout" in n)
+            act += lora_block_activation_bytes(arch, batch, seq, r, ["query"] * k, 0.1 if drop else 0.0, backend)
+            if i == first_grad:
+                act -= _lowest_lora_block_saving(arch, batch, seq, k, 0.1 if drop else 0.0, backend)
+        else:
+            act += passthrough_block_activation_bytes(arch, batch, seq, backend)
+    weights = model.numel(list(model.params))
+    return FP32 * (weights + trained) + optimizer_state_bytes(trained, optimizer, momentum) + act
+
+
 # -- architectures by registry name ---------------------------------------------------------------
 def arch_of(name: str, num_labels: int) -> ArchInfo:
     """ArchInfo of a registered model (or a local HF dir) from its config, without loading weights."""

@@ -17,6 +17,7 @@ from fl_core.cost_model import (  # noqa: E402
     Budget,
     DoesNotFit,
     arch_of,
+    client_step_memory,
     full_cost,
     inject_lora,
     largest_rank,
@@ -99,6 +100,39 @@ def test_activation_formula_is_exact_for_layer_training(arch, blocks):
     assert _saved_bytes(m, blocks) == cost.activations
     if blocks == set(range(L - len(blocks), L)):
         assert step_cost(arch, B, S, t=len(blocks)) == cost
+
+
+def _trained(m, blocks: set[int], lora: bool = False) -> list[str]:
+    return [n for n, g in m.group_of.items()
+            if g == HEAD or (lora and "lora_" in n) or (not lora and g in blocks)]
+
+
+@pytest.mark.parametrize("blocks", [set(), {1}, {0, 1}, {0}])
+def test_live_model_memory_equals_the_configuration_cost(arch, blocks):
+    """What a running cell records per client step equals the cost of the same configuration."""
+    m = _model()
+    first = min(blocks, default=m.num_blocks)
+    got = client_step_memory(m, _trained(m, blocks), first, B, S, "adamw")
+    expected = step_cost(arch, B, S, blocks=blocks) if blocks else step_cost(arch, B, S, t=0)
+    assert got == expected.memory
+    assert client_step_memory(m, _trained(m, blocks), first, B, S, "sgd") < got  # no Adam moments
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.1])
+def test_live_lora_model_memory_equals_the_configuration_cost(arch, dropout):
+    m = _model(r=4, dropout=dropout)
+    got = client_step_memory(m, _trained(m, set(), lora=True), 0, B, S)
+    assert got == step_cost(arch, B, S, r=4, lora_dropout=dropout).memory
+
+
+def test_cells_record_client_peak_memory():
+    from fl_core.simulator import run_cell
+
+    from .conftest import tiny_cell
+
+    costs = {m: run_cell(tiny_cell(m, **p), progress=False).costs for m, p in [("head", {}), ("full", {})]}
+    peak = {m: max(r["peak_memory_bytes"] for r in c if r["kind"] == "train") for m, c in costs.items()}
+    assert 0 < peak["head"] < peak["full"]
 
 
 @pytest.mark.parametrize("dropout", [0.0, 0.1])
