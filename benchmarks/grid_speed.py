@@ -52,7 +52,7 @@ def main() -> None:
             except Exception as e:  # noqa: BLE001 — e.g. a budget that fits nothing: timed and named
                 row[f"{name}_status"] = f"{type(e).__name__}"
             row[f"{name}_s"] = round(time.perf_counter() - s, 2)
-        row["speedup"] = round(row["before_s"] / row["after_s"], 2)
+        row["speedup"] = round(row["before_s"] / row["after_s"], 2) if row["after_s"] else float("nan")
         rows.append(row)
     df = pd.DataFrame(rows)
     df.to_csv(OUT / "perf_grid.csv", index=False)
@@ -62,8 +62,9 @@ def main() -> None:
            f"git `{git_revision()}`; {time.strftime('%Y-%m-%d %H:%M')}")
     summary = pd.DataFrame([{
         "cells": len(df), "before_s": round(before, 1), "after_s": round(after, 1),
-        "before_cells_per_hour": round(3600 * len(df) / before, 1),
-        "after_cells_per_hour": round(3600 * len(df) / after, 1), "speedup": round(before / after, 2)}])
+        "before_cells_per_hour": round(3600 * len(df) / max(before, 1e-9), 1),
+        "after_cells_per_hour": round(3600 * len(df) / max(after, 1e-9), 1),
+        "speedup": round(before / max(after, 1e-9), 2)}])
     write_section(OUT / "README.md", "grid", [
         f"## grid ({time.perf_counter() - t0:.0f} s)", "", run, "",
         f"Every cell of `{args.config}` at alpha={args.alpha}, seed {args.seed}, run with `fl` {BEFORE} (before) "

@@ -1,0 +1,57 @@
+"""benchmarks/grid_speed.py runs every cell of the slice both ways (behaviour only, no timing)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from fl_core.simulator import CellResult
+
+from ..conftest import tiny_grid_dict
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+@pytest.fixture()
+def grid_speed(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))  # the script imports its sibling perf_readme
+    spec = importlib.util.spec_from_file_location("grid_speed", BENCH / "grid_speed.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_each_cell_runs_before_and_after_alternating(grid_speed, tmp_path, monkeypatch):
+    cfg = tiny_grid_dict(tmp_path, alphas=[0.1, 1.0], seeds=[0, 1])
+    (tmp_path / "g.yaml").write_text(yaml.safe_dump(cfg))
+    seen = []
+
+    def fake_run_cell(cell, progress=True):
+        seen.append(cell)
+        return CellResult(status="ok", rounds=[{"accuracy": 0.5}], costs=[], selections=[], partition={})
+
+    monkeypatch.setattr(grid_speed, "run_cell", fake_run_cell)
+    monkeypatch.setattr(grid_speed, "OUT", tmp_path / "perf")
+    (tmp_path / "perf").mkdir()
+    monkeypatch.setattr(sys, "argv", ["grid_speed", "--config", str(tmp_path / "g.yaml"), "--alpha", "1.0"])
+    grid_speed.main()
+    assert len(seen) == 4  # 2 methods at alpha 1.0, seed 0, each both ways
+    assert all(c.alpha == 1.0 and c.seed == 0 for c in seen)
+    before = [c for c in seen if not c.fl.prefix_cache]
+    assert len(before) == 2 and all(c.fl.length_buckets == 0 for c in before)
+    assert [c.fl.prefix_cache for c in seen] == [False, True, True, False]  # who goes first alternates
+    df = pd.read_csv(tmp_path / "perf" / "perf_grid.csv")
+    assert list(df.method) == ["full", "head"] and (df.before_status == "ok").all()
+    assert "## grid" in (tmp_path / "perf" / "README.md").read_text()
+
+
+def test_no_matching_cell_is_an_error(grid_speed, tmp_path, monkeypatch):
+    (tmp_path / "g.yaml").write_text(yaml.safe_dump(tiny_grid_dict(tmp_path)))
+    monkeypatch.setattr(sys, "argv", ["grid_speed", "--config", str(tmp_path / "g.yaml"), "--seed", "5"])
+    with pytest.raises(SystemExit, match="seed=5"):
+        grid_speed.main()
