@@ -37,7 +37,7 @@ test: $(STAMP)
 test-all: $(RAY_STAMP)
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -q
 
-# about 20 minutes on 2 cores; every script writes its own section of results/perf/README.md
+# about 35 minutes on 2 cores; every script writes its own section of results/perf/README.md
 perf: $(STAMP)
 	$(BIN)/python benchmarks/perf.py
 	$(BIN)/python benchmarks/tiny_memory.py
