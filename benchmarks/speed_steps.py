@@ -96,7 +96,10 @@ def step_tokenize(reps: int) -> dict:
     try:
         t = _interleave({"before": cold, "after": cached}, reps)
     finally:
-        os.environ.pop("LAYERBENCH_CACHE") if old is None else os.environ.__setitem__("LAYERBENCH_CACHE", old)
+        if old is None:
+            os.environ.pop("LAYERBENCH_CACHE", None)
+        else:
+            os.environ["LAYERBENCH_CACHE"] = old
     return _row("tokenize", "Rotten Tomatoes, 10,662 rows, 64 tokens: tokenize vs load cache", t, reps)
 
 
