@@ -25,6 +25,10 @@ def test_valid_grid_expands_to_the_product(tmp_path):
         ({"methods": [{"name": "random", "params": {"mode": "both"}}]}, "mode"),
         ({"fl": {"num_clients": 3, "clients_per_round": 5}}, "clients_per_round"),
         ({"model": "bert-huge"}, "bert-huge"),
+        ({"model": ""}, "model: unknown model ''"),  # '' is the current dir, not a model
+        ({"model": "tests"}, "model: unknown model 'tests'"),  # a dir without config.json
+        ({"datasets": [""]}, "datasets[0]"),
+        ({"fl": {"length_buckets": -1}}, "fl.length_buckets"),
         ({"methods": [{"name": "full"}, {"name": "full"}]}, "duplicate"),
     ],
 )
