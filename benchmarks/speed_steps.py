@@ -172,9 +172,7 @@ def step_no_model_copies(reps: int) -> dict:
         ctx.model = shared
         method.aggregate(0, updates)
 
-    snapshot = ctx.model.state(sorted(ctx.model.params))
-    t = _interleave({"before": copies, "after": lambda: (run_round(ctx, method, 0, clients, []),
-                                                         ctx.model.load(snapshot))}, reps)
+    t = _interleave({"before": copies, "after": _round(ctx, method, clients)}, reps)
     return _row("no_model_copies", "1 round of top-2, 10 clients x 2 steps: deep copy per client vs shared model",
                 t, reps)
 

@@ -47,6 +47,7 @@ def train_steps(
     rec = CostRecord(round=-1, client=cid, kind="train", trainable_params=model.numel(names))
     model.hf.train()
     losses = []
+    shapes: set[tuple[int, int]] = set()
     with Timer() as t:
         for idx in batches:
             logits, y = ctx.logits(idx, "train", first)
@@ -61,7 +62,8 @@ def train_steps(
                 opt.step()
             seq = int(ctx.splits.train.lengths[idx].max())
             f, b = step_flops(model.arch, len(idx), seq, first, share) if opt else (ctx.flops(idx, None)[0], 0.0)
-            if opt is not None:
+            if opt is not None and (len(idx), seq) not in shapes:  # the same for every batch of one shape
+                shapes.add((len(idx), seq))
                 rec.peak_memory_bytes = max(rec.peak_memory_bytes, client_step_memory(
                     model, names, first, len(idx), seq, optimizer or ctx.cfg.fl.optimizer, ctx.cfg.fl.momentum))
             rec.flops_fwd += f

@@ -344,12 +344,13 @@ def client_step_memory(model, names: list[str], first_grad: int, batch: int, seq
         if any("lora_" not in n for n in block):
             act += trained_block_activation_bytes(arch, batch, seq, backend)
         elif lora_a:
-            r, k = model.params[lora_a[0]].shape[0], len(lora_a)
-            drop = any(isinstance(m, torch.nn.Dropout) and m.p > 0
-                       for n, m in model.blocks[i].named_modules() if "lora_dropout" in n)
-            act += lora_block_activation_bytes(arch, batch, seq, r, ["query"] * k, 0.1 if drop else 0.0, backend)
+            r = model.params[lora_a[0]].shape[0]
+            targets = [n.split(".lora_A")[0].rsplit(".", 1)[-1] for n in lora_a]  # e.g. "query"
+            p = max((m.p for n, m in model.blocks[i].named_modules()
+                     if "lora_dropout" in n and isinstance(m, torch.nn.Dropout)), default=0.0)
+            act += lora_block_activation_bytes(arch, batch, seq, r, targets, p, backend)
             if i == first_grad:
-                act -= _lowest_lora_block_saving(arch, batch, seq, k, 0.1 if drop else 0.0, backend)
+                act -= _lowest_lora_block_saving(arch, batch, seq, len(targets), p, backend)
         else:
             act += passthrough_block_activation_bytes(arch, batch, seq, backend)
     weights = model.numel(list(model.params))
