@@ -40,7 +40,10 @@ def main() -> None:
     rows = []
     t0 = time.perf_counter()
     for i, cell in enumerate(tqdm(cells, desc="grid before/after", unit="cell")):
-        variants = {"after": cell, "before": cell.model_copy(update={"fl": cell.fl.model_copy(update=BEFORE)})}
+        variants = {
+            "after": cell,
+            "before": cell.model_copy(update={"fl": cell.fl.model_copy(update=BEFORE)}),
+        }
         order = ["before", "after"] if i % 2 == 0 else ["after", "before"]
         row = {"dataset": cell.dataset, "method": cell.method.display}
         for name in order:
@@ -57,19 +60,40 @@ def main() -> None:
     df = pd.DataFrame(rows)
     df.to_csv(OUT / "perf_grid.csv", index=False)
     before, after = df.before_s.sum(), df.after_s.sum()
-    run = (f"`python benchmarks/grid_speed.py --config {args.config} --alpha {args.alpha} --seed {args.seed}`: "
-           f"{os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads; "
-           f"git `{git_revision()}`; {time.strftime('%Y-%m-%d %H:%M')}")
-    summary = pd.DataFrame([{
-        "cells": len(df), "before_s": round(before, 1), "after_s": round(after, 1),
-        "before_cells_per_hour": round(3600 * len(df) / max(before, 1e-9), 1),
-        "after_cells_per_hour": round(3600 * len(df) / max(after, 1e-9), 1),
-        "speedup": round(before / max(after, 1e-9), 2)}])
-    write_section(OUT / "README.md", "grid", [
-        f"## grid ({time.perf_counter() - t0:.0f} s)", "", run, "",
-        f"Every cell of `{args.config}` at alpha={args.alpha}, seed {args.seed}, run with `fl` {BEFORE} (before) "
-        "and as configured (after), back to back. Accuracy differs where bucketing changes the batches.", "",
-        summary.to_markdown(index=False), "", df.to_markdown(index=False), ""])
+    run = (
+        f"`python benchmarks/grid_speed.py --config {args.config} --alpha {args.alpha} --seed {args.seed}`: "
+        f"{os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads; "
+        f"git `{git_revision()}`; {time.strftime('%Y-%m-%d %H:%M')}"
+    )
+    summary = pd.DataFrame(
+        [
+            {
+                "cells": len(df),
+                "before_s": round(before, 1),
+                "after_s": round(after, 1),
+                "before_cells_per_hour": round(3600 * len(df) / max(before, 1e-9), 1),
+                "after_cells_per_hour": round(3600 * len(df) / max(after, 1e-9), 1),
+                "speedup": round(before / max(after, 1e-9), 2),
+            }
+        ]
+    )
+    write_section(
+        OUT / "README.md",
+        "grid",
+        [
+            f"## grid ({time.perf_counter() - t0:.0f} s)",
+            "",
+            run,
+            "",
+            f"Every cell of `{args.config}` at alpha={args.alpha}, seed {args.seed}, run with `fl` {BEFORE} (before) "
+            "and as configured (after), back to back. Accuracy differs where bucketing changes the batches.",
+            "",
+            summary.to_markdown(index=False),
+            "",
+            df.to_markdown(index=False),
+            "",
+        ],
+    )
     print(summary.to_string(index=False))
 
 

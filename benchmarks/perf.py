@@ -39,11 +39,26 @@ from fl_core.simulator import build_context, run_round
 OUT = Path("results/perf")
 
 
-def _cell(method: str = "full", clients: int = 10, per_round: int = 10, steps: int = 2, **params) -> RunConfig:
-    return RunConfig(dataset="bbc_news", alpha="iid", method=MethodSpec(name=method, params=params), seed=0,
-                     model="minilm-l6", fl=FLConfig(num_clients=clients, clients_per_round=per_round, rounds=1,
-                                                    local_steps=steps, batch_size=16, max_len=32, prefix_cache=False),
-                     data=DataConfig(min_partition_size=1))
+def _cell(
+    method: str = "full", clients: int = 10, per_round: int = 10, steps: int = 2, **params
+) -> RunConfig:
+    return RunConfig(
+        dataset="bbc_news",
+        alpha="iid",
+        method=MethodSpec(name=method, params=params),
+        seed=0,
+        model="minilm-l6",
+        fl=FLConfig(
+            num_clients=clients,
+            clients_per_round=per_round,
+            rounds=1,
+            local_steps=steps,
+            batch_size=16,
+            max_len=32,
+            prefix_cache=False,
+        ),
+        data=DataConfig(min_partition_size=1),
+    )
 
 
 def bench_overhead(reps: int) -> pd.DataFrame:
@@ -81,9 +96,19 @@ def bench_overhead(reps: int) -> pd.DataFrame:
             times[name].append(time.perf_counter() - t0)
     sim, bare = statistics.median(times["simulator"]), statistics.median(times["bare"])
     steps = sum(len(b) for b in batches.values())
-    return pd.DataFrame([{"benchmark": "one round of full, 10 clients", "optimizer_steps": steps,
-                          "simulator_s": round(sim, 3), "bare_pytorch_s": round(bare, 3),
-                          "ratio": round(sim / bare, 3), "target": "<= 1.05", "reps": reps}])
+    return pd.DataFrame(
+        [
+            {
+                "benchmark": "one round of full, 10 clients",
+                "optimizer_steps": steps,
+                "simulator_s": round(sim, 3),
+                "bare_pytorch_s": round(bare, 3),
+                "ratio": round(sim / bare, 3),
+                "target": "<= 1.05",
+                "reps": reps,
+            }
+        ]
+    )
 
 
 def _step_time(ctx, method, plan: TrainPlan, batches: list[np.ndarray], reps: int) -> float:
@@ -107,7 +132,9 @@ def bench_frozen(reps: int, n_batches: int = 4) -> pd.DataFrame:
     seq = int(max(ctx.splits.train.lengths[b].max() for b in batches))
 
     def analytic(plan: TrainPlan) -> float:
-        f, b = step_flops(ctx.model.arch, 16, seq, ctx.first_grad(plan), ctx.trained_share(ctx.trainable_names(plan)))
+        f, b = step_flops(
+            ctx.model.arch, 16, seq, ctx.first_grad(plan), ctx.trained_share(ctx.trainable_names(plan))
+        )
         return f + b
 
     plans = {f"top-{t}": TrainPlan.of(range(L - t, L)) for t in range(L + 1)}
@@ -116,8 +143,15 @@ def bench_frozen(reps: int, n_batches: int = 4) -> pd.DataFrame:
         for name, plan in plans.items():
             measured.setdefault(name, []).append(_step_time(ctx, method, plan, batches, 1))
     full_t, full_f = statistics.median(measured[f"top-{L}"]), analytic(plans[f"top-{L}"])
-    rows = [{"config": n, "step_s": round(statistics.median(v), 4), "measured_ratio": statistics.median(v) / full_t,
-             "analytic_ratio": analytic(plans[n]) / full_f} for n, v in measured.items()]
+    rows = [
+        {
+            "config": n,
+            "step_s": round(statistics.median(v), 4),
+            "measured_ratio": statistics.median(v) / full_t,
+            "analytic_ratio": analytic(plans[n]) / full_f,
+        }
+        for n, v in measured.items()
+    ]
     from fl_core.methods.lora import add_lora
 
     lctx = build_context(_cell("lora"))
@@ -126,8 +160,14 @@ def bench_frozen(reps: int, n_batches: int = 4) -> pd.DataFrame:
     plan = TrainPlan.of(range(L), only="lora_")
     lt = statistics.median([_step_time(lctx, lora, plan, batches, 1) for _ in range(reps)])
     f, b = step_flops(lctx.model.arch, 16, seq, 0, lctx.trained_share(lctx.trainable_names(plan)))
-    rows.append({"config": "lora-r8", "step_s": round(lt, 4), "measured_ratio": lt / full_t,
-                 "analytic_ratio": (f + b) / full_f})
+    rows.append(
+        {
+            "config": "lora-r8",
+            "step_s": round(lt, 4),
+            "measured_ratio": lt / full_t,
+            "analytic_ratio": (f + b) / full_f,
+        }
+    )
     df = pd.DataFrame(rows)
     df["measured/analytic"] = (df.measured_ratio / df.analytic_ratio).round(3)
     df[["measured_ratio", "analytic_ratio"]] = df[["measured_ratio", "analytic_ratio"]].round(3)
@@ -161,11 +201,22 @@ def _memory_child(clients: int, method_name: str) -> None:
     per_client = 0.0  # bytes one client keeps between rounds: its PL LoRA (once it trained) + masks
     for store in (getattr(method, "personal", {}), getattr(method, "masks", {})):
         if store:
-            per_client += sum(v.numel() * v.element_size() for s in store.values() for v in s.values()) / len(store)
-    print(json.dumps({"method": method_name, "clients": clients, "rss_after_setup_MB": base,
-                      "peak_rss_rounds_MB": peak, "rounds_over_setup_MB": peak - base,
-                      "personal_state_per_client_KB": per_client / 1024,
-                      "personal_state_all_clients_MB": per_client * clients / 2**20}))
+            per_client += sum(v.numel() * v.element_size() for s in store.values() for v in s.values()) / len(
+                store
+            )
+    print(
+        json.dumps(
+            {
+                "method": method_name,
+                "clients": clients,
+                "rss_after_setup_MB": base,
+                "peak_rss_rounds_MB": peak,
+                "rounds_over_setup_MB": peak - base,
+                "personal_state_per_client_KB": per_client / 1024,
+                "personal_state_all_clients_MB": per_client * clients / 2**20,
+            }
+        )
+    )
 
 
 def bench_memory(sizes: list[int]) -> pd.DataFrame:
@@ -173,8 +224,13 @@ def bench_memory(sizes: list[int]) -> pd.DataFrame:
     # fibecfed's setup runs a Fisher pass and trial epochs on every client: minutes at 1000 clients
     for m, ns in (("top_k", sizes), ("fibecfed", [n for n in sizes if n <= 100])):
         for n in ns:
-            out = subprocess.run([sys.executable, __file__, "--memory-child", str(n), m], capture_output=True,
-                                 text=True, check=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+            out = subprocess.run(
+                [sys.executable, __file__, "--memory-child", str(n), m],
+                capture_output=True,
+                text=True,
+                check=True,
+                env={**os.environ, "PYTHONWARNINGS": "ignore"},
+            )
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     df = pd.DataFrame(rows)
     first = df.groupby("method").peak_rss_rounds_MB.transform("first")
@@ -191,17 +247,32 @@ def main() -> None:
     if args.memory_child:
         return _memory_child(int(args.memory_child[0]), args.memory_child[1])
     OUT.mkdir(parents=True, exist_ok=True)
-    run = (f"{os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads; "
-           f"git `{git_revision()}`; {time.strftime('%Y-%m-%d %H:%M')}")
-    for name, fn in [("overhead", lambda: bench_overhead(args.reps)), ("frozen", lambda: bench_frozen(args.reps)),
-                     ("memory", lambda: bench_memory([10, 100, 1000]))]:
+    run = (
+        f"{os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads; "
+        f"git `{git_revision()}`; {time.strftime('%Y-%m-%d %H:%M')}"
+    )
+    for name, fn in [
+        ("overhead", lambda: bench_overhead(args.reps)),
+        ("frozen", lambda: bench_frozen(args.reps)),
+        ("memory", lambda: bench_memory([10, 100, 1000])),
+    ]:
         if args.only and args.only != name:
             continue
         t0 = time.perf_counter()
         df = fn()
         df.to_csv(OUT / f"perf_{name}.csv", index=False)
-        write_section(OUT / "README.md", name, [f"## {name} ({time.perf_counter() - t0:.0f} s)", "",
-                                                f"`make perf`: {run}", "", df.to_markdown(index=False), ""])
+        write_section(
+            OUT / "README.md",
+            name,
+            [
+                f"## {name} ({time.perf_counter() - t0:.0f} s)",
+                "",
+                f"`make perf`: {run}",
+                "",
+                df.to_markdown(index=False),
+                "",
+            ],
+        )
         print(df.to_string(index=False), flush=True)
 
 

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-HEADER = ["# Simulator speed and memory (`make perf`, `make perf-flower`)", "",
-          "Every figure is a ratio of timings taken side by side in one run; each section names its run.", ""]
+HEADER = [
+    "# Simulator speed and memory (`make perf`, `make perf-flower`)",
+    "",
+    "Every figure is a ratio of timings taken side by side in one run; each section names its run.",
+    "",
+]
 
 
 def write_section(path: Path, name: str, section: list[str]) -> None:

@@ -49,16 +49,31 @@ from fl_core.provenance import git_revision
 from fl_core.simulator import build_context, run_cell, run_round
 
 OUT = Path("results/perf")
-DEFAULT_FL = dict(num_clients=10, clients_per_round=3, rounds=6, local_steps=3, batch_size=16, max_len=32,
-                  eval_every=3)
+DEFAULT_FL = dict(
+    num_clients=10, clients_per_round=3, rounds=6, local_steps=3, batch_size=16, max_len=32, eval_every=3
+)
 
 
 def _cell(method: str = "full", dataset: str = "bbc_news", fl: dict | None = None, **params) -> RunConfig:
-    fl = {"num_clients": 10, "clients_per_round": 10, "rounds": 1, "local_steps": 2, "batch_size": 16,
-          "max_len": 32, "prefix_cache": False, **(fl or {})}
-    return RunConfig(dataset=dataset, alpha=1.0, method=MethodSpec(name=method, params=params), seed=0,
-                     model="minilm-l6", fl=FLConfig(**fl),
-                     data=DataConfig(max_train_samples=1000, max_test_samples=250 if dataset == "bbc_news" else 1000))
+    fl = {
+        "num_clients": 10,
+        "clients_per_round": 10,
+        "rounds": 1,
+        "local_steps": 2,
+        "batch_size": 16,
+        "max_len": 32,
+        "prefix_cache": False,
+        **(fl or {}),
+    }
+    return RunConfig(
+        dataset=dataset,
+        alpha=1.0,
+        method=MethodSpec(name=method, params=params),
+        seed=0,
+        model="minilm-l6",
+        fl=FLConfig(**fl),
+        data=DataConfig(max_train_samples=1000, max_test_samples=250 if dataset == "bbc_news" else 1000),
+    )
 
 
 def _interleave(fns: dict[str, Callable[[], object]], reps: int) -> dict[str, float]:
@@ -75,8 +90,15 @@ def _interleave(fns: dict[str, Callable[[], object]], reps: int) -> dict[str, fl
 
 
 def _row(step: str, work: str, t: dict[str, float], reps: int, note: str = "") -> dict:
-    return {"step": step, "work": work, "before_s": round(t["before"], 3), "after_s": round(t["after"], 3),
-            "speedup": round(t["before"] / t["after"], 2), "reps": reps, "note": note}
+    return {
+        "step": step,
+        "work": work,
+        "before_s": round(t["before"], 3),
+        "after_s": round(t["after"], 3),
+        "speedup": round(t["before"] / t["after"], 2),
+        "reps": reps,
+        "note": note,
+    }
 
 
 def step_tokenize(reps: int) -> dict:
@@ -116,10 +138,17 @@ def step_length_buckets(reps: int) -> dict:
         fns[name] = _round(ctx, method, list(range(10)))
         lengths = ctx.splits.train.lengths
         batches = [b for c in range(10) for b in local_batches(ctx, method, 0, c)]
-        pad[name] = sum(len(b) * int(lengths[b].max()) for b in batches) / sum(int(lengths[b].sum()) for b in batches)
+        pad[name] = sum(len(b) * int(lengths[b].max()) for b in batches) / sum(
+            int(lengths[b].sum()) for b in batches
+        )
     t = _interleave(fns, reps)
-    return _row("length_buckets", "1 round of full, 10 clients x 2 steps, Rotten Tomatoes (64 tokens)", t, reps,
-                f"padded/real tokens {pad['before']:.2f} -> {pad['after']:.2f}")
+    return _row(
+        "length_buckets",
+        "1 round of full, 10 clients x 2 steps, Rotten Tomatoes (64 tokens)",
+        t,
+        reps,
+        f"padded/real tokens {pad['before']:.2f} -> {pad['after']:.2f}",
+    )
 
 
 def step_frozen_prefix(reps: int) -> dict:
@@ -152,8 +181,12 @@ def step_frozen_prefix(reps: int) -> dict:
         ctx.model.load(snapshot)
 
     t = _interleave({"before": masked, "after": ours}, reps)
-    return _row("frozen_prefix", "top-2 of MiniLM-L6, 4 steps x 16 x 32 tokens: grad masking vs no_grad prefix",
-                t, reps)
+    return _row(
+        "frozen_prefix",
+        "top-2 of MiniLM-L6, 4 steps x 16 x 32 tokens: grad masking vs no_grad prefix",
+        t,
+        reps,
+    )
 
 
 def step_no_model_copies(reps: int) -> dict:
@@ -173,16 +206,24 @@ def step_no_model_copies(reps: int) -> dict:
         method.aggregate(0, updates)
 
     t = _interleave({"before": copies, "after": _round(ctx, method, clients)}, reps)
-    return _row("no_model_copies", "1 round of top-2, 10 clients x 2 steps: deep copy per client vs shared model",
-                t, reps)
+    return _row(
+        "no_model_copies",
+        "1 round of top-2, 10 clients x 2 steps: deep copy per client vs shared model",
+        t,
+        reps,
+    )
 
 
 def step_prefix_cache(reps: int, method: str, **params) -> dict:
-    cells = {name: _cell(method, fl={**DEFAULT_FL, "prefix_cache": on}, **params)
-             for name, on in (("before", False), ("after", True))}
+    cells = {
+        name: _cell(method, fl={**DEFAULT_FL, "prefix_cache": on}, **params)
+        for name, on in (("before", False), ("after", True))
+    }
     t = _interleave({k: (lambda c=c: run_cell(c, progress=False)) for k, c in cells.items()}, reps)
     label = method if not params else f"{method} {params}"
-    return _row("prefix_cache", f"whole default-grid cell of {label} (6 rounds, 2 evaluations), BBC News", t, reps)
+    return _row(
+        "prefix_cache", f"whole default-grid cell of {label} (6 rounds, 2 evaluations), BBC News", t, reps
+    )
 
 
 def step_eval(reps: int) -> list[dict]:
@@ -203,9 +244,13 @@ def step_eval(reps: int) -> list[dict]:
     srt = np.argsort(data.lengths, kind="stable")
     work = f"Rotten Tomatoes test split ({len(data)} rows, 64 tokens), batches of 64"
     t1 = _interleave({"before": lambda: scored(srt, True), "after": lambda: scored(srt, False)}, reps)
-    t2 = _interleave({"before": lambda: scored(rand, False), "after": lambda: predict_rows(ctx, "test")}, reps)
-    return [_row("eval_no_grad", work + ", length-sorted", t1, reps),
-            _row("eval_length_sorted", work + ", no_grad", t2, reps)]
+    t2 = _interleave(
+        {"before": lambda: scored(rand, False), "after": lambda: predict_rows(ctx, "test")}, reps
+    )
+    return [
+        _row("eval_no_grad", work + ", length-sorted", t1, reps),
+        _row("eval_length_sorted", work + ", no_grad", t2, reps),
+    ]
 
 
 def _cell_in_worker(cell: RunConfig, threads: int) -> float:
@@ -232,8 +277,13 @@ def step_threads(reps: int) -> dict:
         threads = torch.get_num_threads()
         t = _interleave({"before": one_by_one, "after": two_at_once}, reps)
         torch.set_num_threads(threads)
-    return _row("threads", "4 default-grid cells (head, top-2, full, lora): 1 process x 2 threads (before) vs "
-                "2 processes x 1 thread (after)", t, reps)
+    return _row(
+        "threads",
+        "4 default-grid cells (head, top-2, full, lora): 1 process x 2 threads (before) vs "
+        "2 processes x 1 thread (after)",
+        t,
+        reps,
+    )
 
 
 STEPS: dict[str, Callable[[int], list[dict]]] = {
@@ -262,13 +312,25 @@ def main() -> None:
         print(pd.DataFrame(rows[-1:]).to_string(index=False), flush=True)
     df = pd.DataFrame(rows)
     df.to_csv(OUT / "perf_steps.csv", index=False)
-    run = (f"`python benchmarks/speed_steps.py --reps {args.reps}` (in `make perf`): {os.cpu_count()} CPUs, "
-           f"torch {torch.__version__}, {torch.get_num_threads()} threads; git `{git_revision()}`; "
-           f"{time.strftime('%Y-%m-%d %H:%M')}")
-    write_section(OUT / "README.md", "steps", [
-        f"## steps ({time.perf_counter() - t0:.0f} s)", "", run, "",
-        "Each speed step, before vs after, interleaved in this run (median of `reps`); speedup = before_s / after_s.",
-        "", df.to_markdown(index=False), ""])
+    run = (
+        f"`python benchmarks/speed_steps.py --reps {args.reps}` (in `make perf`): {os.cpu_count()} CPUs, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; git `{git_revision()}`; "
+        f"{time.strftime('%Y-%m-%d %H:%M')}"
+    )
+    write_section(
+        OUT / "README.md",
+        "steps",
+        [
+            f"## steps ({time.perf_counter() - t0:.0f} s)",
+            "",
+            run,
+            "",
+            "Each speed step, before vs after, interleaved in this run (median of `reps`); speedup = before_s / after_s.",
+            "",
+            df.to_markdown(index=False),
+            "",
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -40,8 +40,16 @@ from fl_core.cost_model import (  # noqa: E402
 MB = 1e6
 
 
-def measure_table(model: str, batch: int, seq: int, ranks: list[int], optimizer: str, device: str,
-                  repeats: int, num_labels: int) -> pd.DataFrame:
+def measure_table(
+    model: str,
+    batch: int,
+    seq: int,
+    ranks: list[int],
+    optimizer: str,
+    device: str,
+    repeats: int,
+    num_labels: int,
+) -> pd.DataFrame:
     arch = arch_of(model, num_labels)
     backend = "cuda" if device.startswith("cuda") else "cpu"
     full = full_cost(arch, batch, seq, optimizer=optimizer, backend=backend)
@@ -50,24 +58,54 @@ def measure_table(model: str, batch: int, seq: int, ranks: list[int], optimizer:
     for cfg in configs:
         t0 = time.perf_counter()
         c = step_cost(arch, batch, seq, optimizer=optimizer, backend=backend, **cfg)
-        m = measure_step(model, batch, seq, optimizer=optimizer, device=device, repeats=repeats,
-                         num_labels=num_labels, **cfg)
+        m = measure_step(
+            model,
+            batch,
+            seq,
+            optimizer=optimizer,
+            device=device,
+            repeats=repeats,
+            num_labels=num_labels,
+            **cfg,
+        )
         name = f"t={cfg['t']}" if "t" in cfg else f"LoRA r={cfg['r']}"
-        rows.append({
-            "config": name, "trained_params": c.trained_params,
-            "weights_MB": c.weights / MB, "grads_MB": c.grads / MB, "optimizer_MB": c.optimizer / MB,
-            "activations_MB": c.activations / MB, "analytic_MB": c.memory / MB, "measured_MB": m.peak_bytes / MB,
-            "measured/analytic": m.peak_bytes / c.memory, "memory_frac": c.memory / full.memory,
-            "GFLOP": c.flops / 1e9, "flops_frac": c.flops / full.flops, "upload_MB": c.upload / MB,
-            "upload_frac": c.upload / full.upload, "step_s": m.step_s,
-        })
-        print(f"  {name:10s} analytic {c.memory / MB:8.1f} MB  measured {m.peak_bytes / MB:8.1f} MB  "
-              f"step {m.step_s:6.3f} s  ({time.perf_counter() - t0:.1f} s)", flush=True)
+        rows.append(
+            {
+                "config": name,
+                "trained_params": c.trained_params,
+                "weights_MB": c.weights / MB,
+                "grads_MB": c.grads / MB,
+                "optimizer_MB": c.optimizer / MB,
+                "activations_MB": c.activations / MB,
+                "analytic_MB": c.memory / MB,
+                "measured_MB": m.peak_bytes / MB,
+                "measured/analytic": m.peak_bytes / c.memory,
+                "memory_frac": c.memory / full.memory,
+                "GFLOP": c.flops / 1e9,
+                "flops_frac": c.flops / full.flops,
+                "upload_MB": c.upload / MB,
+                "upload_frac": c.upload / full.upload,
+                "step_s": m.step_s,
+            }
+        )
+        print(
+            f"  {name:10s} analytic {c.memory / MB:8.1f} MB  measured {m.peak_bytes / MB:8.1f} MB  "
+            f"step {m.step_s:6.3f} s  ({time.perf_counter() - t0:.1f} s)",
+            flush=True,
+        )
     return pd.DataFrame(rows)
 
 
-def fit_table(models: list[str], reference: str, batch: int, seq: int, optimizer: str, num_labels: int,
-              levels: list[float], ranks: list[int]) -> pd.DataFrame:
+def fit_table(
+    models: list[str],
+    reference: str,
+    batch: int,
+    seq: int,
+    optimizer: str,
+    num_labels: int,
+    levels: list[float],
+    ranks: list[int],
+) -> pd.DataFrame:
     archs = {m: arch_of(m, num_labels) for m in models}
     full = full_cost(arch_of(reference, num_labels), batch, seq, optimizer=optimizer)
     rows = []
@@ -93,24 +131,51 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--optimizer", choices=["adamw", "sgd"], default="adamw")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--repeats", type=int, default=2, help="timed steps per configuration (median)")
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch intra-op threads (default 1: stable times on shared CPUs; 0 = torch's default)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch intra-op threads (default 1: stable times on shared CPUs; 0 = torch's default)",
+    )
     ap.add_argument("--num-labels", type=int, default=5)
     ap.add_argument("--out", default="results/perf/tiny_memory", help="output path without extension")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
-    print(f"{args.model}, batch {args.batch}, seq {args.seq}, {args.optimizer}, {args.device}, "
-          f"{torch.get_num_threads()} threads", flush=True)
-    meas = measure_table(args.model, args.batch, args.seq, args.ranks, args.optimizer, args.device,
-                         args.repeats, args.num_labels)
-    fits = fit_table(["minilm-l2", "minilm-l4", "minilm-l6"], "minilm-l6", args.batch, args.seq, args.optimizer,
-                     args.num_labels, [0.125, 0.25, 0.5], [32, 16, 8, 4, 2, 1])
+    print(
+        f"{args.model}, batch {args.batch}, seq {args.seq}, {args.optimizer}, {args.device}, "
+        f"{torch.get_num_threads()} threads",
+        flush=True,
+    )
+    meas = measure_table(
+        args.model,
+        args.batch,
+        args.seq,
+        args.ranks,
+        args.optimizer,
+        args.device,
+        args.repeats,
+        args.num_labels,
+    )
+    fits = fit_table(
+        ["minilm-l2", "minilm-l4", "minilm-l6"],
+        "minilm-l6",
+        args.batch,
+        args.seq,
+        args.optimizer,
+        args.num_labels,
+        [0.125, 0.25, 0.5],
+        [32, 16, 8, 4, 2, 1],
+    )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     meas.to_csv(out.with_suffix(".csv"), index=False)
-    how = "torch.cuda.max_memory_allocated" if args.device.startswith("cuda") else "torch.profiler CPU memory events"
+    how = (
+        "torch.cuda.max_memory_allocated"
+        if args.device.startswith("cuda")
+        else "torch.profiler CPU memory events"
+    )
     md = [
         f"# Analytic vs measured training-step cost: {args.model}, batch {args.batch}, seq {args.seq}, "
         f"{args.optimizer}, {args.device}",
@@ -138,7 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     print(meas.to_string(index=False, float_format=lambda x: f"{x:.3g}"))
     print()
     print(fits.to_string(index=False))
-    print(f"\nwrote {out.with_suffix('.csv')} and {out.with_suffix('.md')} in {time.perf_counter() - t0:.0f} s")
+    print(
+        f"\nwrote {out.with_suffix('.csv')} and {out.with_suffix('.md')} in {time.perf_counter() - t0:.0f} s"
+    )
     return 0
 
 

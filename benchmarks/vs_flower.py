@@ -49,20 +49,47 @@ from fl_core.simulator import build_context, participation_schedule, run_round
 
 OUT = Path("results/perf")
 SIZES = (10, 100, 1000)
-QUIET = {"FLWR_TELEMETRY_ENABLED": "0", "RAY_USAGE_STATS_ENABLED": "0", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
-         "TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore"}  # set for the runs (no network)
+QUIET = {
+    "FLWR_TELEMETRY_ENABLED": "0",
+    "RAY_USAGE_STATS_ENABLED": "0",
+    "HF_HUB_OFFLINE": "1",
+    "HF_DATASETS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "PYTHONWARNINGS": "ignore",
+}  # set for the runs (no network)
 PER_ROUND = 10
 ROUNDS = 2
 
 
 # -- the workload, built the same way by our engine, Flower's server and each Flower actor ----------
-def workload_config(num_clients: int, rounds: int = ROUNDS, per_round: int = PER_ROUND, model: str = "minilm-l6",
-                    max_train_samples: int | None = None, max_len: int = 32) -> RunConfig:
+def workload_config(
+    num_clients: int,
+    rounds: int = ROUNDS,
+    per_round: int = PER_ROUND,
+    model: str = "minilm-l6",
+    max_train_samples: int | None = None,
+    max_len: int = 32,
+) -> RunConfig:
     return RunConfig(
-        dataset="bbc_news", alpha="iid", method=MethodSpec(name="full"), seed=0, model=model,
-        fl=FLConfig(num_clients=num_clients, clients_per_round=per_round, rounds=rounds, local_steps=1,
-                    batch_size=16, max_len=max_len, lr=5e-4, optimizer="adamw", prefix_cache=False, device="cpu"),
-        data=DataConfig(min_partition_size=1, max_train_samples=max_train_samples))
+        dataset="bbc_news",
+        alpha="iid",
+        method=MethodSpec(name="full"),
+        seed=0,
+        model=model,
+        fl=FLConfig(
+            num_clients=num_clients,
+            clients_per_round=per_round,
+            rounds=rounds,
+            local_steps=1,
+            batch_size=16,
+            max_len=max_len,
+            lr=5e-4,
+            optimizer="adamw",
+            prefix_cache=False,
+            device="cpu",
+        ),
+        data=DataConfig(min_partition_size=1, max_train_samples=max_train_samples),
+    )
 
 
 @dataclass
@@ -125,8 +152,12 @@ def flower_train(msg, context):
     rnd, cid = int(cfg["server-round"]) - 1, int(cfg["cid"])
     w.set_parameters(msg.content["arrays"].to_torch_state_dict())
     loss = w.train(rnd, cid)
-    reply = RecordDict({"arrays": ArrayRecord(w.get_parameters()),
-                        "metrics": MetricRecord({"train_loss": loss, "num-examples": w.num_samples(cid)})})
+    reply = RecordDict(
+        {
+            "arrays": ArrayRecord(w.get_parameters()),
+            "metrics": MetricRecord({"train_loss": loss, "num-examples": w.num_samples(cid)}),
+        }
+    )
     return Message(content=reply, reply_to=msg)
 
 
@@ -135,9 +166,12 @@ def flower_warmup(msg, context):
     from flwr.app import Message, MetricRecord, RecordDict
 
     cached_workload(str(msg.content["config"]["workload"]))
-    return Message(content=RecordDict({"metrics": MetricRecord({"pid": os.getpid(),
-                                                                 "threads": torch.get_num_threads()})}),
-                   reply_to=msg)
+    return Message(
+        content=RecordDict(
+            {"metrics": MetricRecord({"pid": os.getpid(), "threads": torch.get_num_threads()})}
+        ),
+        reply_to=msg,
+    )
 
 
 def make_client_app():
@@ -160,14 +194,25 @@ def scheduled_fedavg(schedule: list[list[int]], num_nodes: int, per_round: int):
             sampled = list(super().configure_train(server_round, arrays, config, grid))
             out = []
             for msg, cid in zip(sampled, schedule[server_round - 1], strict=True):
-                content = RecordDict({self.arrayrecord_key: arrays,
-                                      self.configrecord_key: ConfigRecord({**config, "cid": cid})})
-                out.append(Message(content=content, dst_node_id=msg.metadata.dst_node_id,
-                                   message_type=MessageType.TRAIN))
+                content = RecordDict(
+                    {
+                        self.arrayrecord_key: arrays,
+                        self.configrecord_key: ConfigRecord({**config, "cid": cid}),
+                    }
+                )
+                out.append(
+                    Message(
+                        content=content, dst_node_id=msg.metadata.dst_node_id, message_type=MessageType.TRAIN
+                    )
+                )
             return out
 
-    return ScheduledFedAvg(fraction_train=per_round / num_nodes, fraction_evaluate=0.0,
-                           min_train_nodes=per_round, min_available_nodes=num_nodes)
+    return ScheduledFedAvg(
+        fraction_train=per_round / num_nodes,
+        fraction_evaluate=0.0,
+        min_train_nodes=per_round,
+        min_available_nodes=num_nodes,
+    )
 
 
 _SERVER: dict[str, Any] = {}  # the ServerApp's input and output (it runs in a thread of this process)
@@ -182,8 +227,14 @@ def flower_server_main(grid, context) -> None:
     while len(nodes := list(grid.get_node_ids())) < n["num_clients"]:  # the nodes register concurrently
         time.sleep(0.1)
     nodes = nodes[: 2 * _SERVER["actors"]]
-    warm = [Message(content=RecordDict({"config": ConfigRecord({"workload": spec})}), dst_node_id=nid,
-                    message_type=MessageType.QUERY) for nid in nodes]
+    warm = [
+        Message(
+            content=RecordDict({"config": ConfigRecord({"workload": spec})}),
+            dst_node_id=nid,
+            message_type=MessageType.QUERY,
+        )
+        for nid in nodes
+    ]
     replies = list(grid.send_and_receive(warm))
     errors = [r.error.reason for r in replies if r.has_error()]
     if errors:
@@ -192,8 +243,12 @@ def flower_server_main(grid, context) -> None:
     _SERVER["actor_threads"] = sorted({int(r.content["metrics"]["threads"]) for r in replies})
     strategy = scheduled_fedavg(w.schedule, n["num_clients"], w.ctx.cfg.fl.clients_per_round)
     _SERVER["t_rounds"] = time.perf_counter()
-    result = strategy.start(grid=grid, initial_arrays=ArrayRecord(w.get_parameters()), num_rounds=n["rounds"],
-                            train_config=ConfigRecord({"workload": spec}))
+    result = strategy.start(
+        grid=grid,
+        initial_arrays=ArrayRecord(w.get_parameters()),
+        num_rounds=n["rounds"],
+        train_config=ConfigRecord({"workload": spec}),
+    )
     _SERVER["t_done"] = time.perf_counter()
     _SERVER["final"] = {k: v.numpy() for k, v in result.arrays.items()}
     _SERVER["rounds_trained"] = len(result.train_metrics_clientapp)
@@ -220,8 +275,11 @@ def child_ours(args) -> dict[str, Any]:
     for rnd in range(args.rounds):
         w.ours_round(rnd)
     t2 = time.perf_counter()
-    np.savez(args.save, **{f"initial/{n}": v for n, v in initial.items()},
-             **{f"final/{n}": v.numpy() for n, v in w.get_parameters().items()})
+    np.savez(
+        args.save,
+        **{f"initial/{n}": v for n, v in initial.items()},
+        **{f"final/{n}": v.numpy() for n, v in w.get_parameters().items()},
+    )
     return {"setup_s": t1 - t0, "rounds_s": t2 - t1, "threads": torch.get_num_threads()}
 
 
@@ -232,21 +290,39 @@ def child_flower(args) -> dict[str, Any]:
     from flwr.simulation import run_simulation
 
     logging.getLogger("flwr").setLevel(logging.ERROR)  # Flower logs every round at INFO by default
-    backend = {"client_resources": {"num_cpus": args.client_cpus, "num_gpus": 0.0},
-               "init_args": {"num_cpus": os.cpu_count(), "num_gpus": 0, "logging_level": "ERROR",
-                             "log_to_driver": False, "include_dashboard": False}}
+    backend = {
+        "client_resources": {"num_cpus": args.client_cpus, "num_gpus": 0.0},
+        "init_args": {
+            "num_cpus": os.cpu_count(),
+            "num_gpus": 0,
+            "logging_level": "ERROR",
+            "log_to_driver": False,
+            "include_dashboard": False,
+        },
+    }
     _SERVER.update(spec=_spec(args), actors=max(1, int(os.cpu_count() // args.client_cpus)))
     t0 = time.perf_counter()
-    run_simulation(server_app=make_server_app(), client_app=make_client_app(), num_supernodes=args.clients,
-                   backend_name="ray", backend_config=backend)
+    run_simulation(
+        server_app=make_server_app(),
+        client_app=make_client_app(),
+        num_supernodes=args.clients,
+        backend_name="ray",
+        backend_config=backend,
+    )
     t3 = time.perf_counter()
     if "final" not in _SERVER:
         raise RuntimeError("the ServerApp did not finish (see stderr)")
     np.savez(args.save, **{f"final/{n}": v for n, v in _SERVER["final"].items()})
-    return {"setup_s": _SERVER["t_rounds"] - t0, "rounds_s": _SERVER["t_done"] - _SERVER["t_rounds"],
-            "teardown_s": t3 - _SERVER["t_done"], "actors": len(_SERVER["actor_pids"]),
-            "threads": _SERVER["actor_threads"], "rounds_trained": _SERVER["rounds_trained"],
-            "flwr": flwr.__version__, "ray": __import__("ray").__version__}
+    return {
+        "setup_s": _SERVER["t_rounds"] - t0,
+        "rounds_s": _SERVER["t_done"] - _SERVER["t_rounds"],
+        "teardown_s": t3 - _SERVER["t_done"],
+        "actors": len(_SERVER["actor_pids"]),
+        "threads": _SERVER["actor_threads"],
+        "rounds_trained": _SERVER["rounds_trained"],
+        "flwr": flwr.__version__,
+        "ray": __import__("ray").__version__,
+    }
 
 
 # -- the parent: interleaved runs, memory sampling, tables ---------------------------------------------
@@ -278,11 +354,24 @@ def _pss_mb(pids: list[int]) -> float:
     return kb / 1024
 
 
-def run_child(engine: str, clients: int, rounds: int, save: Path, client_cpus: float = 1.0,
-              timeout: float = 900) -> dict[str, Any]:
+def run_child(
+    engine: str, clients: int, rounds: int, save: Path, client_cpus: float = 1.0, timeout: float = 900
+) -> dict[str, Any]:
     """One run in a fresh process (its own session, cleaned up afterwards); peak PSS of its tree."""
-    cmd = [sys.executable, __file__, "--child", engine, "--clients", str(clients), "--rounds", str(rounds),
-           "--client-cpus", str(client_cpus), "--save", str(save)]
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        engine,
+        "--clients",
+        str(clients),
+        "--rounds",
+        str(rounds),
+        "--client-cpus",
+        str(client_cpus),
+        "--save",
+        str(save),
+    ]
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, start_new_session=True)
@@ -298,14 +387,20 @@ def run_child(engine: str, clients: int, rounds: int, save: Path, client_cpus: f
             os.killpg(proc.pid, signal.SIGKILL)
         out.seek(0), err.seek(0)
         lines = [ln for ln in out.read().splitlines() if ln.startswith("{")]
-        row: dict[str, Any] = {"engine": engine, "clients": clients, "client_cpus": client_cpus,
-                               "total_s": wall, "peak_pss_MB": peak}
+        row: dict[str, Any] = {
+            "engine": engine,
+            "clients": clients,
+            "client_cpus": client_cpus,
+            "total_s": wall,
+            "peak_pss_MB": peak,
+        }
         if proc.returncode == 0 and lines:
             row.update(json.loads(lines[-1]))
         else:
             tail = [ln for ln in err.read().splitlines() if ln.strip()][-3:]
-            row["error"] = (f"exit {proc.returncode}" + (" (timeout)" if wall > timeout else "") + ": "
-                            + " | ".join(tail))[:300]
+            row["error"] = (
+                f"exit {proc.returncode}" + (" (timeout)" if wall > timeout else "") + ": " + " | ".join(tail)
+            )[:300]
     return row
 
 
@@ -325,8 +420,10 @@ def update_rel_diff(ours: Path, flower: Path) -> float:
 def markdown_table(df) -> str:
     """A GitHub table (``df.to_markdown`` needs tabulate, which .venv-flower does not install)."""
     cells = [[str(c) for c in df.columns]] + [[str(v) for v in row] for row in df.itertuples(index=False)]
-    return "\n".join(["| " + " | ".join(cells[0]) + " |", "|" + "|".join("---" for _ in cells[0]) + "|"]
-                     + ["| " + " | ".join(r) + " |" for r in cells[1:]])
+    return "\n".join(
+        ["| " + " | ".join(cells[0]) + " |", "|" + "|".join("---" for _ in cells[0]) + "|"]
+        + ["| " + " | ".join(r) + " |" for r in cells[1:]]
+    )
 
 
 def _med(rows: list[dict[str, Any]], key: str) -> float | None:
@@ -339,9 +436,12 @@ def main() -> None:
     ap.add_argument("--sizes", default=",".join(map(str, SIZES)), help="numbers of clients, comma-separated")
     ap.add_argument("--rounds", type=int, default=ROUNDS)
     ap.add_argument("--reps", type=int, default=2, help="runs per engine and size (fresh process each)")
-    ap.add_argument("--client-cpus", default="auto",
-                    help="Flower client resources (CPUs per ClientApp actor); auto: try 1 and 2 in the "
-                         "first runs (smallest size), keep the faster")
+    ap.add_argument(
+        "--client-cpus",
+        default="auto",
+        help="Flower client resources (CPUs per ClientApp actor); auto: try 1 and 2 in the "
+        "first runs (smallest size), keep the faster",
+    )
     ap.add_argument("--timeout", type=float, default=420, help="seconds per run before it is killed")
     ap.add_argument("--child", choices=["ours", "flower"], help=argparse.SUPPRESS)
     ap.add_argument("--clients", type=int, help=argparse.SUPPRESS)
@@ -378,39 +478,64 @@ def main() -> None:
                 row = run_child(engine, n, args.rounds, save, cpus, args.timeout)
                 row.update(rep=rep, save=str(save))
                 runs.append(row)
-                brief = {k: (round(v, 2) if isinstance(v, float) else v) for k, v in row.items() if k != "save"}
+                brief = {
+                    k: (round(v, 2) if isinstance(v, float) else v) for k, v in row.items() if k != "save"
+                }
                 print(json.dumps(brief), flush=True)
             if chosen is None:  # client resources: the faster on the first runs (smallest size)
-                calibration = {c: _med([r for r in runs if r["engine"] == "flower" and r["client_cpus"] == c],
-                                       "rounds_s") for c in cpu_options}
+                calibration = {
+                    c: _med(
+                        [r for r in runs if r["engine"] == "flower" and r["client_cpus"] == c], "rounds_s"
+                    )
+                    for c in cpu_options
+                }
                 ok = {c: t for c, t in calibration.items() if t is not None}
                 chosen = min(ok, key=ok.get) if ok else cpu_options[0]
 
     rows = []
     for n in sizes:
         ours = [r for r in runs if r["engine"] == "ours" and r["clients"] == n]
-        flower = [r for r in runs if r["engine"] == "flower" and r["clients"] == n and r["client_cpus"] == chosen]
+        flower = [
+            r for r in runs if r["engine"] == "flower" and r["clients"] == n and r["client_cpus"] == chosen
+        ]
         o, f = _med(ours, "rounds_s"), _med(flower, "rounds_s")
-        diffs = [update_rel_diff(Path(a["save"]), Path(b["save"])) for a in ours for b in flower
-                 if a["rep"] == b["rep"] and "error" not in a and "error" not in b]
+        diffs = [
+            update_rel_diff(Path(a["save"]), Path(b["save"]))
+            for a in ours
+            for b in flower
+            if a["rep"] == b["rep"] and "error" not in a and "error" not in b
+        ]
         errors = "; ".join(f"{r['engine']}: {r['error']}" for r in ours + flower if "error" in r)
         ft = [r for r in flower if "error" not in r]
-        rows.append({
-            "clients": n, "clients_per_round": PER_ROUND, "rounds": args.rounds, "reps": len(ours),
-            "ours_s": o, "flower_s": f, "ratio": (f / o) if o and f else None,
-            "ours_setup_s": _med(ours, "setup_s"), "flower_setup_s": _med(flower, "setup_s"),
-            "ours_total_s": _med(ours, "total_s"), "flower_total_s": _med(flower, "total_s"),
-            "total_ratio": (_med(flower, "total_s") / _med(ours, "total_s")) if o and f else None,
-            "ours_peak_MB": _med(ours, "peak_pss_MB"), "flower_peak_MB": _med(flower, "peak_pss_MB"),
-            "flower_client_cpus": chosen, "flower_actors": ft[0]["actors"] if ft else None,
-            "update_rel_diff": max(diffs) if diffs else None,
-            "note": errors or "ok",
-        })
+        rows.append(
+            {
+                "clients": n,
+                "clients_per_round": PER_ROUND,
+                "rounds": args.rounds,
+                "reps": len(ours),
+                "ours_s": o,
+                "flower_s": f,
+                "ratio": (f / o) if o and f else None,
+                "ours_setup_s": _med(ours, "setup_s"),
+                "flower_setup_s": _med(flower, "setup_s"),
+                "ours_total_s": _med(ours, "total_s"),
+                "flower_total_s": _med(flower, "total_s"),
+                "total_ratio": (_med(flower, "total_s") / _med(ours, "total_s")) if o and f else None,
+                "ours_peak_MB": _med(ours, "peak_pss_MB"),
+                "flower_peak_MB": _med(flower, "peak_pss_MB"),
+                "flower_client_cpus": chosen,
+                "flower_actors": ft[0]["actors"] if ft else None,
+                "update_rel_diff": max(diffs) if diffs else None,
+                "note": errors or "ok",
+            }
+        )
     df = pd.DataFrame(rows)
     for c in df.columns:
         if df[c].dtype == float and c != "update_rel_diff":
             df[c] = df[c].round(3 if c.endswith("ratio") else 2)
-    df["update_rel_diff"] = df["update_rel_diff"].map(lambda v: f"{v:.1e}" if isinstance(v, float) and v == v else "n/a")
+    df["update_rel_diff"] = df["update_rel_diff"].map(
+        lambda v: f"{v:.1e}" if isinstance(v, float) and v == v else "n/a"
+    )
     for c in ("ours_peak_MB", "flower_peak_MB"):
         df[c] = df[c].map(lambda v: round(v) if isinstance(v, float) else v)
     df = df.fillna("n/a")
@@ -422,12 +547,15 @@ def main() -> None:
 
     elapsed = time.perf_counter() - t_start
     ours_threads = next((r["threads"] for r in runs if r["engine"] == "ours" and "threads" in r), "?")
-    flower_info = next((r for r in runs if r["engine"] == "flower" and "error" not in r and
-                        r["client_cpus"] == chosen), {})
-    cal = ", ".join(f"{c:g} CPU: {t:.2f} s" if t is not None else f"{c:g} CPU: failed"
-                    for c, t in calibration.items())
+    flower_info = next(
+        (r for r in runs if r["engine"] == "flower" and "error" not in r and r["client_cpus"] == chosen), {}
+    )
+    cal = ", ".join(
+        f"{c:g} CPU: {t:.2f} s" if t is not None else f"{c:g} CPU: failed" for c, t in calibration.items()
+    )
     section = [
-        f"## flower ({elapsed:.0f} s)", "",
+        f"## flower ({elapsed:.0f} s)",
+        "",
         f"- `make perf-flower` on {os.cpu_count()} CPUs, torch {torch.__version__}, flwr {flwr_version} "
         f"(ray {flower_info.get('ray', '?')}), git `{git_revision()}`, {time.strftime('%Y-%m-%d %H:%M')}",
         f"- workload (both engines): MiniLM-L6 pretrained, BBC News, IID over N clients (whole train split), "
@@ -445,7 +573,9 @@ def main() -> None:
         "final weights (float rounding, different thread counts)",
         "- `*_peak_MB`: peak PSS summed over the run's process tree (Ray's processes and actors included), "
         "sampled every 0.5 s",
-        "", markdown_table(df.drop(columns=["clients_per_round", "rounds", "flower_client_cpus"])), "",
+        "",
+        markdown_table(df.drop(columns=["clients_per_round", "rounds", "flower_client_cpus"])),
+        "",
     ]
     from perf_readme import write_section  # benchmarks/ is the script's dir
 

@@ -27,6 +27,8 @@ def weighted_mean_deltas(updates: Iterable[ClientUpdate]) -> dict[str, torch.Ten
     return {n: s / weights[n] for n, s in sums.items()}
 
 
-def per_block_fedavg(updates: Iterable[ClientUpdate], global_values: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def per_block_fedavg(
+    updates: Iterable[ClientUpdate], global_values: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
     """New values ``θ + mean Δ`` for every parameter some client trained; the others are absent."""
     return {n: global_values[n] + d for n, d in weighted_mean_deltas(updates).items()}

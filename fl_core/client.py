@@ -15,7 +15,9 @@ from fl_core.costs import BYTES_PER_PARAM, CostRecord, Timer, step_flops
 from fl_core.methods.base import ClientUpdate, Method, TrainPlan
 
 
-def make_optimizer(params: list[torch.nn.Parameter], ctx: RunContext, lr: float | None = None, kind: str | None = None):
+def make_optimizer(
+    params: list[torch.nn.Parameter], ctx: RunContext, lr: float | None = None, kind: str | None = None
+):
     fl = ctx.cfg.fl
     lr = lr or fl.lr
     if (kind or fl.optimizer) == "sgd":
@@ -34,8 +36,14 @@ def local_batches(ctx: RunContext, method: Method, rnd: int, cid: int) -> list[n
 
 
 def train_steps(
-    ctx: RunContext, method: Method, cid: int, plan: TrainPlan, batches: list[np.ndarray], names: list[str],
-    lr: float | None = None, optimizer: str | None = None,
+    ctx: RunContext,
+    method: Method,
+    cid: int,
+    plan: TrainPlan,
+    batches: list[np.ndarray],
+    names: list[str],
+    lr: float | None = None,
+    optimizer: str | None = None,
 ) -> tuple[float, CostRecord]:
     """Optimizer steps on ``batches`` for the parameters ``names``; returns (mean loss, costs)."""
     model = ctx.model
@@ -61,11 +69,23 @@ def train_steps(
                     torch.nn.utils.clip_grad_norm_(params, ctx.cfg.fl.grad_clip)
                 opt.step()
             seq = int(ctx.splits.train.lengths[idx].max())
-            f, b = step_flops(model.arch, len(idx), seq, first, share) if opt else (ctx.flops(idx, None)[0], 0.0)
+            f, b = (
+                step_flops(model.arch, len(idx), seq, first, share) if opt else (ctx.flops(idx, None)[0], 0.0)
+            )
             if opt is not None and (len(idx), seq) not in shapes:  # the same for every batch of one shape
                 shapes.add((len(idx), seq))
-                rec.peak_memory_bytes = max(rec.peak_memory_bytes, client_step_memory(
-                    model, names, first, len(idx), seq, optimizer or ctx.cfg.fl.optimizer, ctx.cfg.fl.momentum))
+                rec.peak_memory_bytes = max(
+                    rec.peak_memory_bytes,
+                    client_step_memory(
+                        model,
+                        names,
+                        first,
+                        len(idx),
+                        seq,
+                        optimizer or ctx.cfg.fl.optimizer,
+                        ctx.cfg.fl.momentum,
+                    ),
+                )
             rec.flops_fwd += f
             rec.flops_bwd += b
             rec.samples += len(idx)

@@ -60,7 +60,9 @@ class FLConfig(Strict):
 
 
 class DataConfig(Strict):
-    test_fraction: float = Field(0.2, gt=0, lt=1, description="held-out share where the source has no test split")
+    test_fraction: float = Field(
+        0.2, gt=0, lt=1, description="held-out share where the source has no test split"
+    )
     split_seed: int = 0
     min_partition_size: int = Field(2, ge=0, description="smallest client; 0 allows empty clients")
     max_train_samples: int | None = Field(None, ge=1)
@@ -133,8 +135,11 @@ class GridConfig(Strict):
     wandb: WandbConfig = WandbConfig()
     ray: RayConfig = RayConfig()
     threads_per_cell: int | None = Field(
-        None, ge=1, description="torch threads per cell (sequential default: all cores; ray: cpus_per_cell). "
-        "Float results are bitwise equal across backends at equal threads per cell")
+        None,
+        ge=1,
+        description="torch threads per cell (sequential default: all cores; ray: cpus_per_cell). "
+        "Float results are bitwise equal across backends at equal threads per cell",
+    )
     checkpoint_every: int = Field(1, ge=0, description="in-cell checkpoint every N rounds (0: never)")
     output_dir: str = "results"
 
@@ -214,13 +219,13 @@ def check_names(model: str, datasets: list[str], methods: list[MethodSpec], sour
         except (ValidationError, ValueError) as err:
             detail = _format_error(err, "") if isinstance(err, ValidationError) else str(err)
             detail = detail.replace("invalid config :", "").strip()
-            raise ConfigError(
-                f"invalid config {source}: methods[{i}].params ({m.name}): {detail}"
-            ) from None
+            raise ConfigError(f"invalid config {source}: methods[{i}].params ({m.name}): {detail}") from None
     labels = [m.display for m in methods]
     dup = {x for x in labels if labels.count(x) > 1}
     if dup:
-        raise ConfigError(f"invalid config {source}: methods: duplicate label(s) {sorted(dup)}; set a distinct 'label'")
+        raise ConfigError(
+            f"invalid config {source}: methods: duplicate label(s) {sorted(dup)}; set a distinct 'label'"
+        )
 
 
 def load_grid(path: str | Path, overrides: dict[str, Any] | None = None) -> GridConfig:

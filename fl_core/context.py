@@ -77,7 +77,9 @@ class RunContext:
     def num_samples(self, cid: int) -> int:
         return len(self.clients[cid])
 
-    def client_batches(self, cid: int, rnd: int, epoch: int = 0, batch_size: int | None = None) -> list[np.ndarray]:
+    def client_batches(
+        self, cid: int, rnd: int, epoch: int = 0, batch_size: int | None = None
+    ) -> list[np.ndarray]:
         """Seeded shuffle of client ``cid``'s indices for (round, epoch), cut into batches."""
         bs = batch_size or self.cfg.fl.batch_size
         idx = self.clients[cid]
@@ -98,7 +100,9 @@ class RunContext:
             batches += [mega[i : i + bs] for i in range(0, len(mega), bs)]
         return [batches[i] for i in rng.permutation(len(batches))] + ([perm[cut:]] if cut < len(perm) else [])
 
-    def tensors(self, idx: np.ndarray, split: str = "train") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def tensors(
+        self, idx: np.ndarray, split: str = "train"
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(input_ids, attention_mask, labels) on the device, padded to the batch's longest row."""
         data = getattr(self.splits, split)
         n = int(data.lengths[idx].max())
@@ -149,11 +153,15 @@ class RunContext:
             share.append(min(1.0, self.model.numel(n for n in names if self.model.group_of[n] == i) / total))
         return share
 
-    def flops(self, idx: np.ndarray, plan: TrainPlan | None, names: list[str] | None = None) -> tuple[float, float]:
+    def flops(
+        self, idx: np.ndarray, plan: TrainPlan | None, names: list[str] | None = None
+    ) -> tuple[float, float]:
         """Analytic (forward, backward) FLOPs of one step on batch ``idx`` (plan None: forward only)."""
         seq = int(self.splits.train.lengths[idx].max())
         if plan is None:
-            fwd, _ = step_flops(self.model.arch, len(idx), seq, self.model.num_blocks, [0.0] * self.model.num_blocks)
+            fwd, _ = step_flops(
+                self.model.arch, len(idx), seq, self.model.num_blocks, [0.0] * self.model.num_blocks
+            )
             return fwd, 0.0
         names = names if names is not None else self.trainable_names(plan)
         return step_flops(self.model.arch, len(idx), seq, self.first_grad(plan), self.trained_share(names))

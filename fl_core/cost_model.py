@@ -148,18 +148,31 @@ def _attention_core(arch: ArchInfo, batch: int, seq: int, backend: Backend) -> i
 def trained_block_activation_bytes(arch: ArchInfo, batch: int, seq: int, backend: Backend = "cpu") -> int:
     """Bytes autograd stores for one block whose weights are trained (module docstring)."""
     n, d, f = batch * seq, arch.hidden, arch.intermediate
-    return FP32 * n * (2 * f + 8 * d + 4) + _mask_bytes(backend) * n * 2 * d + _attention_core(arch, batch, seq, backend)
+    return (
+        FP32 * n * (2 * f + 8 * d + 4)
+        + _mask_bytes(backend) * n * 2 * d
+        + _attention_core(arch, batch, seq, backend)
+    )
 
 
 def passthrough_block_activation_bytes(arch: ArchInfo, batch: int, seq: int, backend: Backend = "cpu") -> int:
     """Bytes stored for a frozen block that backward passes through (only input gradients)."""
     n, d, f = batch * seq, arch.hidden, arch.intermediate
-    return FP32 * n * (f + 5 * d + 4) + _mask_bytes(backend) * n * 2 * d + _attention_core(arch, batch, seq, backend)
+    return (
+        FP32 * n * (f + 5 * d + 4)
+        + _mask_bytes(backend) * n * 2 * d
+        + _attention_core(arch, batch, seq, backend)
+    )
 
 
 def lora_block_activation_bytes(
-    arch: ArchInfo, batch: int, seq: int, r: int, targets: Iterable[str] = LORA_TARGETS,
-    lora_dropout: float = 0.0, backend: Backend = "cpu",
+    arch: ArchInfo,
+    batch: int,
+    seq: int,
+    r: int,
+    targets: Iterable[str] = LORA_TARGETS,
+    lora_dropout: float = 0.0,
+    backend: Backend = "cpu",
 ) -> int:
     """Bytes stored for a frozen block with LoRA adapters (pass-through + the adapters' inputs)."""
     n, d = batch * seq, arch.hidden
@@ -168,8 +181,9 @@ def lora_block_activation_bytes(
     return passthrough_block_activation_bytes(arch, batch, seq, backend) + adapters + k * FP32 * n * r
 
 
-def _lowest_lora_block_saving(arch: ArchInfo, batch: int, seq: int, k: int, lora_dropout: float,
-                              backend: Backend) -> int:
+def _lowest_lora_block_saving(
+    arch: ArchInfo, batch: int, seq: int, k: int, lora_dropout: float, backend: Backend
+) -> int:
     n, d = batch * seq, arch.hidden
     masks = k * _mask_bytes(backend) * n * d if lora_dropout > 0 else 0
     return masks + (FP32 * n * d if backend == "cpu" else 0)
@@ -178,7 +192,13 @@ def _lowest_lora_block_saving(arch: ArchInfo, batch: int, seq: int, k: int, lora
 def head_activation_bytes(arch: ArchInfo, batch: int, seq: int, backend: Backend = "cpu") -> int:
     """Bytes stored for the head (pooler + classifier + loss)."""
     d = arch.hidden
-    return FP32 * batch * seq * d + (8 + _mask_bytes(backend)) * batch * d + FP32 * batch * arch.num_labels + 8 * batch + FP32
+    return (
+        FP32 * batch * seq * d
+        + (8 + _mask_bytes(backend)) * batch * d
+        + FP32 * batch * arch.num_labels
+        + 8 * batch
+        + FP32
+    )
 
 
 # -- one configuration ----------------------------------------------------------------------------
@@ -222,9 +242,18 @@ def optimizer_state_bytes(trained_params: int, optimizer: Optimizer = "adamw", m
 
 
 def step_cost(
-    arch: ArchInfo, batch: int, seq: int, *, t: int | None = None, r: int | None = None,
-    blocks: Iterable[int] | None = None, optimizer: Optimizer = "adamw", momentum: float = 0.0,
-    lora_targets: Iterable[str] = LORA_TARGETS, lora_dropout: float = 0.0, backend: Backend = "cpu",
+    arch: ArchInfo,
+    batch: int,
+    seq: int,
+    *,
+    t: int | None = None,
+    r: int | None = None,
+    blocks: Iterable[int] | None = None,
+    optimizer: Optimizer = "adamw",
+    momentum: float = 0.0,
+    lora_targets: Iterable[str] = LORA_TARGETS,
+    lora_dropout: float = 0.0,
+    backend: Backend = "cpu",
 ) -> StepCost:
     """Cost of one step training the last ``t`` blocks + head, or LoRA rank ``r`` on every block +
     head, or the block set ``blocks`` + head (exactly one of the three)."""
@@ -264,8 +293,13 @@ def step_cost(
                 act += passthrough_block_activation_bytes(arch, batch, seq, backend)
     fwd, bwd = step_flops(arch, batch, seq, first, share)
     return StepCost(
-        weights=FP32 * weights, grads=FP32 * trained, optimizer=optimizer_state_bytes(trained, optimizer, momentum),
-        activations=act, flops_fwd=fwd, flops_bwd=bwd, trained_params=trained,
+        weights=FP32 * weights,
+        grads=FP32 * trained,
+        optimizer=optimizer_state_bytes(trained, optimizer, momentum),
+        activations=act,
+        flops_fwd=fwd,
+        flops_bwd=bwd,
+        trained_params=trained,
     )
 
 
@@ -295,8 +329,11 @@ class Budget:
     def violations(self, cost: StepCost) -> list[str]:
         """Human-readable list of the exceeded budgets (empty if ``cost`` fits)."""
         unit = {"memory": (1e6, "MB"), "flops": (1e9, "GFLOP"), "upload": (1e6, "MB")}
-        return [f"{k} {cost.get(k) / unit[k][0]:.4g} {unit[k][1]} > budget {getattr(self, k) / unit[k][0]:.4g}"
-                for k in RESOURCES if cost.get(k) > getattr(self, k) * (1 + 1e-12)]
+        return [
+            f"{k} {cost.get(k) / unit[k][0]:.4g} {unit[k][1]} > budget {getattr(self, k) / unit[k][0]:.4g}"
+            for k in RESOURCES
+            if cost.get(k) > getattr(self, k) * (1 + 1e-12)
+        ]
 
 
 def largest_suffix(arch: ArchInfo, batch: int, seq: int, budget: Budget, **kw) -> int | None:
@@ -319,15 +356,24 @@ def largest_window(arch: ArchInfo, batch: int, seq: int, budget: Budget, **kw) -
     return best
 
 
-def largest_rank(arch: ArchInfo, batch: int, seq: int, budget: Budget, ranks: Iterable[int], **kw) -> int | None:
+def largest_rank(
+    arch: ArchInfo, batch: int, seq: int, budget: Budget, ranks: Iterable[int], **kw
+) -> int | None:
     """Largest LoRA rank from ``ranks`` that fits ``budget``; ``None`` if none does."""
     fitting = [r for r in ranks if budget.fits(step_cost(arch, batch, seq, r=r, **kw))]
     return max(fitting, default=None)
 
 
 # -- what a client of a running cell holds ------------------------------------------------------
-def client_step_memory(model, names: list[str], first_grad: int, batch: int, seq: int,
-                       optimizer: Optimizer = "adamw", momentum: float = 0.0) -> int:
+def client_step_memory(
+    model,
+    names: list[str],
+    first_grad: int,
+    batch: int,
+    seq: int,
+    optimizer: Optimizer = "adamw",
+    momentum: float = 0.0,
+) -> int:
     """Analytic peak memory (bytes) of one training step of the live ``model`` (a
     :class:`fl_core.models.BlockModel`) training the parameters ``names``: the sum of the module
     docstring, per block from what is trained in it: a trained block, a LoRA block (rank and adapter
@@ -346,8 +392,14 @@ def client_step_memory(model, names: list[str], first_grad: int, batch: int, seq
         elif lora_a:
             r = model.params[lora_a[0]].shape[0]
             targets = [n.split(".lora_A")[0].rsplit(".", 1)[-1] for n in lora_a]  # e.g. "query"
-            p = max((m.p for n, m in model.blocks[i].named_modules()
-                     if "lora_dropout" in n and isinstance(m, torch.nn.Dropout)), default=0.0)
+            p = max(
+                (
+                    m.p
+                    for n, m in model.blocks[i].named_modules()
+                    if "lora_dropout" in n and isinstance(m, torch.nn.Dropout)
+                ),
+                default=0.0,
+            )
             act += lora_block_activation_bytes(arch, batch, seq, r, targets, p, backend)
             if i == first_grad:
                 act -= _lowest_lora_block_saving(arch, batch, seq, len(targets), p, backend)
@@ -366,11 +418,23 @@ def arch_of(name: str, num_labels: int) -> ArchInfo:
     path = Path(entry.path() if entry else name)
     cfg = json.loads((path / "config.json").read_text())
     if entry is not None and entry.random:
-        return ArchInfo(TINY_BERT["num_hidden_layers"], TINY_BERT["hidden_size"], TINY_BERT["intermediate_size"],
-                        TINY_BERT["num_attention_heads"], int(cfg["vocab_size"]), num_labels)
+        return ArchInfo(
+            TINY_BERT["num_hidden_layers"],
+            TINY_BERT["hidden_size"],
+            TINY_BERT["intermediate_size"],
+            TINY_BERT["num_attention_heads"],
+            int(cfg["vocab_size"]),
+            num_labels,
+        )
     blocks = entry.num_blocks if entry is not None and entry.num_blocks else int(cfg["num_hidden_layers"])
-    return ArchInfo(blocks, int(cfg["hidden_size"]), int(cfg["intermediate_size"]), int(cfg["num_attention_heads"]),
-                    int(cfg["vocab_size"]), num_labels)
+    return ArchInfo(
+        blocks,
+        int(cfg["hidden_size"]),
+        int(cfg["intermediate_size"]),
+        int(cfg["num_attention_heads"]),
+        int(cfg["vocab_size"]),
+        num_labels,
+    )
 
 
 # -- the profiler ---------------------------------------------------------------------------------
@@ -397,8 +461,11 @@ def _profiled_peak_delta(step) -> int:
 
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         step()
-    events = [e for e in prof.profiler.kineto_results.events()
-              if e.name() == "[memory]" and e.device_type() == torch.autograd.DeviceType.CPU]
+    events = [
+        e
+        for e in prof.profiler.kineto_results.events()
+        if e.name() == "[memory]" and e.device_type() == torch.autograd.DeviceType.CPU
+    ]
     events.sort(key=lambda e: e.start_ns())
     live = peak = 0
     for e in events:
@@ -407,22 +474,42 @@ def _profiled_peak_delta(step) -> int:
     return peak
 
 
-def inject_lora(model, r: int, alpha: float = 16, dropout: float = 0.0, targets: Iterable[str] = LORA_TARGETS,
-                seed: int = 0) -> list[str]:
+def inject_lora(
+    model,
+    r: int,
+    alpha: float = 16,
+    dropout: float = 0.0,
+    targets: Iterable[str] = LORA_TARGETS,
+    seed: int = 0,
+) -> list[str]:
     """LoRA on a bare BlockModel (no run), exactly as the ``lora`` method injects it
     (:func:`fl_core.methods.lora.add_lora`); returns the adapter parameter names."""
     from fl_core.methods.lora import add_lora
 
-    shim = SimpleNamespace(model=model, touched=set(), global_values={}, device=model.device,
-                           torch_seed=lambda *key: seed)
+    shim = SimpleNamespace(
+        model=model, touched=set(), global_values={}, device=model.device, torch_seed=lambda *key: seed
+    )
     return add_lora(shim, r, alpha, dropout, tuple(targets))
 
 
 def measure_step(
-    model_name: str, batch: int, seq_len: int, t: int | None = None, r: int | None = None,
-    optimizer: Optimizer = "adamw", *, num_labels: int = 4, device: str = "cpu", lr: float = 5e-4,
-    lora_alpha: float = 16, lora_dropout: float = 0.0, lora_targets: Iterable[str] = LORA_TARGETS,
-    warmup: int = 1, repeats: int = 3, seed: int = 0, model=None,
+    model_name: str,
+    batch: int,
+    seq_len: int,
+    t: int | None = None,
+    r: int | None = None,
+    optimizer: Optimizer = "adamw",
+    *,
+    num_labels: int = 4,
+    device: str = "cpu",
+    lr: float = 5e-4,
+    lora_alpha: float = 16,
+    lora_dropout: float = 0.0,
+    lora_targets: Iterable[str] = LORA_TARGETS,
+    warmup: int = 1,
+    repeats: int = 3,
+    seed: int = 0,
+    model=None,
 ) -> Measurement:
     """Build ``model_name`` (or use ``model``, a fresh BlockModel), train the last ``t`` blocks + head
     or LoRA rank ``r`` + head for one step as :mod:`fl_core.client` does (frozen prefix under
@@ -446,8 +533,11 @@ def measure_step(
     names |= set(m.names_in(HEAD))
     m.set_trainable(names)
     params = [m.params[n] for n in sorted(names)]
-    opt = (torch.optim.AdamW(params, lr=lr, weight_decay=0.0) if optimizer == "adamw"
-           else torch.optim.SGD(params, lr=lr))
+    opt = (
+        torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+        if optimizer == "adamw"
+        else torch.optim.SGD(params, lr=lr)
+    )
     gen = torch.Generator().manual_seed(seed)
     ids = torch.randint(1000, m.arch.vocab, (batch, seq_len), generator=gen).to(dev)
     mask = torch.ones(batch, seq_len, dtype=torch.long, device=dev)
@@ -490,4 +580,6 @@ def measure_step(
         peak = persistent + _profiled_peak_delta(step)
         how = "torch.profiler CPU memory events"
     m.set_trainable(set())
-    return Measurement(int(peak), int(persistent), statistics.median(times) if times else math.nan, how, str(dev))
+    return Measurement(
+        int(peak), int(persistent), statistics.median(times) if times else math.nan, how, str(dev)
+    )

@@ -25,7 +25,9 @@ def head_forward_flops(arch: ArchInfo, batch: int) -> float:
     return 2.0 * batch * (arch.hidden * arch.hidden + arch.hidden * arch.num_labels)
 
 
-def step_flops(arch: ArchInfo, batch: int, seq: int, first_grad: int, trained_share: list[float]) -> tuple[float, float]:
+def step_flops(
+    arch: ArchInfo, batch: int, seq: int, first_grad: int, trained_share: list[float]
+) -> tuple[float, float]:
     """(forward, backward) FLOPs of one training step.
 
     ``first_grad``: lowest block that backward reaches; ``trained_share[i]``: the share of block i's

@@ -8,8 +8,19 @@ import subprocess
 from functools import cache
 from pathlib import Path
 
-PACKAGES = ["layerbench", "torch", "transformers", "datasets", "flwr-datasets", "peft", "numpy", "scipy",
-            "scikit-learn", "pandas", "wandb"]
+PACKAGES = [
+    "layerbench",
+    "torch",
+    "transformers",
+    "datasets",
+    "flwr-datasets",
+    "peft",
+    "numpy",
+    "scipy",
+    "scikit-learn",
+    "pandas",
+    "wandb",
+]
 
 
 @cache
@@ -28,10 +39,16 @@ def git_revision(path: str | None = None) -> str:
     """``<sha>`` or ``<sha>-dirty``; ``unknown`` outside a git checkout."""
     cwd = path or str(Path(__file__).resolve().parent)
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True,
-                             timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"

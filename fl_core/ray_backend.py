@@ -14,7 +14,9 @@ from typing import Any
 from fl_core.config import GridConfig, RunConfig
 
 
-def _run_remote(cell_dict: dict[str, Any], grid_dict: dict[str, Any], threads: int) -> tuple[dict, dict, dict]:
+def _run_remote(
+    cell_dict: dict[str, Any], grid_dict: dict[str, Any], threads: int
+) -> tuple[dict, dict, dict]:
     import torch
 
     from fl_core.config import GridConfig, RunConfig
@@ -33,17 +35,29 @@ def init_ray(num_cpus: int | None = None) -> None:
     if ray.is_initialized():
         return
     address = os.environ.get("RAY_ADDRESS")
-    env = {"env_vars": {k: v for k, v in os.environ.items()
-                        if k.startswith(("HF_", "WANDB_", "LAYERBENCH_", "TOKENIZERS_"))}}
+    env = {
+        "env_vars": {
+            k: v
+            for k, v in os.environ.items()
+            if k.startswith(("HF_", "WANDB_", "LAYERBENCH_", "TOKENIZERS_"))
+        }
+    }
     if address:
         ray.init(address=address, runtime_env=env, log_to_driver=False)
     else:  # a private local Ray: no dashboard, no token prompt
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-        ray.init(num_cpus=num_cpus, include_dashboard=False, runtime_env=env, log_to_driver=False,
-                 configure_logging=False)
+        ray.init(
+            num_cpus=num_cpus,
+            include_dashboard=False,
+            runtime_env=env,
+            log_to_driver=False,
+            configure_logging=False,
+        )
 
 
-def run_cells_ray(cells: list[RunConfig], grid: GridConfig) -> Iterator[tuple[RunConfig, tuple[dict, dict, dict]]]:
+def run_cells_ray(
+    cells: list[RunConfig], grid: GridConfig
+) -> Iterator[tuple[RunConfig, tuple[dict, dict, dict]]]:
     """Yield (cell, result) as cells finish, in completion order."""
     import ray
 
@@ -51,8 +65,12 @@ def run_cells_ray(cells: list[RunConfig], grid: GridConfig) -> Iterator[tuple[Ru
         return
     init_ray()
     res = grid.ray
-    task = ray.remote(_run_remote).options(num_cpus=res.cpus_per_cell, num_gpus=res.gpus_per_cell,
-                                           max_retries=res.max_retries, retry_exceptions=False)
+    task = ray.remote(_run_remote).options(
+        num_cpus=res.cpus_per_cell,
+        num_gpus=res.gpus_per_cell,
+        max_retries=res.max_retries,
+        retry_exceptions=False,
+    )
     threads = grid.threads_per_cell or max(1, int(res.cpus_per_cell))
     grid_dict = grid.model_dump(mode="json")
     pending = {task.remote(c.model_dump(mode="json"), grid_dict, threads): c for c in cells}
@@ -65,4 +83,7 @@ def run_cells_ray(cells: list[RunConfig], grid: GridConfig) -> Iterator[tuple[Ru
             except Exception as err:  # noqa: BLE001 — retries exhausted: record the cell as failed
                 from fl_core.sweep import failed_result
 
-                yield cell, (failed_result(cell, f"Ray task failed after {res.max_retries} retries: {err}"), {}, {})
+                yield (
+                    cell,
+                    (failed_result(cell, f"Ray task failed after {res.max_retries} retries: {err}"), {}, {}),
+                )

@@ -45,19 +45,32 @@ class CellResult:
 def participation_schedule(ctx: RunContext) -> list[list[int]]:
     fl = ctx.cfg.fl
     rng = ctx.rng("schedule")
-    return [sorted(rng.choice(fl.num_clients, fl.clients_per_round, replace=False).tolist()) for _ in range(fl.rounds)]
+    return [
+        sorted(rng.choice(fl.num_clients, fl.clients_per_round, replace=False).tolist())
+        for _ in range(fl.rounds)
+    ]
 
 
 def build_context(cfg: RunConfig) -> RunContext:
     tok = load_tokenizer(cfg.model)
     splits = load_splits(cfg.dataset, tok, cfg.fl.max_len, cfg.data.test_fraction, cfg.data.split_seed)
     if cfg.data.max_train_samples and cfg.data.max_train_samples < len(splits.train):
-        keep = np.random.default_rng(cfg.data.split_seed).permutation(len(splits.train))[: cfg.data.max_train_samples]
-        splits = type(splits)(splits.train.subset(np.sort(keep)), splits.test, splits.label_names, splits.split_hash)
+        keep = np.random.default_rng(cfg.data.split_seed).permutation(len(splits.train))[
+            : cfg.data.max_train_samples
+        ]
+        splits = type(splits)(
+            splits.train.subset(np.sort(keep)), splits.test, splits.label_names, splits.split_hash
+        )
     if cfg.data.max_test_samples and cfg.data.max_test_samples < len(splits.test):
-        keep = np.random.default_rng(cfg.data.split_seed + 1).permutation(len(splits.test))[: cfg.data.max_test_samples]
-        splits = type(splits)(splits.train, splits.test.subset(np.sort(keep)), splits.label_names, splits.split_hash)
-    clients = partition(splits.train.labels, cfg.fl.num_clients, cfg.alpha, cfg.seed, cfg.data.min_partition_size)
+        keep = np.random.default_rng(cfg.data.split_seed + 1).permutation(len(splits.test))[
+            : cfg.data.max_test_samples
+        ]
+        splits = type(splits)(
+            splits.train, splits.test.subset(np.sort(keep)), splits.label_names, splits.split_hash
+        )
+    clients = partition(
+        splits.train.labels, cfg.fl.num_clients, cfg.alpha, cfg.seed, cfg.data.min_partition_size
+    )
     device = resolve_device(cfg.fl.device)
     params = validate_params(cfg.method.name, cfg.method.params, num_blocks(cfg.model))
     chosen = METHODS[cfg.method.name].select_model(params, cfg, splits.num_labels)
@@ -68,7 +81,9 @@ def build_context(cfg: RunConfig) -> RunContext:
     ctx.touched.update(model.names_in(HEAD))  # the new head must reach every client once
     # each client's own test split, drawn with its training label mix (personalized evaluation)
     counts = label_counts(splits.train.labels, clients, splits.num_labels)
-    ctx.client_test = client_test_split(splits.test.labels, counts, int(ctx.rng("client-test").integers(2**31)))
+    ctx.client_test = client_test_split(
+        splits.test.labels, counts, int(ctx.rng("client-test").integers(2**31))
+    )
     return ctx
 
 
@@ -101,8 +116,9 @@ class Checkpoint:
         self.path.unlink(missing_ok=True)
 
 
-def run_round(ctx: RunContext, method: Method, rnd: int, clients: list[int],
-              selections: list[dict[str, Any]]) -> tuple[list[ClientUpdate], dict[str, torch.Tensor]]:
+def run_round(
+    ctx: RunContext, method: Method, rnd: int, clients: list[int], selections: list[dict[str, Any]]
+) -> tuple[list[ClientUpdate], dict[str, torch.Tensor]]:
     """One round on the shared model: plans, each client in turn, aggregation applied to the model."""
     model = ctx.model
     plans = method.configure_train(rnd, clients)
@@ -115,8 +131,15 @@ def run_round(ctx: RunContext, method: Method, rnd: int, clients: list[int],
             continue
         updates.append(run_client(ctx, method, rnd, cid, plans[cid]))
         model.load(ctx.global_values)  # back to the global model for the next client
-        selections.append({"round": rnd, "client": cid, "blocks": sorted(plans[cid].blocks),
-                           "head": plans[cid].head, **{f"info_{k}": v for k, v in plans[cid].info.items()}})
+        selections.append(
+            {
+                "round": rnd,
+                "client": cid,
+                "blocks": sorted(plans[cid].blocks),
+                "head": plans[cid].head,
+                **{f"info_{k}": v for k, v in plans[cid].info.items()},
+            }
+        )
     new = method.aggregate(rnd, updates)
     model.load(new)
     ctx.touched.update(new)
@@ -124,7 +147,9 @@ def run_round(ctx: RunContext, method: Method, rnd: int, clients: list[int],
 
 
 def run_cell(
-    cfg: RunConfig, on_round: Callable[[dict[str, Any]], None] | None = None, progress: bool = True,
+    cfg: RunConfig,
+    on_round: Callable[[dict[str, Any]], None] | None = None,
+    progress: bool = True,
     checkpoint: Checkpoint | None = None,
 ) -> CellResult:
     """Run one cell to the end (or until it diverges) and return everything it measured."""
@@ -149,12 +174,22 @@ def run_cell(
         method.load_state_dict(saved["method"])
         ctx.touched, ctx.costs.records = saved["touched"], saved["costs"]
         rounds, selections, start = saved["rounds"], saved["selections"], saved["round"] + 1
-    bar = tqdm(range(start, cfg.fl.rounds), desc=f"{cfg.method.display} a={cfg.alpha} s={cfg.seed}", leave=False,
-               disable=not progress, unit="round", initial=start, total=cfg.fl.rounds)
+    bar = tqdm(
+        range(start, cfg.fl.rounds),
+        desc=f"{cfg.method.display} a={cfg.alpha} s={cfg.seed}",
+        leave=False,
+        disable=not progress,
+        unit="round",
+        initial=start,
+        total=cfg.fl.rounds,
+    )
     for rnd in bar:
         updates, new = run_round(ctx, method, rnd, schedule[rnd], selections)
-        train_loss = (float(np.average([u.train_loss for u in updates], weights=[u.num_samples for u in updates]))
-                      if updates else 0.0)
+        train_loss = (
+            float(np.average([u.train_loss for u in updates], weights=[u.num_samples for u in updates]))
+            if updates
+            else 0.0
+        )
         row: dict[str, Any] = {"round": rnd, "train_loss": train_loss}
         row.update({f"method_{k}": v for k, v in method.round_info(rnd).items()})
         diverged = not math.isfinite(train_loss) or any(not torch.isfinite(v).all() for v in new.values())
@@ -177,9 +212,18 @@ def run_cell(
             status = "diverged"
             break
         if checkpoint and checkpoint.due(rnd) and rnd < cfg.fl.rounds - 1:
-            checkpoint.save({"config_hash": cfg.hash(), "round": rnd, "values": model.state(sorted(ctx.touched)),
-                             "method": method.state_dict(), "touched": ctx.touched, "costs": ctx.costs.records,
-                             "rounds": rounds, "selections": selections})
+            checkpoint.save(
+                {
+                    "config_hash": cfg.hash(),
+                    "round": rnd,
+                    "values": model.state(sorted(ctx.touched)),
+                    "method": method.state_dict(),
+                    "touched": ctx.touched,
+                    "costs": ctx.costs.records,
+                    "rounds": rounds,
+                    "selections": selections,
+                }
+            )
     bar.close()
     counts = label_counts(ctx.splits.train.labels, ctx.clients, ctx.splits.num_labels)
     return CellResult(
@@ -187,13 +231,22 @@ def run_cell(
         rounds=rounds,
         costs=ctx.costs.rows(),
         selections=selections,
-        partition={"label_names": ctx.splits.label_names, "client_label_counts": counts.tolist(),
-                   "split_hash": ctx.splits.split_hash},
-        info={"wall_s": time.perf_counter() - t0, "device": str(ctx.device), "model": model_label(ctx.cfg.model),
-              "method": method.run_info(),
-              "model_is_random": model.is_random, "num_blocks": model.num_blocks,
-              "num_train": len(ctx.splits.train), "num_test": len(ctx.splits.test),
-              "personalized": method.personalized,
-              "personal_eval": "pooled client test splits, " + (
-                  "each client's personal state" if method.personalized else "global model")},
+        partition={
+            "label_names": ctx.splits.label_names,
+            "client_label_counts": counts.tolist(),
+            "split_hash": ctx.splits.split_hash,
+        },
+        info={
+            "wall_s": time.perf_counter() - t0,
+            "device": str(ctx.device),
+            "model": model_label(ctx.cfg.model),
+            "method": method.run_info(),
+            "model_is_random": model.is_random,
+            "num_blocks": model.num_blocks,
+            "num_train": len(ctx.splits.train),
+            "num_test": len(ctx.splits.test),
+            "personalized": method.personalized,
+            "personal_eval": "pooled client test splits, "
+            + ("each client's personal state" if method.personalized else "global model"),
+        },
     )

@@ -45,10 +45,14 @@ class ResultStore:
                 f.flush()
                 os.fsync(f.fileno())
         except OSError as err:
-            raise StoreError(f"results directory {self.runs} is not writable: {err}. Set output_dir or fix permissions.") from None
+            raise StoreError(
+                f"results directory {self.runs} is not writable: {err}. Set output_dir or fix permissions."
+            ) from None
         free = shutil.disk_usage(self.runs).free
         if free < need_bytes:
-            raise StoreError(f"only {free / 2**20:.0f} MiB free under {self.runs}; need at least {need_bytes / 2**20:.0f} MiB")
+            raise StoreError(
+                f"only {free / 2**20:.0f} MiB free under {self.runs}; need at least {need_bytes / 2**20:.0f} MiB"
+            )
 
     def path(self, cell_hash: str) -> Path:
         return self.runs / cell_hash
@@ -65,14 +69,18 @@ class ResultStore:
         except (OSError, ValueError):
             return False
 
-    def write(self, cfg: RunConfig, result: dict[str, Any], tables: dict[str, list[dict]], extra: dict[str, Any]) -> Path:
+    def write(
+        self, cfg: RunConfig, result: dict[str, Any], tables: dict[str, list[dict]], extra: dict[str, Any]
+    ) -> Path:
         """Write a finished cell atomically: a temp dir, fsync'd, then one ``rename``."""
         h = cfg.hash()
         self.runs.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=self.runs, prefix=f".tmp-{h}-"))
         try:
-            files = {"config.json": json.dumps(cfg.model_dump(mode="json"), indent=1, sort_keys=True),
-                     "result.json": json.dumps(result, indent=1, sort_keys=True, default=str)}
+            files = {
+                "config.json": json.dumps(cfg.model_dump(mode="json"), indent=1, sort_keys=True),
+                "result.json": json.dumps(result, indent=1, sort_keys=True, default=str),
+            }
             for name, obj in extra.items():
                 files[f"{name}.json"] = json.dumps(obj, sort_keys=True, default=str)
             for name, rows in tables.items():

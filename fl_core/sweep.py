@@ -30,30 +30,51 @@ def summarize(rounds: list[dict[str, Any]], costs: list[dict[str, Any]]) -> dict
     c = pd.DataFrame(costs)
     out: dict[str, Any] = {"rounds_run": len(rounds)}
     if evals:
-        out.update(final_accuracy=evals[-1]["accuracy"], final_macro_f1=evals[-1]["macro_f1"],
-                   best_accuracy=max(r["accuracy"] for r in evals), final_loss=evals[-1]["loss"])
+        out.update(
+            final_accuracy=evals[-1]["accuracy"],
+            final_macro_f1=evals[-1]["macro_f1"],
+            best_accuracy=max(r["accuracy"] for r in evals),
+            final_loss=evals[-1]["loss"],
+        )
         for k in ("personal_accuracy", "personal_macro_f1"):
             if k in evals[-1]:
                 out[f"final_{k}"] = evals[-1][k]
     if not c.empty:
-        out.update(client_flops=float((c.flops_fwd + c.flops_bwd).sum()), bytes_up=int(c.bytes_up.sum()),
-                   bytes_down=int(c.bytes_down.sum()), client_wall_s=float(c.wall_s.sum()),
-                   extra_pass_flops=float((c.flops_fwd + c.flops_bwd)[c.kind != "train"].sum()))
+        out.update(
+            client_flops=float((c.flops_fwd + c.flops_bwd).sum()),
+            bytes_up=int(c.bytes_up.sum()),
+            bytes_down=int(c.bytes_down.sum()),
+            client_wall_s=float(c.wall_s.sum()),
+            extra_pass_flops=float((c.flops_fwd + c.flops_bwd)[c.kind != "train"].sum()),
+        )
     return out
 
 
 def base_result(cell: RunConfig) -> dict[str, Any]:
-    return {"config_hash": cell.hash(), "method": cell.method.name, "label": cell.method.display,
-            "dataset": cell.dataset, "alpha": cell.alpha, "seed": cell.seed, "model": cell.model,
-            "versions": versions(), "git_revision": git_revision(), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    return {
+        "config_hash": cell.hash(),
+        "method": cell.method.name,
+        "label": cell.method.display,
+        "dataset": cell.dataset,
+        "alpha": cell.alpha,
+        "seed": cell.seed,
+        "model": cell.model,
+        "versions": versions(),
+        "git_revision": git_revision(),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
 
 
 def failed_result(cell: RunConfig, reason: str, tb: str = "") -> dict[str, Any]:
     return {**base_result(cell), "status": "failed", "reason": reason, "traceback": tb}
 
 
-def execute_cell(cell: RunConfig, tracker: Tracker | None = None, progress: bool = True,
-                 checkpoint: Checkpoint | None = None) -> tuple[dict, dict, dict]:
+def execute_cell(
+    cell: RunConfig,
+    tracker: Tracker | None = None,
+    progress: bool = True,
+    checkpoint: Checkpoint | None = None,
+) -> tuple[dict, dict, dict]:
     """Run one cell; never raises for a method that cannot run or a crash inside the cell
     (KeyboardInterrupt passes through: the last checkpoint stays, no result is written)."""
     from fl_core import simulator
@@ -62,8 +83,9 @@ def execute_cell(cell: RunConfig, tracker: Tracker | None = None, progress: bool
     if tracker:
         tracker.start(cell, cell_name(cell))
     try:
-        res = simulator.run_cell(cell, on_round=tracker.log if tracker else None, progress=progress,
-                                 checkpoint=checkpoint)
+        res = simulator.run_cell(
+            cell, on_round=tracker.log if tracker else None, progress=progress, checkpoint=checkpoint
+        )
     except CellNotRunnable as err:
         result = {**base, "status": "skipped", "reason": str(err)}
         if tracker:
@@ -98,8 +120,9 @@ class SweepReport:
     wall_s: float = 0.0
 
 
-def run_sweep(grid: GridConfig, backend: str = "sequential", progress: bool = True,
-              cells: list[RunConfig] | None = None) -> SweepReport:
+def run_sweep(
+    grid: GridConfig, backend: str = "sequential", progress: bool = True, cells: list[RunConfig] | None = None
+) -> SweepReport:
     """Run every unfinished cell of ``grid`` (or the given subset) and write each atomically."""
     from tqdm.auto import tqdm
 
@@ -113,8 +136,13 @@ def run_sweep(grid: GridConfig, backend: str = "sequential", progress: bool = Tr
     if report.skipped_done:
         log.info("resuming: %d of %d cells already done", report.skipped_done, len(cells))
     tracker = Tracker(grid.wandb, group=grid.name, root=grid.output_dir)
-    bar = tqdm(total=len(cells), initial=report.skipped_done, desc=f"sweep {grid.name}", unit="cell",
-               disable=not progress)
+    bar = tqdm(
+        total=len(cells),
+        initial=report.skipped_done,
+        desc=f"sweep {grid.name}",
+        unit="cell",
+        disable=not progress,
+    )
     if backend == "ray":
         from fl_core.ray_backend import run_cells_ray
 

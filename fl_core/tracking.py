@@ -39,9 +39,14 @@ class Tracker:
 
             self.dir.mkdir(parents=True, exist_ok=True)
             self.run = wandb.init(
-                project=self.cfg.project, entity=self.cfg.entity, group=self.group, name=name,
-                config={**cell.model_dump(mode="json"), "config_hash": cell.hash()}, dir=str(self.dir),
-                reinit="create_new", settings=wandb.Settings(console="off", silent=True),
+                project=self.cfg.project,
+                entity=self.cfg.entity,
+                group=self.group,
+                name=name,
+                config={**cell.model_dump(mode="json"), "config_hash": cell.hash()},
+                dir=str(self.dir),
+                reinit="create_new",
+                settings=wandb.Settings(console="off", silent=True),
             )
 
         self._call("init", _start)

@@ -14,22 +14,36 @@ import pytest  # noqa: E402
 
 from fl_core.config import DataConfig, FLConfig, MethodSpec, RunConfig  # noqa: E402
 
-TINY_FL = FLConfig(num_clients=4, clients_per_round=2, rounds=2, local_steps=2, batch_size=8, max_len=16,
-                   eval_batch_size=32)
+TINY_FL = FLConfig(
+    num_clients=4, clients_per_round=2, rounds=2, local_steps=2, batch_size=8, max_len=16, eval_batch_size=32
+)
 TINY_DATA = DataConfig(max_train_samples=200, max_test_samples=50)
 
 
 def tiny_cell(method: str = "full", seed: int = 0, alpha: float | str = 1.0, **params) -> RunConfig:
     """A cell on the random 2-block test model (RANDOM WEIGHTS) over a slice of real BBC News."""
-    return RunConfig(dataset="bbc_news", alpha=alpha, method=MethodSpec(name=method, params=params), seed=seed,
-                     model="tiny-bert", fl=TINY_FL, data=TINY_DATA)
+    return RunConfig(
+        dataset="bbc_news",
+        alpha=alpha,
+        method=MethodSpec(name=method, params=params),
+        seed=seed,
+        model="tiny-bert",
+        fl=TINY_FL,
+        data=TINY_DATA,
+    )
 
 
 def tiny_grid_dict(tmp_path, **over) -> dict:
     d = {
-        "name": "t", "model": "tiny-bert", "datasets": ["bbc_news"], "alphas": [1.0], "seeds": [0],
+        "name": "t",
+        "model": "tiny-bert",
+        "datasets": ["bbc_news"],
+        "alphas": [1.0],
+        "seeds": [0],
         "methods": [{"name": "full"}, {"name": "head"}],
-        "fl": TINY_FL.model_dump(), "data": TINY_DATA.model_dump(), "wandb": {"mode": "off"},
+        "fl": TINY_FL.model_dump(),
+        "data": TINY_DATA.model_dump(),
+        "wandb": {"mode": "off"},
         "output_dir": str(tmp_path / "results"),
     }
     d.update(over)

@@ -25,7 +25,9 @@ def test_everything_selected_equals_plain_fedavg():
     g = {n: torch.randn(7, 3, generator=gen) for n in "xyz"}
     clients = [{n: g[n] + torch.randn(7, 3, generator=gen) for n in g} for _ in range(4)]
     sizes = [3, 10, 1, 6]
-    ups = [_u(i, s, **{n: c[n] - g[n] for n in g}) for i, (c, s) in enumerate(zip(clients, sizes, strict=True))]
+    ups = [
+        _u(i, s, **{n: c[n] - g[n] for n in g}) for i, (c, s) in enumerate(zip(clients, sizes, strict=True))
+    ]
     new = per_block_fedavg(ups, g)
     for n in g:
         plain = sum(s * c[n] for c, s in zip(clients, sizes, strict=True)) / sum(sizes)

@@ -23,8 +23,10 @@ def _three_rounds(cell):
 
 
 # budget-aware methods: budgets that fit the 2-block random test model (their defaults do not)
-FITTING = {"tiny": {"budget": 0.5, "candidates": ["tiny-bert"], "constrain": ["upload"]},
-           "lora_budget": {"budget": 0.5, "constrain": ["upload"]}}
+FITTING = {
+    "tiny": {"budget": 0.5, "candidates": ["tiny-bert"], "constrain": ["upload"]},
+    "lora_budget": {"budget": 0.5, "constrain": ["upload"]},
+}
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))
@@ -73,8 +75,12 @@ def test_sigkill_mid_cell_then_resume_matches(tmp_path):
     grid = parse_grid(d)
     cell = grid.cells()[0]
     ckpt_path = tmp_path / "results" / "checkpoints" / f"{cell.hash()}.pt"
-    proc = subprocess.Popen([sys.executable, "-m", "fl_core.cli", "sweep", str(cfg), "--no-progress"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fl_core.cli", "sweep", str(cfg), "--no-progress"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and not ckpt_path.exists():
         time.sleep(0.005)
@@ -84,10 +90,18 @@ def test_sigkill_mid_cell_then_resume_matches(tmp_path):
     assert ckpt_path.exists() and not store.is_done(cell.hash()), "kill should land mid-cell"
     resumed_from = Checkpoint(ckpt_path).load()["round"]
     assert resumed_from < 39
-    assert subprocess.run([sys.executable, "-m", "fl_core.cli", "sweep", str(cfg), "--no-progress"],
-                          capture_output=True).returncode == 0
+    assert (
+        subprocess.run(
+            [sys.executable, "-m", "fl_core.cli", "sweep", str(cfg), "--no-progress"], capture_output=True
+        ).returncode
+        == 0
+    )
     assert not ckpt_path.exists()  # cleared once the cell is stored
     stored = store.load_table(cell.hash(), "rounds")
     reference = run_cell(cell, progress=False)
-    assert [round(x, 12) for x in stored["train_loss"]] == [round(r["train_loss"], 12) for r in reference.rounds]
-    assert stored["accuracy"].dropna().tolist() == [r["accuracy"] for r in reference.rounds if "accuracy" in r]
+    assert [round(x, 12) for x in stored["train_loss"]] == [
+        round(r["train_loss"], 12) for r in reference.rounds
+    ]
+    assert stored["accuracy"].dropna().tolist() == [
+        r["accuracy"] for r in reference.rounds if "accuracy" in r
+    ]

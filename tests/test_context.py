@@ -16,9 +16,16 @@ def _ctx(buckets: int, n: int = 200, seed: int = 0) -> RunContext:
     lengths = rng.integers(4, 64, n).astype(np.int32)
     data = TokenizedData(np.zeros((n, 64), np.int32), lengths, rng.integers(0, 2, n))
     cell = tiny_cell(seed=seed)
-    cfg = cell.model_copy(update={"fl": cell.fl.model_copy(update={"length_buckets": buckets, "batch_size": 16})})
-    return RunContext(cfg=cfg, model=None, splits=Splits(data, data, ["a", "b"], "h"),  # type: ignore[arg-type]
-                      clients=[np.arange(0, n, 2), np.arange(1, n, 2)], device=None)  # type: ignore[arg-type]
+    cfg = cell.model_copy(
+        update={"fl": cell.fl.model_copy(update={"length_buckets": buckets, "batch_size": 16})}
+    )
+    return RunContext(
+        cfg=cfg,
+        model=None,
+        splits=Splits(data, data, ["a", "b"], "h"),  # type: ignore[arg-type]
+        clients=[np.arange(0, n, 2), np.arange(1, n, 2)],
+        device=None,
+    )  # type: ignore[arg-type]
 
 
 def _padded(ctx: RunContext, batches: list[np.ndarray]) -> int:
@@ -50,4 +57,6 @@ def test_bucketing_cuts_padding_and_keeps_batches_random():
 
 def test_one_batch_per_bucket_is_plain_shuffle():
     a, b = _ctx(0), _ctx(1)
-    assert all(np.array_equal(x, y) for x, y in zip(a.client_batches(0, 2), b.client_batches(0, 2), strict=True))
+    assert all(
+        np.array_equal(x, y) for x, y in zip(a.client_batches(0, 2), b.client_batches(0, 2), strict=True)
+    )

@@ -35,8 +35,6 @@ from fl_core.models import EMB, HEAD, build_model  # noqa: E402
 B, S, C = 4, 24, 4  # S differs from the head dim (16) so no two activation shapes coincide
 
 
-
-
 def _model(r: int | None = None, dropout: float = 0.0):
     m = build_model("tiny-bert", C, seed=0)
     if r is not None:
@@ -103,8 +101,9 @@ def test_activation_formula_is_exact_for_layer_training(arch, blocks):
 
 
 def _trained(m, blocks: set[int], lora: bool = False) -> list[str]:
-    return [n for n, g in m.group_of.items()
-            if g == HEAD or (lora and "lora_" in n) or (not lora and g in blocks)]
+    return [
+        n for n, g in m.group_of.items() if g == HEAD or (lora and "lora_" in n) or (not lora and g in blocks)
+    ]
 
 
 @pytest.mark.parametrize("blocks", [set(), {1}, {0, 1}, {0}])

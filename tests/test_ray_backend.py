@@ -14,7 +14,9 @@ from fl_core.store import ResultStore
 from fl_core.sweep import run_sweep
 from tests.conftest import tiny_grid_dict
 
-ray = pytest.importorskip("ray", reason="the Ray backend needs the [ray] extra (make bench BACKEND=ray installs it)")
+ray = pytest.importorskip(
+    "ray", reason="the Ray backend needs the [ray] extra (make bench BACKEND=ray installs it)"
+)
 pytestmark = pytest.mark.slow
 
 
@@ -28,8 +30,13 @@ def _ray():
 
 
 def _grid(tmp_path, sub, **over):
-    d = tiny_grid_dict(tmp_path / sub, methods=[{"name": "full"}, {"name": "random", "params": {"k": 1}}],
-                       seeds=[0, 1], threads_per_cell=1, **over)
+    d = tiny_grid_dict(
+        tmp_path / sub,
+        methods=[{"name": "full"}, {"name": "random", "params": {"k": 1}}],
+        seeds=[0, 1],
+        threads_per_cell=1,
+        **over,
+    )
     return parse_grid(d)
 
 
@@ -54,7 +61,11 @@ def test_killed_worker_is_retried_and_nothing_is_lost(tmp_path):
 
         deadline = time.time() + 120
         while time.time() < deadline and not killed:
-            busy = [p for p in psutil.process_iter(["cmdline"]) if "ray::_run_remote" in " ".join(p.info["cmdline"] or [])]
+            busy = [
+                p
+                for p in psutil.process_iter(["cmdline"])
+                if "ray::_run_remote" in " ".join(p.info["cmdline"] or [])
+            ]
             if busy:
                 time.sleep(2)  # let it get into a cell
                 try:

@@ -65,10 +65,17 @@ def test_real_minilm_on_real_data_learns():
     """A short run of the packaged pretrained MiniLM-L6 on real BBC News."""
     from fl_core.config import DataConfig, FLConfig, MethodSpec, RunConfig
 
-    cell = RunConfig(dataset="bbc_news", alpha=1.0, method=MethodSpec(name="top_k", params={"k": 1}), seed=0,
-                     model="minilm-l6", fl=FLConfig(num_clients=4, clients_per_round=2, rounds=2, local_steps=3,
-                                                    batch_size=16, max_len=32, lr=1e-3),
-                     data=DataConfig(max_test_samples=200))
+    cell = RunConfig(
+        dataset="bbc_news",
+        alpha=1.0,
+        method=MethodSpec(name="top_k", params={"k": 1}),
+        seed=0,
+        model="minilm-l6",
+        fl=FLConfig(
+            num_clients=4, clients_per_round=2, rounds=2, local_steps=3, batch_size=16, max_len=32, lr=1e-3
+        ),
+        data=DataConfig(max_test_samples=200),
+    )
     res = run_cell(cell, progress=False)
     assert res.status == "ok" and not res.info["model_is_random"]
     assert res.rounds[-1]["accuracy"] > 0.5  # 5 classes: chance is ~0.23
@@ -78,8 +85,9 @@ def test_prefix_cache_gives_the_same_numbers():
     """Caching the output of never-trained blocks is a speed-up only."""
     cached = run_cell(tiny_cell("top_k", k=1), progress=False)
     cell = tiny_cell("top_k", k=1)
-    plain = run_cell(cell.model_copy(update={"fl": cell.fl.model_copy(update={"prefix_cache": False})}),
-                     progress=False)
+    plain = run_cell(
+        cell.model_copy(update={"fl": cell.fl.model_copy(update={"prefix_cache": False})}), progress=False
+    )
     for a, b in zip(cached.rounds, plain.rounds, strict=True):
         assert a.keys() == b.keys()
         for k in a:

@@ -69,14 +69,22 @@ def test_sweep_records_statuses_and_resumes(tmp_path):
 def test_killed_sweep_resumes_and_runs_only_the_rest(tmp_path):
     """SIGKILL a real sweep process after its first cell; the restart runs only the rest."""
     cfg = tmp_path / "grid.yaml"
-    grid_d = tiny_grid_dict(tmp_path, methods=[{"name": "full"}, {"name": "head"}, {"name": "top_k", "params": {"k": 1}}],
-                            seeds=[0, 1])
+    grid_d = tiny_grid_dict(
+        tmp_path,
+        methods=[{"name": "full"}, {"name": "head"}, {"name": "top_k", "params": {"k": 1}}],
+        seeds=[0, 1],
+    )
     grid_d["fl"]["rounds"] = 3
     cfg.write_text(yaml.safe_dump(grid_d))
     runs = Path(grid_d["output_dir"]) / "runs"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "fl_core.cli", "sweep", str(cfg), "--no-progress"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fl_core.cli", "sweep", str(cfg), "--no-progress"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and not list(runs.glob("[!.]*/MANIFEST.json")):
         time.sleep(0.02)

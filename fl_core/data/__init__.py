@@ -11,6 +11,16 @@ from fl_core.data.sources import (
 from fl_core.data.splits import Splits, TokenizedData, load_splits
 
 __all__ = [
-    "DATASETS", "DataNotInstalledError", "PartitionError", "Splits", "TokenizedData", "client_test_split",
-    "is_local_dataset", "label_counts", "load_source", "load_splits", "partition", "register_dataset",
+    "DATASETS",
+    "DataNotInstalledError",
+    "PartitionError",
+    "Splits",
+    "TokenizedData",
+    "client_test_split",
+    "is_local_dataset",
+    "label_counts",
+    "load_source",
+    "load_splits",
+    "partition",
+    "register_dataset",
 ]

@@ -28,8 +28,13 @@ def partition(
         part = IidPartitioner(num_partitions=num_clients)
     else:
         part = DirichletPartitioner(
-            num_partitions=num_clients, partition_by="label", alpha=float(alpha),
-            min_partition_size=min_partition_size, self_balancing=False, shuffle=True, seed=seed,
+            num_partitions=num_clients,
+            partition_by="label",
+            alpha=float(alpha),
+            min_partition_size=min_partition_size,
+            self_balancing=False,
+            shuffle=True,
+            seed=seed,
         )
     part.dataset = ds
     try:
@@ -78,6 +83,10 @@ def client_test_split(
             continue
         p = train_counts[i] / train_counts[i].sum()
         want = rng.multinomial(per_client, p)
-        idx = [rng.choice(by_label[c], size=min(k, len(by_label[c])), replace=False) for c, k in enumerate(want) if k]
+        idx = [
+            rng.choice(by_label[c], size=min(k, len(by_label[c])), replace=False)
+            for c, k in enumerate(want)
+            if k
+        ]
         out.append(np.sort(np.concatenate(idx)) if idx else np.empty(0, dtype=np.int64))
     return out

@@ -59,13 +59,17 @@ def _tokenizer_key(tokenizer) -> str:
 
 
 def _encode(ds: hfd.Dataset, tokenizer, max_len: int) -> TokenizedData:
-    enc = tokenizer(list(ds["text"]), truncation=True, max_length=max_len, padding="max_length", return_length=False)
+    enc = tokenizer(
+        list(ds["text"]), truncation=True, max_length=max_len, padding="max_length", return_length=False
+    )
     ids = np.asarray(enc["input_ids"], dtype=np.int32)
     mask = np.asarray(enc["attention_mask"], dtype=np.int8)
     return TokenizedData(ids, mask.sum(1).astype(np.int32), np.asarray(ds["label"], dtype=np.int64))
 
 
-def load_splits(name: str, tokenizer, max_len: int, test_fraction: float = 0.2, split_seed: int = 0) -> Splits:
+def load_splits(
+    name: str, tokenizer, max_len: int, test_fraction: float = 0.2, split_seed: int = 0
+) -> Splits:
     """Tokenize once and cache on disk, keyed by (dataset, tokenizer, max_len, split)."""
     safe = name.replace("/", "_").strip("._")
     key = f"{safe}-{_tokenizer_key(tokenizer)}-L{max_len}-t{test_fraction}-s{split_seed}"
@@ -85,8 +89,15 @@ def load_splits(name: str, tokenizer, max_len: int, test_fraction: float = 0.2, 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
     np.savez(
-        tmp, train_ids=train.ids, train_len=train.lengths, train_y=train.labels, test_ids=test.ids,
-        test_len=test.lengths, test_y=test.labels, names=np.asarray(names), split_hash=np.asarray(split_hash),
+        tmp,
+        train_ids=train.ids,
+        train_len=train.lengths,
+        train_y=train.labels,
+        test_ids=test.ids,
+        test_len=test.lengths,
+        test_y=test.labels,
+        names=np.asarray(names),
+        split_hash=np.asarray(split_hash),
     )
     os.replace(tmp, path)
     return Splits(train, test, names, split_hash)

@@ -20,4 +20,13 @@ from fl_core.methods.base import (
     validate_params,
 )
 
-__all__ = ["METHODS", "ClientUpdate", "Method", "NoParams", "TrainPlan", "make_method", "register", "validate_params"]
+__all__ = [
+    "METHODS",
+    "ClientUpdate",
+    "Method",
+    "NoParams",
+    "TrainPlan",
+    "make_method",
+    "register",
+    "validate_params",
+]

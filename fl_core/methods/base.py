@@ -135,8 +135,11 @@ class Method:
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint keeps: by default every attribute the method set on itself (scores,
         selections, curricula, personal state), except the run context, params and live modules."""
-        return {k: v for k, v in vars(self).items()
-                if k not in ("ctx", "p") and not isinstance(v, torch.nn.Module)}
+        return {
+            k: v
+            for k, v in vars(self).items()
+            if k not in ("ctx", "p") and not isinstance(v, torch.nn.Module)
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for k, v in state.items():

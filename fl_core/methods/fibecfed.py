@@ -174,10 +174,14 @@ class FibecFedParams(BaseModel):
     curriculum: bool = Field(True, description="Fisher curriculum + pacing (YAML on/off/true/false)")
     pacing_b0: float = Field(0.6, gt=0, le=1)
     pacing_a: float = Field(0.8, gt=0)
-    n_gal: int | Literal["all"] | None = Field(None, description="GAL count; default ⌊0.75·L + ½⌋; 'all' = no PL")
+    n_gal: int | Literal["all"] | None = Field(
+        None, description="GAL count; default ⌊0.75·L + ½⌋; 'all' = no PL"
+    )
     gal_samples: int = Field(10, ge=1)
     gal_eps: float = Field(0.5, gt=0)
-    mask_ratio: float = Field(0.05, ge=0, lt=1, description="share of PL neurons masked; 0 = no sparse update")
+    mask_ratio: float = Field(
+        0.05, ge=0, lt=1, description="share of PL neurons masked; 0 = no sparse update"
+    )
     mask_epochs: int = Field(3, ge=1)
     mask_ema: float = Field(0.5, ge=0, lt=1)
 
@@ -193,7 +197,9 @@ class FibecFed(Method):
     def check(cls, params, num_blocks):
         n = params.n_gal
         if isinstance(n, int) and not 0 <= n <= num_blocks:
-            raise ValueError(f"n_gal={n} but the model has {num_blocks} blocks; allowed: 0..{num_blocks} or 'all'")
+            raise ValueError(
+                f"n_gal={n} but the model has {num_blocks} blocks; allowed: 0..{num_blocks} or 'all'"
+            )
 
     def __init__(self, params, ctx) -> None:
         super().__init__(params, ctx)
@@ -217,8 +223,10 @@ class FibecFed(Method):
         self.names = ctx.trainable_names(self.plan)  # LoRA of every block + head
         self.lora_names = [n for n in self.names if LORA_TAG in n]
         n_clients = len(ctx.clients)
-        recs = {c: CostRecord(round=-1, client=c, kind="setup", trainable_params=model.numel(self.names))
-                for c in range(n_clients)}
+        recs = {
+            c: CostRecord(round=-1, client=c, kind="setup", trainable_params=model.numel(self.names))
+            for c in range(n_clients)
+        }
         # 1 + 2: per-client scoring at the initial model
         sens = np.zeros(self.num_blocks)
         self.gal_scores: dict[int, list[float]] = {}
@@ -230,8 +238,9 @@ class FibecFed(Method):
             with Timer() as t:
                 if p.curriculum:
                     self.difficulty[c] = per_sample_fisher_trace(ctx, idx, self.names)
-                    self.order[c], _ = curriculum_batches(idx, self.difficulty[c], ctx.cfg.fl.batch_size,
-                                                          ctx.rng("fibecfed-batches", c))
+                    self.order[c], _ = curriculum_batches(
+                        idx, self.difficulty[c], ctx.cfg.fl.batch_size, ctx.rng("fibecfed-batches", c)
+                    )
                     for s in range(0, len(idx), ctx.cfg.fl.batch_size):
                         self._count(recs[c], idx[s : s + ctx.cfg.fl.batch_size], backward=True)
                 gidx = np.sort(ctx.rng("fibecfed-gal", c).permutation(idx)[: p.gal_samples])
@@ -260,8 +269,15 @@ class FibecFed(Method):
         for c in range(n_clients):
             ctx.costs.add(recs[c])
 
-    def _count(self, rec: CostRecord, idx: np.ndarray, backward: bool, first_grad: int | None = None,
-               share: float | None = None, extra_forward: bool = False) -> None:
+    def _count(
+        self,
+        rec: CostRecord,
+        idx: np.ndarray,
+        backward: bool,
+        first_grad: int | None = None,
+        share: float | None = None,
+        extra_forward: bool = False,
+    ) -> None:
         """Add one pass over batch ``idx`` to ``rec`` (analytic FLOPs, as in local training)."""
         ctx = self.ctx
         seq = int(ctx.splits.train.lengths[idx].max())
@@ -286,7 +302,9 @@ class FibecFed(Method):
         torch.manual_seed(ctx.torch_seed("fibecfed-trial", cid))
         model.set_trainable(set(self.names))
         params = [model.params[n] for n in self.names]
-        opt = make_optimizer(params, ctx, kind="adamw")  # the spec's trial optimizer, whatever fl.optimizer is
+        opt = make_optimizer(
+            params, ctx, kind="adamw"
+        )  # the spec's trial optimizer, whatever fl.optimizer is
         first = ctx.first_grad(self.plan)
         with torch.no_grad():
             prev = {q.b: q.delta_weight(model).float() for q in pairs}
@@ -337,7 +355,9 @@ class FibecFed(Method):
         if not self.p.curriculum:
             return batches
         fixed = self.order[cid]
-        return fixed[: pacing_count(len(fixed), rnd, self.ctx.cfg.fl.rounds, self.p.pacing_b0, self.p.pacing_a)]
+        return fixed[
+            : pacing_count(len(fixed), rnd, self.ctx.cfg.fl.rounds, self.p.pacing_b0, self.p.pacing_a)
+        ]
 
     def _load_personal(self, cid: int) -> None:
         state = self.personal.get(cid, self.pl_init)

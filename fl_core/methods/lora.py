@@ -27,8 +27,12 @@ ADAPTER = "default"
 
 
 def add_lora(
-    ctx: RunContext, r: int = 8, alpha: float = 16, dropout: float = 0.0,
-    targets: list[str] | tuple[str, ...] = ("query", "value"), blocks: list[int] | None = None,
+    ctx: RunContext,
+    r: int = 8,
+    alpha: float = 16,
+    dropout: float = 0.0,
+    targets: list[str] | tuple[str, ...] = ("query", "value"),
+    blocks: list[int] | None = None,
     **lora_kwargs: Any,
 ) -> list[str]:
     """Inject LoRA adapters into the shared model (in place) and return the adapter parameter names.
@@ -44,8 +48,15 @@ def add_lora(
     model = ctx.model
     if any(LORA_TAG in n for n in model.params):
         raise RuntimeError("the model already has LoRA adapters; add_lora must be called once per cell")
-    cfg = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(targets), bias="none",
-                     layers_to_transform=None if blocks is None else sorted(int(b) for b in blocks), **lora_kwargs)
+    cfg = LoraConfig(
+        r=r,
+        lora_alpha=alpha,
+        lora_dropout=dropout,
+        target_modules=list(targets),
+        bias="none",
+        layers_to_transform=None if blocks is None else sorted(int(b) for b in blocks),
+        **lora_kwargs,
+    )
     state = torch.random.get_rng_state()
     torch.manual_seed(ctx.torch_seed("lora-init"))
     try:

@@ -30,7 +30,9 @@ class RandomK(Method):
     Params = RandomParams
 
     def _draw(self, *key) -> list[int]:
-        return self.ctx.rng("random-blocks", *key).choice(self.num_blocks, size=self.p.k, replace=False).tolist()
+        return (
+            self.ctx.rng("random-blocks", *key).choice(self.num_blocks, size=self.p.k, replace=False).tolist()
+        )
 
     def configure_train(self, rnd, clients):
         if self.p.mode == "client":

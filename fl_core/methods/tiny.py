@@ -81,10 +81,13 @@ class ArchitectureMismatch(ValueError):
 class BudgetParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     budget: float | Literal["hetero"] = Field(
-        0.25, description="device budget as a fraction of the reference's full fine-tuning cost, or 'hetero'")
+        0.25, description="device budget as a fraction of the reference's full fine-tuning cost, or 'hetero'"
+    )
     levels: tuple[float, ...] = Field(LEVELS, min_length=1, description="fractions 'hetero' draws from")
     constrain: tuple[Resource, ...] = Field(RESOURCES, min_length=1, description="which budgets apply")
-    reference: str | None = Field(None, description="model whose full fine-tuning cost the fractions refer to")
+    reference: str | None = Field(
+        None, description="model whose full fine-tuning cost the fractions refer to"
+    )
     kernels: Backend = Field("cpu", description="activation memory model of the devices (cost_model backend)")
 
     @field_validator("budget")
@@ -133,7 +136,11 @@ def cost_settings(cfg, p: BudgetParams) -> tuple[int, int, dict[str, Any]]:
     fl = cfg.fl
     if fl.train_embeddings:
         raise ValueError("budget-aware methods assume frozen embeddings (fl.train_embeddings: false)")
-    return fl.batch_size, fl.max_len, {"optimizer": fl.optimizer, "momentum": fl.momentum, "backend": p.kernels}
+    return (
+        fl.batch_size,
+        fl.max_len,
+        {"optimizer": fl.optimizer, "momentum": fl.momentum, "backend": p.kernels},
+    )
 
 
 def client_budgets(ref: ArchInfo, levels: list[float], constrain, batch: int, seq: int, **kw) -> list[Budget]:
@@ -154,7 +161,12 @@ class ArchChoice:
 
 
 def choose_architecture(
-    archs: dict[str, ArchInfo], budgets: list[Budget], batch: int, seq: int, schedule: str = "suffix", **kw,
+    archs: dict[str, ArchInfo],
+    budgets: list[Budget],
+    batch: int,
+    seq: int,
+    schedule: str = "suffix",
+    **kw,
 ) -> ArchChoice:
     """CAFF's choice: the candidate with the largest mean number of trained blocks over devices;
     ties go to the larger model (more blocks, then more parameters)."""
@@ -240,20 +252,24 @@ class Tiny(Method):
         arch = ctx.model.arch
         plan = self.plan_devices(p, ctx.cfg, arch.num_labels, own=arch)
         self.devices = plan
-        what = (f"budget={p.budget}, constrain={list(p.constrain)}, fractions of {plan.reference}'s full "
-                f"fine-tuning cost at batch {plan.batch}, seq {plan.seq}")
+        what = (
+            f"budget={p.budget}, constrain={list(p.constrain)}, fractions of {plan.reference}'s full "
+            f"fine-tuning cost at batch {plan.batch}, seq {plan.seq}"
+        )
         if not plan.choice.anyone_fits:
             head_only = step_cost(arch, plan.batch, plan.seq, t=0, **plan.kw)
             raise DoesNotFit(
                 f"tiny: no device fits even head-only training on any of {list(p.candidates)} ({what}); "
-                f"head-only on {own}: " + "; ".join(plan.budgets[0].violations(head_only)))
+                f"head-only on {own}: " + "; ".join(plan.budgets[0].violations(head_only))
+            )
         if plan.choice.name != own:
             scores = ", ".join(f"{n}: {s:.2f}" for n, s in plan.choice.score.items())
             raise ArchitectureMismatch(
                 f"tiny: the architecture choice picks '{plan.choice.name}' (mean trained blocks per device, "
                 f"-1 = sits out: {scores}; {what}) but the cell runs model '{own}'. Set `model: "
                 f"{plan.choice.name}` in the grid (the budgets refer to {plan.reference} and do not change), "
-                f"or `candidates: [{own}]` to skip the choice.")
+                f"or `candidates: [{own}]` to skip the choice."
+            )
         self.t: list[int | None] = plan.choice.t[own]
         self.client_info: list[dict[str, Any]] = []
         for c, (lvl, budget, t) in enumerate(zip(plan.levels, plan.budgets, self.t, strict=True)):
@@ -264,8 +280,14 @@ class Tiny(Method):
                     raise AssertionError(f"tiny: client {c} over budget: {budget.violations(cost)}")
                 info.update({f"{k}_frac": round(cost.get(k) / plan.full.get(k), 4) for k in RESOURCES})
             self.client_info.append(info)
-        self.summary = {"arch": own, "reference": plan.reference, "score": plan.choice.score, "t": self.t,
-                        "levels": plan.levels, "sit_out": [c for c, t in enumerate(self.t) if t is None]}
+        self.summary = {
+            "arch": own,
+            "reference": plan.reference,
+            "score": plan.choice.score,
+            "t": self.t,
+            "levels": plan.levels,
+            "sit_out": [c for c, t in enumerate(self.t) if t is None],
+        }
         log.info("tiny: %s", self.summary)
 
     def _worst_cost(self, arch: ArchInfo, t: int) -> StepCost:
@@ -304,7 +326,9 @@ class Tiny(Method):
 
 # -- LoRA under the same budgets ------------------------------------------------------------------
 class LoraBudgetParams(BudgetParams):
-    ranks: tuple[int, ...] = Field((32, 16, 8, 4, 2, 1), min_length=1, description="ranks to try, largest fitting wins")
+    ranks: tuple[int, ...] = Field(
+        (32, 16, 8, 4, 2, 1), min_length=1, description="ranks to try, largest fitting wins"
+    )
     lora_alpha: float = Field(16, gt=0)
     lora_dropout: float = Field(0.0, ge=0, lt=1)
     target_modules: tuple[str, ...] = Field(("query", "value"), min_length=1)
@@ -330,7 +354,9 @@ class LoraBudget(Lora):
             _check_model_name(params.reference, "reference")
         unknown = set(params.target_modules) - LORA_COST_TARGETS
         if unknown:
-            raise ValueError(f"target_modules: the cost model covers {sorted(LORA_COST_TARGETS)}, got {sorted(unknown)}")
+            raise ValueError(
+                f"target_modules: the cost model covers {sorted(LORA_COST_TARGETS)}, got {sorted(unknown)}"
+            )
 
     def __init__(self, params: LoraBudgetParams, ctx) -> None:
         super().__init__(params, ctx)
@@ -356,15 +382,22 @@ class LoraBudget(Lora):
                 f"lora_budget: no rank in {list(bp.ranks)} fits device {c} (budget {self.levels[c]} of "
                 f"{ref_name}'s full fine-tuning cost, constrain={list(bp.constrain)}, batch {batch}, seq {seq}); "
                 f"rank {r} on {ctx.cfg.model}: "
-                + "; ".join(self.budgets[c].violations(step_cost(arch, batch, seq, r=r, **lora_kw))))
+                + "; ".join(self.budgets[c].violations(step_cost(arch, batch, seq, r=r, **lora_kw)))
+            )
         self.rank = min(per_client)
         self.summary = {"rank": self.rank, "reference": ref_name, "levels": self.levels}
         log.info("lora_budget: %s", self.summary)
-        self.p = LoraParams(lora_r=self.rank, lora_alpha=bp.lora_alpha, lora_dropout=bp.lora_dropout,
-                            target_modules=bp.target_modules)
+        self.p = LoraParams(
+            lora_r=self.rank,
+            lora_alpha=bp.lora_alpha,
+            lora_dropout=bp.lora_dropout,
+            target_modules=bp.target_modules,
+        )
         super().setup()
 
     def configure_train(self, rnd, clients):
         plans = super().configure_train(rnd, clients)
-        return {c: TrainPlan(p.blocks, p.head, p.only, {**p.info, "rank": self.rank, "budget": self.levels[c]})
-                for c, p in plans.items()}
+        return {
+            c: TrainPlan(p.blocks, p.head, p.only, {**p.info, "rank": self.rank, "budget": self.levels[c]})
+            for c, p in plans.items()
+        }

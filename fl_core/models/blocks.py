@@ -45,8 +45,12 @@ class BlockModel:
         self._base = base
         cfg = hf.config
         self.arch = ArchInfo(
-            len(self.blocks), cfg.hidden_size, cfg.intermediate_size, cfg.num_attention_heads,
-            cfg.vocab_size, cfg.num_labels,
+            len(self.blocks),
+            cfg.hidden_size,
+            cfg.intermediate_size,
+            cfg.num_attention_heads,
+            cfg.vocab_size,
+            cfg.num_labels,
         )
         self.refresh()
 
@@ -62,7 +66,9 @@ class BlockModel:
         for p in self.head.parameters():
             owner[id(p)] = HEAD
         self.params: dict[str, nn.Parameter] = dict(self.hf.named_parameters())
-        self.group_of: dict[str, str | int] = {n: owner[id(p)] for n, p in self.params.items() if id(p) in owner}
+        self.group_of: dict[str, str | int] = {
+            n: owner[id(p)] for n, p in self.params.items() if id(p) in owner
+        }
         missing = [n for n, p in self.params.items() if id(p) not in owner]
         if missing:
             raise RuntimeError(f"parameters outside embeddings/blocks/head: {missing[:5]}")
@@ -116,7 +122,9 @@ class BlockModel:
     def run_head(self, h: torch.Tensor) -> torch.Tensor:
         return self.head["classifier"](self._dropout(self.head["pooler"](h)))
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, first_grad: int = 0) -> torch.Tensor:
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, first_grad: int = 0
+    ) -> torch.Tensor:
         """Logits. Embeddings and blocks ``< first_grad`` run under no_grad in eval mode."""
         with self._frozen([self.embeddings] if first_grad > 0 else []):
             h, mask = self.embed(input_ids, attention_mask)

@@ -47,8 +47,13 @@ MODELS: dict[str, ModelEntry] = {
     "tiny-bert": ModelEntry(_minilm_dir, random=True),  # tokenizer only; weights random, 2 blocks
 }
 
-TINY_BERT = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
-                 max_position_embeddings=512)
+TINY_BERT = dict(
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=64,
+    max_position_embeddings=512,
+)
 
 
 def model_label(name: str) -> str:
@@ -91,5 +96,7 @@ def build_model(name: str, num_labels: int, seed: int = 0) -> BlockModel:
     finally:
         hf_logging.set_verbosity(verbosity)
     if hf.config.model_type != "bert":
-        raise NotImplementedError(f"model type {hf.config.model_type!r}: only BERT-family encoders have a block view")
+        raise NotImplementedError(
+            f"model type {hf.config.model_type!r}: only BERT-family encoders have a block view"
+        )
     return BlockModel(hf, name)

@@ -10,10 +10,16 @@ from __future__ import annotations
 import importlib
 
 _WHERE = {
-    "build_report": "build", "report_dir": "build", "write_report": "build",
-    "evaluate_claims": "claims", "load_claims": "claims",
-    "Results": "load", "load_results": "load",
-    "paired_test": "stats", "summarize": "stats", "verdict": "stats",
+    "build_report": "build",
+    "report_dir": "build",
+    "write_report": "build",
+    "evaluate_claims": "claims",
+    "load_claims": "claims",
+    "Results": "load",
+    "load_results": "load",
+    "paired_test": "stats",
+    "summarize": "stats",
+    "verdict": "stats",
     "log_report": "wandb_log",
 }
 

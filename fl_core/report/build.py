@@ -67,20 +67,32 @@ def _provenance(res: Results) -> list[str]:
     revs = done.git_revision.fillna("").replace("", "unknown").value_counts(sort=False) if len(done) else {}
     lines = []
     if len(revs):
-        lines.append("- git revision of the runs: " + ", ".join(f"`{r}` ({n} cells)" for r, n in sorted(revs.items())))
+        lines.append(
+            "- git revision of the runs: " + ", ".join(f"`{r}` ({n} cells)" for r, n in sorted(revs.items()))
+        )
     versions: dict[str, set[str]] = {}
     for h in done.config_hash:
         for k, v in (res.result(h).get("versions") or {}).items():
             versions.setdefault(k, set()).add(str(v))
     if versions:
-        lines.append("- package versions of the runs: " + ", ".join(
-            f"{k} {'/'.join(sorted(v))}" for k, v in sorted(versions.items())))
+        lines.append(
+            "- package versions of the runs: "
+            + ", ".join(f"{k} {'/'.join(sorted(v))}" for k, v in sorted(versions.items()))
+        )
     return lines
 
 
-def write_report(res: Results, out: Path, *, title: str, header: list[str], claims_path: Path | None = None,
-                 target_fraction: float = 0.95, reference: str = "full",
-                 footer: list[str] | None = None) -> tuple[Path, dict]:
+def write_report(
+    res: Results,
+    out: Path,
+    *,
+    title: str,
+    header: list[str],
+    claims_path: Path | None = None,
+    target_fraction: float = 0.95,
+    reference: str = "full",
+    footer: list[str] | None = None,
+) -> tuple[Path, dict]:
     """Tables, figures, claims and README under ``out`` for already loaded results.
 
     Returns (README path, {"tables": {name: Table}, "figures": {panel: [paths]}, "claims": summary or None}).
@@ -88,7 +100,10 @@ def write_report(res: Results, out: Path, *, title: str, header: list[str], clai
     out.mkdir(parents=True, exist_ok=True)
     for sub in ("tables", "figures"):
         shutil.rmtree(out / sub, ignore_errors=True)
-    tables: dict[str, Table] = {"accuracy": accuracy_table(res), "cost": cost_table(res, target_fraction, reference)}
+    tables: dict[str, Table] = {
+        "accuracy": accuracy_table(res),
+        "cost": cost_table(res, target_fraction, reference),
+    }
     for t in tables.values():
         write_table(t, out / "tables")
     fig_errors: dict[str, str] = {}
@@ -102,18 +117,39 @@ def write_report(res: Results, out: Path, *, title: str, header: list[str], clai
             claims_error = str(err)
 
     counts = res.cells.status.value_counts(sort=False)
-    lines = [f"# {title}", "", *header,
-             f"- cells: {len(res.cells)} ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})",
-             *_provenance(res), ""]
-    if res.cells.get("model_is_random") is not None and res.cells.model_is_random.fillna(False).astype(bool).any():
-        lines += ["**The model has RANDOM weights (a test model): these numbers say nothing about the methods.**", ""]
-    lines += ["## Tables", "",
-              "Also as CSV (numbers) and LaTeX (booktabs): " + ", ".join(
-                  f"[`{n}.csv`](tables/{n}.csv) / [`{n}.tex`](tables/{n}.tex)" for n in tables) + ".", ""]
+    lines = [
+        f"# {title}",
+        "",
+        *header,
+        f"- cells: {len(res.cells)} ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})",
+        *_provenance(res),
+        "",
+    ]
+    if (
+        res.cells.get("model_is_random") is not None
+        and res.cells.model_is_random.fillna(False).astype(bool).any()
+    ):
+        lines += [
+            "**The model has RANDOM weights (a test model): these numbers say nothing about the methods.**",
+            "",
+        ]
+    lines += [
+        "## Tables",
+        "",
+        "Also as CSV (numbers) and LaTeX (booktabs): "
+        + ", ".join(f"[`{n}.csv`](tables/{n}.csv) / [`{n}.tex`](tables/{n}.tex)" for n in tables)
+        + ".",
+        "",
+    ]
     for t in tables.values():
         lines += [f"### {t.title}", "", *[f"- {x}" for x in t.legend], "", markdown(t, heading="####")]
-    lines += ["## Figures", "", "Each figure is also a PDF next to the PNG. Methods keep one color, line style "
-              "and marker in every figure.", ""]
+    lines += [
+        "## Figures",
+        "",
+        "Each figure is also a PDF next to the PNG. Methods keep one color, line style "
+        "and marker in every figure.",
+        "",
+    ]
     for panel, paths in figures.items():
         lines += [f"### {PANEL_TITLES[panel]}", ""]
         pngs = [p for p in paths if p.suffix == ".png"]
@@ -121,8 +157,11 @@ def write_report(res: Results, out: Path, *, title: str, header: list[str], clai
             lines += [f"**Could not draw this panel**: `{fig_errors[panel]}` (see the log).", ""]
         elif not pngs:
             if panel == "budget" and budget_rows(res).empty:
-                lines += ["Skipped: the grid has no budget-aware methods (`tiny` / `lora_budget` with a `budget` "
-                          "param).", ""]
+                lines += [
+                    "Skipped: the grid has no budget-aware methods (`tiny` / `lora_budget` with a `budget` "
+                    "param).",
+                    "",
+                ]
             else:
                 lines += ["Nothing to plot: no cell with the data this panel needs finished.", ""]
             continue
@@ -135,8 +174,13 @@ def write_report(res: Results, out: Path, *, title: str, header: list[str], clai
     elif claims_summary is None:
         lines += ["No claims file (`configs/claims.yaml`): nothing tested.", ""]
     else:
-        lines += [f"Details, statistics and the test procedure: [{claims_md.name}]({claims_md.name}) "
-                  f"(from `{claims_path.name}`).", "", "| claim | a | b | verdict |", "|---|---|---|---|"]
+        lines += [
+            f"Details, statistics and the test procedure: [{claims_md.name}]({claims_md.name}) "
+            f"(from `{claims_path.name}`).",
+            "",
+            "| claim | a | b | verdict |",
+            "|---|---|---|---|",
+        ]
         lines += [f"| {r.claim} | {r.a} | {r.b} | {r.verdict} |" for _, r in claims_summary.iterrows()]
         lines.append("")
     lines += footer or []
@@ -145,9 +189,16 @@ def write_report(res: Results, out: Path, *, title: str, header: list[str], clai
     return readme, {"tables": tables, "figures": figures, "claims": claims_summary}
 
 
-def build_report(grid: GridConfig, config_path: str | Path, *, claims_path: str | Path | None = None,
-                 out_dir: str | Path | None = None, wandb: bool = True, target_fraction: float = 0.95,
-                 reference: str = "full") -> Path:
+def build_report(
+    grid: GridConfig,
+    config_path: str | Path,
+    *,
+    claims_path: str | Path | None = None,
+    out_dir: str | Path | None = None,
+    wandb: bool = True,
+    target_fraction: float = 0.95,
+    reference: str = "full",
+) -> Path:
     """Rebuild every table, figure and claim of ``grid`` from its local store; returns the README path.
 
     Also rewrites ``<output_dir>/summary_<grid>.{md,csv}`` (the quick table) and, unless ``wandb`` is
@@ -168,7 +219,8 @@ def build_report(grid: GridConfig, config_path: str | Path, *, claims_path: str 
         f"`{Path(grid.output_dir).as_posix()}/runs/` "
         "alone (no W&B); the same command rebuilds every file here, and the same store gives byte-identical tables.",
         "",
-        f"- config: `{cfg_path.as_posix()}` (sha256 `{sha}…`)" + (f": {grid.description}" if grid.description else ""),
+        f"- config: `{cfg_path.as_posix()}` (sha256 `{sha}…`)"
+        + (f": {grid.description}" if grid.description else ""),
         f"- model: {model_label(grid.model)}; {fl.rounds} rounds, {fl.num_clients} clients, {fl.clients_per_round} per "
         f"round, {fl.local_steps or 'all'} local steps × batch {fl.batch_size}, lr {fl.lr}, max_len {fl.max_len}, "
         f"evaluated every {fl.eval_every} rounds",
@@ -177,16 +229,40 @@ def build_report(grid: GridConfig, config_path: str | Path, *, claims_path: str 
         f"- git revision of the report code: `{git_revision()}`",
     ]
     dump = yaml.safe_dump(grid.model_dump(mode="json"), sort_keys=False, width=110)
-    footer = ["## Config", "", "<details><summary>the grid, as validated</summary>", "", "```yaml", dump.rstrip(),
-              "```", "", "</details>", ""]
-    readme, parts = write_report(res, out, title=f"Results: grid `{grid.name}`", header=header, claims_path=claims,
-                                 target_fraction=target_fraction, reference=reference, footer=footer)
+    footer = [
+        "## Config",
+        "",
+        "<details><summary>the grid, as validated</summary>",
+        "",
+        "```yaml",
+        dump.rstrip(),
+        "```",
+        "",
+        "</details>",
+        "",
+    ]
+    readme, parts = write_report(
+        res,
+        out,
+        title=f"Results: grid `{grid.name}`",
+        header=header,
+        claims_path=claims,
+        target_fraction=target_fraction,
+        reference=reference,
+        footer=footer,
+    )
     write_summary(grid, config_path)
     if wandb:
         tables: dict[str, pd.DataFrame] = {n: t.data for n, t in parts["tables"].items()}
         if parts["claims"] is not None:
             tables["claims"] = parts["claims"]
         figs = [p for ps in parts["figures"].values() for p in ps]
-        log_report(grid.wandb, grid.name, grid.output_dir, tables, figs,
-                   {"report_dir": str(out), "cells": len(res.cells)})
+        log_report(
+            grid.wandb,
+            grid.name,
+            grid.output_dir,
+            tables,
+            figs,
+            {"report_dir": str(out), "cells": len(res.cells)},
+        )
     return readme

@@ -30,9 +30,18 @@ from fl_core.report.stats import paired_test, verdict
 from fl_core.report.tables import FLOAT_FORMAT, val_selected_accuracy
 
 #: metric → higher is better? (cells columns; ``acc_at_val_round`` is computed from rounds.csv)
-METRICS = {"final_accuracy": True, "final_macro_f1": True, "final_personal_accuracy": True,
-           "final_personal_macro_f1": True, "acc_at_val_round": True, "client_flops": False, "bytes_up": False,
-           "bytes_down": False, "extra_pass_flops": False, "peak_memory_bytes": False}
+METRICS = {
+    "final_accuracy": True,
+    "final_macro_f1": True,
+    "final_personal_accuracy": True,
+    "final_personal_macro_f1": True,
+    "acc_at_val_round": True,
+    "client_flops": False,
+    "bytes_up": False,
+    "bytes_down": False,
+    "extra_pass_flops": False,
+    "peak_memory_bytes": False,
+}
 MIN_SEEDS = 3
 
 
@@ -50,13 +59,17 @@ class MethodRef(_Strict):
     def text(self) -> str:
         if self.label:
             return self.label
-        return self.name + (f" ({', '.join(f'{k}={v}' for k, v in sorted(self.params.items()))})" if self.params else "")
+        return self.name + (
+            f" ({', '.join(f'{k}={v}' for k, v in sorted(self.params.items()))})" if self.params else ""
+        )
 
 
 class ClaimTest(_Strict):
     metric: str
     direction: Literal["greater", "less", "noninferior"] = "greater"
-    margin: float = Field(0.0, ge=0, description="non-inferiority margin, in the metric's units (accuracy: 0..1)")
+    margin: float = Field(
+        0.0, ge=0, description="non-inferiority margin, in the metric's units (accuracy: 0..1)"
+    )
     relative: bool = Field(False, description="margin is a fraction of b's mean")
 
 
@@ -127,7 +140,9 @@ def resolve(res: Results, ref: MethodRef) -> tuple[str | None, str]:
 
 def _metric(res: Results, rows: pd.DataFrame, metric: str) -> pd.Series:
     if metric == "acc_at_val_round":
-        return pd.Series([val_selected_accuracy(res, h) for h in rows.config_hash], index=rows.index, dtype=float)
+        return pd.Series(
+            [val_selected_accuracy(res, h) for h in rows.config_hash], index=rows.index, dtype=float
+        )
     return rows[metric].astype(float)
 
 
@@ -145,7 +160,9 @@ def _pairs(res: Results, la: str, lb: str, d: str, a: str, metric: str) -> tuple
         ra, rb = A.loc[[s]], B.loc[[s]]
         sa, sb = ra.status.iloc[0], rb.status.iloc[0]
         if sa != "ok" or sb != "ok":
-            notes.append(f"seed {s}: " + ", ".join(f"{lab} {st}" for lab, st in ((la, sa), (lb, sb)) if st != "ok"))
+            notes.append(
+                f"seed {s}: " + ", ".join(f"{lab} {st}" for lab, st in ((la, sa), (lb, sb)) if st != "ok")
+            )
             continue
         pa, pb = ra.partition_sha.iloc[0], rb.partition_sha.iloc[0]
         if pa and pb and pa != pb:
@@ -185,8 +202,14 @@ def evaluate_claim(res: Results, claim: Claim, level: float = 0.05, min_seeds: i
     for bref in claim.b:
         lb, why_b = resolve(res, bref)
         for t in claim.tests:
-            base = {"claim": claim.id, "a": la or claim.a.text(), "b": lb or bref.text(), "metric": t.metric,
-                    "direction": t.direction, "margin": t.margin if t.direction == "noninferior" else math.nan}
+            base = {
+                "claim": claim.id,
+                "a": la or claim.a.text(),
+                "b": lb or bref.text(),
+                "metric": t.metric,
+                "direction": t.direction,
+                "margin": t.margin if t.direction == "noninferior" else math.nan,
+            }
             missing = [w for w in (why_a, why_b) if w]
             if t.metric not in METRICS:
                 missing.append(f"unknown metric {t.metric} (allowed: {', '.join(METRICS)})")
@@ -203,9 +226,18 @@ def evaluate_claim(res: Results, claim: Claim, level: float = 0.05, min_seeds: i
                 v = verdict(pt, level, min_seeds)
                 if pt.n == 0:  # say why nothing paired when one side never ran (e.g. no LoRA rank fits)
                     v = _never_ran(res, (la, lb), d, a) or v
-                rows.append({**base, "margin": margin if t.direction == "noninferior" else math.nan,
-                             "dataset": d, "alpha": a, **pt.as_dict(), "seeds": " ".join(map(str, p.seed)),
-                             "verdict": v, "notes": "; ".join(notes)})
+                rows.append(
+                    {
+                        **base,
+                        "margin": margin if t.direction == "noninferior" else math.nan,
+                        "dataset": d,
+                        "alpha": a,
+                        **pt.as_dict(),
+                        "seeds": " ".join(map(str, p.seed)),
+                        "verdict": v,
+                        "notes": "; ".join(notes),
+                    }
+                )
     return rows
 
 
@@ -225,8 +257,12 @@ def overall(rows: list[dict]) -> str:
     if all(v == "supported" for v in evaluated):
         return "supported"
     first = next(v for v in evaluated if v != "supported")
-    return first if len(set(evaluated)) == 1 else f"inconclusive: {sum(v != 'supported' for v in evaluated)} of " \
+    return (
+        first
+        if len(set(evaluated)) == 1
+        else f"inconclusive: {sum(v != 'supported' for v in evaluated)} of "
         f"{len(evaluated)} comparisons inconclusive (e.g. {first.removeprefix('inconclusive: ')})"
+    )
 
 
 def evaluate_claims(res: Results, claims: ClaimsFile) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -235,11 +271,42 @@ def evaluate_claims(res: Results, claims: ClaimsFile) -> tuple[pd.DataFrame, pd.
     for c in claims.claims:
         rows = evaluate_claim(res, c, claims.alpha, claims.min_seeds)
         detail += rows
-        summary.append({"claim": c.id, "paper": c.paper, "a": c.a.text(), "b": ", ".join(x.text() for x in c.b),
-                        "verdict": overall(rows)})
-    cols = ["claim", "dataset", "alpha", "a", "b", "metric", "direction", "margin", "n", "seeds", "mean_a", "mean_b",
-            "mean_diff", "sd_diff", "ci_lo", "ci_hi", "d_z", "t", "p_t", "w", "p_wilcoxon", "threshold", "alternative",
-            "verdict", "notes"]
+        summary.append(
+            {
+                "claim": c.id,
+                "paper": c.paper,
+                "a": c.a.text(),
+                "b": ", ".join(x.text() for x in c.b),
+                "verdict": overall(rows),
+            }
+        )
+    cols = [
+        "claim",
+        "dataset",
+        "alpha",
+        "a",
+        "b",
+        "metric",
+        "direction",
+        "margin",
+        "n",
+        "seeds",
+        "mean_a",
+        "mean_b",
+        "mean_diff",
+        "sd_diff",
+        "ci_lo",
+        "ci_hi",
+        "d_z",
+        "t",
+        "p_t",
+        "w",
+        "p_wilcoxon",
+        "threshold",
+        "alternative",
+        "verdict",
+        "notes",
+    ]
     d = pd.DataFrame(detail)
     for k in cols:
         if k not in d:
@@ -281,12 +348,18 @@ def claims_markdown(claims: ClaimsFile, summary: pd.DataFrame, detail: pd.DataFr
         out += [f"## {c.id}: {v}", "", f"- paper: {c.paper}", f"- claim: {c.claim}"]
         if c.statement:
             out.append(f"- tested as: {c.statement}")
-        tests = "; ".join(f"{t.metric} {t.direction}" + (f" (margin {t.margin}{' × b' if t.relative else ''})"
-                                                          if t.direction == "noninferior" else "") for t in c.tests)
+        tests = "; ".join(
+            f"{t.metric} {t.direction}"
+            + (f" (margin {t.margin}{' × b' if t.relative else ''})" if t.direction == "noninferior" else "")
+            for t in c.tests
+        )
         out += [f"- a = `{c.a.text()}`, b = {', '.join(f'`{x.text()}`' for x in c.b)}; tests: {tests}", ""]
         rows = detail[detail.claim == c.id]
-        out += ["| dataset | alpha | a | b | metric | n | mean a | mean b | a − b [95% CI] | d_z | p (t) | p (Wilcoxon) "
-                "| verdict |", "|" + "---|" * 13]
+        out += [
+            "| dataset | alpha | a | b | metric | n | mean a | mean b | a − b [95% CI] | d_z | p (t) | p (Wilcoxon) "
+            "| verdict |",
+            "|" + "---|" * 13,
+        ]
         for _, r in rows.iterrows():
             pct = "accuracy" in r.metric or "f1" in r.metric
             diff = "—" if not r.n else (f"{_f(r.mean_diff, pct)} [{_f(r.ci_lo, pct)}, {_f(r.ci_hi, pct)}]")
@@ -294,8 +367,10 @@ def claims_markdown(claims: ClaimsFile, summary: pd.DataFrame, detail: pd.DataFr
             mb = _f(r.mean_b, pct, unit="%") if r.n else "—"
             show_notes = isinstance(r.notes, str) and r.notes and not r.verdict.startswith("not evaluated")
             verdict_txt = r.verdict + (f" ({r.notes})" if show_notes else "")
-            out.append(f"| {r.dataset} | {r.alpha} | {r.a} | {r.b} | {r.metric} | {int(r.n)} | {ma} | {mb} | {diff} | "
-                       f"{_f(r.d_z)} | {_f(r.p_t)} | {_f(r.p_wilcoxon)} | {verdict_txt} |")
+            out.append(
+                f"| {r.dataset} | {r.alpha} | {r.a} | {r.b} | {r.metric} | {int(r.n)} | {ma} | {mb} | {diff} | "
+                f"{_f(r.d_z)} | {_f(r.p_t)} | {_f(r.p_wilcoxon)} | {verdict_txt} |"
+            )
         out.append("")
     return "\n".join(out)
 
@@ -305,7 +380,9 @@ def write_claims(res: Results, claims_path: str | Path, out_dir: Path) -> tuple[
     claims = load_claims(claims_path)
     summary, detail = evaluate_claims(res, claims)
     (out_dir / "tables").mkdir(parents=True, exist_ok=True)
-    detail.to_csv(out_dir / "tables" / "claims.csv", index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
+    detail.to_csv(
+        out_dir / "tables" / "claims.csv", index=False, float_format=FLOAT_FORMAT, lineterminator="\n"
+    )
     md = out_dir / "claims.md"
     md.write_text(claims_markdown(claims, summary, detail, Path(claims_path).name))
     return md, summary

@@ -38,8 +38,16 @@ log = logging.getLogger(__name__)
 PALETTE = ["#000000", "#E69F00", "#56B4E9", "#009E73", "#D55E00", "#0072B2", "#CC79A7", "#882255", "#999999"]
 LINESTYLES = ["-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)), (0, (1, 3)), (0, (8, 2, 1, 2))]
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*", "<", ">", "h", "p"]
-RC = {"font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "legend.fontsize": 8, "figure.dpi": 100,
-      "savefig.dpi": 150, "axes.grid": True, "grid.alpha": 0.3}
+RC = {
+    "font.size": 9,
+    "axes.titlesize": 9,
+    "axes.labelsize": 9,
+    "legend.fontsize": 8,
+    "figure.dpi": 100,
+    "savefig.dpi": 150,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+}
 HEATMAP = "Greys"
 
 
@@ -120,8 +128,14 @@ def acc_vs_round(res: Results, styles: StyleMap, out: Path) -> list[Path]:
                 st = styles[lab]
                 (h,) = ax.plot(x, 100 * m.to_numpy(), markersize=4, linewidth=1.3, **st.kw())
                 if n.max() > 1:
-                    ax.fill_between(x, 100 * (m - s).to_numpy(), 100 * (m + s).to_numpy(), color=st.color,
-                                    alpha=0.12, linewidth=0)
+                    ax.fill_between(
+                        x,
+                        100 * (m - s).to_numpy(),
+                        100 * (m + s).to_numpy(),
+                        color=st.color,
+                        alpha=0.12,
+                        linewidth=0,
+                    )
                 handles[lab] = h
             ax.set_title(f"{d}, alpha = {a}")
             ax.set_xlabel("round")
@@ -161,18 +175,41 @@ def pareto(res: Results, styles: StyleMap, out: Path, cost: str, xlabel: str, na
                 if sx.n == 0 or sy.n == 0:
                     continue
                 st = styles[lab]
-                h = ax.errorbar(sx.mean, 100 * sy.mean, xerr=0 if sx.n < 2 else sx.std,
-                                yerr=0 if sy.n < 2 else 100 * sy.std, color=st.color, marker=st.marker,
-                                markersize=6, linestyle="none", capsize=2, elinewidth=0.8)
+                h = ax.errorbar(
+                    sx.mean,
+                    100 * sy.mean,
+                    xerr=0 if sx.n < 2 else sx.std,
+                    yerr=0 if sy.n < 2 else 100 * sy.std,
+                    color=st.color,
+                    marker=st.marker,
+                    markersize=6,
+                    linestyle="none",
+                    capsize=2,
+                    elinewidth=0.8,
+                )
                 handles[lab] = h
                 pts.append((sx.mean, sy.mean))
                 labs.append(lab)
             if pts:
                 f = pareto_front(pts)
-                ax.step([pts[i][0] for i in f], [100 * pts[i][1] for i in f], where="post", color="0.3",
-                        linestyle="--", linewidth=0.9, zorder=0)
-                ax.scatter([pts[i][0] for i in f], [100 * pts[i][1] for i in f], s=110, facecolors="none",
-                           edgecolors="0.3", linewidths=0.8, zorder=0)
+                ax.step(
+                    [pts[i][0] for i in f],
+                    [100 * pts[i][1] for i in f],
+                    where="post",
+                    color="0.3",
+                    linestyle="--",
+                    linewidth=0.9,
+                    zorder=0,
+                )
+                ax.scatter(
+                    [pts[i][0] for i in f],
+                    [100 * pts[i][1] for i in f],
+                    s=110,
+                    facecolors="none",
+                    edgecolors="0.3",
+                    linewidths=0.8,
+                    zorder=0,
+                )
                 xs = [p[0] for p in pts if p[0] > 0]
                 if xs and max(xs) / min(xs) > 20:
                     ax.set_xscale("log")
@@ -188,14 +225,18 @@ def pareto(res: Results, styles: StyleMap, out: Path, cost: str, xlabel: str, na
 
 
 # -- block selection heatmaps -------------------------------------------------------------------
-def block_frequency(res: Results, label: str, dataset: str, alpha: str) -> tuple[np.ndarray, list[str], np.ndarray]:
+def block_frequency(
+    res: Results, label: str, dataset: str, alpha: str
+) -> tuple[np.ndarray, list[str], np.ndarray]:
     """(share of participating clients that trained each block [+ head] per round, row names, rounds)."""
     sub = res.filter(dataset=dataset, alpha=alpha, label=label)
     sel = sub.long("selections", status=("ok", "diverged"))
     nb = sub.cells.num_blocks.dropna()
     if sel.empty:
         return np.zeros((0, 0)), [], np.zeros(0, dtype=int)
-    blocks = sel["blocks"].fillna("").astype(str).map(lambda s: [int(float(b)) for b in s.split(";") if b.strip()])
+    blocks = (
+        sel["blocks"].fillna("").astype(str).map(lambda s: [int(float(b)) for b in s.split(";") if b.strip()])
+    )
     n_blocks = int(nb.max()) if len(nb) else 1 + max((max(b) for b in blocks if b), default=-1)
     rounds = np.sort(sel["round"].unique())
     freq = np.zeros((n_blocks + 1, len(rounds)))
@@ -216,8 +257,13 @@ def blocks_heatmaps(res: Results, out: Path) -> list[Path]:
     written = []
     for d in res.datasets:
         for a in res.alphas:
-            labs = [lab for lab in res.labels if not res.filter(dataset=d, alpha=a, label=lab)
-                    .long("selections", status=("ok", "diverged")).empty]
+            labs = [
+                lab
+                for lab in res.labels
+                if not res.filter(dataset=d, alpha=a, label=lab)
+                .long("selections", status=("ok", "diverged"))
+                .empty
+            ]
             if not labs:
                 continue
             ncol = min(4, len(labs))
@@ -227,17 +273,26 @@ def blocks_heatmaps(res: Results, out: Path) -> list[Path]:
             im = None
             for ax, lab in zip(axes.flat, labs, strict=False):
                 f, names, rounds = block_frequency(res, lab, d, a)
-                im = ax.imshow(f, aspect="auto", origin="lower", cmap=HEATMAP, vmin=0, vmax=1,
-                               extent=(rounds[0] + 0.5, rounds[-1] + 1.5, -0.5, len(names) - 0.5))
+                im = ax.imshow(
+                    f,
+                    aspect="auto",
+                    origin="lower",
+                    cmap=HEATMAP,
+                    vmin=0,
+                    vmax=1,
+                    extent=(rounds[0] + 0.5, rounds[-1] + 1.5, -0.5, len(names) - 0.5),
+                )
                 ax.set_yticks(range(len(names)), names, fontsize=7)
                 ax.set_title(lab)
                 ax.set_xlabel("round")
                 ax.grid(False)
                 ax.xaxis.get_major_locator().set_params(integer=True)
-            for ax in list(axes.flat)[len(labs):]:
+            for ax in list(axes.flat)[len(labs) :]:
                 ax.set_visible(False)
-            fig.suptitle(f"Share of participating clients that trained each block — {d}, alpha = {a} "
-                         f"(all seeds){_model_note(res)}")
+            fig.suptitle(
+                f"Share of participating clients that trained each block — {d}, alpha = {a} "
+                f"(all seeds){_model_note(res)}"
+            )
             if im is not None:
                 fig.colorbar(im, ax=axes, shrink=0.8, label="share of clients")
             written += save(fig, out / f"blocks_{slug(d)}_a{slug(a)}")
@@ -247,7 +302,9 @@ def blocks_heatmaps(res: Results, out: Path) -> list[Path]:
 # -- partition ----------------------------------------------------------------------------------
 def partition_matrix(part: dict) -> tuple[np.ndarray, list[str]]:
     counts = np.asarray(part.get("client_label_counts", []), dtype=int)
-    names = list(part.get("label_names", [])) or [str(i) for i in range(counts.shape[1] if counts.ndim == 2 else 0)]
+    names = list(part.get("label_names", [])) or [
+        str(i) for i in range(counts.shape[1] if counts.ndim == 2 else 0)
+    ]
     return counts, names
 
 
@@ -258,7 +315,9 @@ def plot_partition(ax, part: dict, title: str = "") -> None:
         return
     ax.imshow(counts, aspect="auto", cmap=HEATMAP, vmin=0, vmax=max(1, counts.max()))
     ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=7)
-    ax.set_yticks(range(counts.shape[0]), [f"client {i} (n={n})" for i, n in enumerate(counts.sum(1))], fontsize=7)
+    ax.set_yticks(
+        range(counts.shape[0]), [f"client {i} (n={n})" for i, n in enumerate(counts.sum(1))], fontsize=7
+    )
     ax.grid(False)
     if counts.size <= 200:
         hi = counts.max() / 2
@@ -349,19 +408,38 @@ def budget(res: Results, styles: StyleMap, out: Path, reference: str = "full") -
                         s = summarize(ok.final_accuracy)
                         pts.append((pos[b], 100 * s.mean, 0.0 if s.n < 2 else 100 * s.std))
                     elif (gb.status == "skipped").all():  # e.g. no LoRA rank fits: marked, not left out
-                        ax.text(pos[b], 0.03 + 0.07 * k, "skipped", transform=ax.get_xaxis_transform(), ha="center",
-                                fontsize=6, color=st.color, bbox={"boxstyle": "round", "fc": "white", "ec": st.color,
-                                                                   "lw": 0.6})
+                        ax.text(
+                            pos[b],
+                            0.03 + 0.07 * k,
+                            "skipped",
+                            transform=ax.get_xaxis_transform(),
+                            ha="center",
+                            fontsize=6,
+                            color=st.color,
+                            bbox={"boxstyle": "round", "fc": "white", "ec": st.color, "lw": 0.6},
+                        )
                 if not pts:
                     continue
                 pts.sort()
-                handles[fam] = ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=[p[2] for p in pts],
-                                           capsize=2, markersize=5, linewidth=1.3, **st.kw())
-            r = res.cells[(res.cells.dataset == d) & (res.cells.alpha == a) & (res.cells.label == reference)
-                          & (res.cells.status == "ok")]
+                handles[fam] = ax.errorbar(
+                    [p[0] for p in pts],
+                    [p[1] for p in pts],
+                    yerr=[p[2] for p in pts],
+                    capsize=2,
+                    markersize=5,
+                    linewidth=1.3,
+                    **st.kw(),
+                )
+            r = res.cells[
+                (res.cells.dataset == d)
+                & (res.cells.alpha == a)
+                & (res.cells.label == reference)
+                & (res.cells.status == "ok")
+            ]
             if len(r):
-                handles[f"{reference} (no budget)"] = ax.axhline(100 * r.final_accuracy.mean(), color="0.5",
-                                                                 linestyle=(0, (1, 1)), linewidth=1.0)
+                handles[f"{reference} (no budget)"] = ax.axhline(
+                    100 * r.final_accuracy.mean(), color="0.5", linestyle=(0, (1, 1)), linewidth=1.0
+                )
             ax.set_xticks(range(len(ticks)), ticks)
             ax.set_xlim(-0.5, len(ticks) - 0.5)
             ax.set_title(f"{d}, alpha = {a}")
@@ -380,8 +458,9 @@ def all_figures(res: Results, out: Path, errors: dict[str, str] | None = None) -
     styles = StyleMap(res.labels)
     panels = {
         "acc_vs_round": lambda: acc_vs_round(res, styles, out),
-        "pareto_bytes_up": lambda: pareto(res, styles, out, "bytes_up", "bytes uploaded (client → server)",
-                                          "pareto_bytes_up"),
+        "pareto_bytes_up": lambda: pareto(
+            res, styles, out, "bytes_up", "bytes uploaded (client → server)", "pareto_bytes_up"
+        ),
         "pareto_flops": lambda: pareto(res, styles, out, "client_flops", "client FLOPs", "pareto_flops"),
         "blocks": lambda: blocks_heatmaps(res, out),
         "partition": lambda: partitions(res, out),

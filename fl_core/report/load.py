@@ -36,9 +36,20 @@ log = logging.getLogger(__name__)
 
 KEYS = ["dataset", "alpha", "label"]
 #: summary fields every cell row has (NaN where the cell did not record them)
-SUMMARY_FIELDS = ["final_accuracy", "final_macro_f1", "best_accuracy", "final_loss", "final_personal_accuracy",
-                  "final_personal_macro_f1", "client_flops", "bytes_up", "bytes_down", "extra_pass_flops",
-                  "client_wall_s", "rounds_run"]
+SUMMARY_FIELDS = [
+    "final_accuracy",
+    "final_macro_f1",
+    "best_accuracy",
+    "final_loss",
+    "final_personal_accuracy",
+    "final_personal_macro_f1",
+    "client_flops",
+    "bytes_up",
+    "bytes_down",
+    "extra_pass_flops",
+    "client_wall_s",
+    "rounds_run",
+]
 #: where a peak-memory figure may live, first match wins (summary / info keys, then costs.csv columns)
 PEAK_MEMORY_KEYS = ["peak_memory_bytes", "peak_mem_bytes", "client_peak_memory_bytes", "peak_memory"]
 #: the budget-aware pair (suffix training vs LoRA under a budget)
@@ -112,8 +123,9 @@ def _cell_row(cfg: dict[str, Any], result: dict[str, Any], h: str, run_dir: Path
         "git_revision": result.get("git_revision", ""),
         "finished_at": str(result.get("finished_at", "")),
         # what else the cell ran under (model, fl, data): cells of different grids / code versions differ here
-        "setting": hashlib.sha256(json.dumps({k: cfg.get(k) for k in ("model", "fl", "data")},
-                                             sort_keys=True).encode()).hexdigest()[:8],
+        "setting": hashlib.sha256(
+            json.dumps({k: cfg.get(k) for k in ("model", "fl", "data")}, sort_keys=True).encode()
+        ).hexdigest()[:8],
         # same seed = same partition; pairing checks this fingerprint
         "partition_sha": hashlib.sha256(part.read_bytes()).hexdigest()[:16] if part.is_file() else "",
         "peak_memory_bytes": _peak_memory(result, costs),
@@ -125,11 +137,20 @@ def _cell_row(cfg: dict[str, Any], result: dict[str, Any], h: str, run_dir: Path
 
 
 def _missing_row(cell) -> dict[str, Any]:
-    return {"dataset": cell.dataset, "alpha": alpha_str(cell.alpha), "label": cell.method.display,
-            "method": cell.method.name, "params": params_str(cell.method.params),
-            "params_json": json.dumps(cell.method.params, sort_keys=True), "seed": cell.seed,
-            "status": "missing", "reason": "not run yet",
-            "config_hash": cell.hash(), "model": cell.model, "val_fraction": cell.data.val_fraction}
+    return {
+        "dataset": cell.dataset,
+        "alpha": alpha_str(cell.alpha),
+        "label": cell.method.display,
+        "method": cell.method.name,
+        "params": params_str(cell.method.params),
+        "params_json": json.dumps(cell.method.params, sort_keys=True),
+        "seed": cell.seed,
+        "status": "missing",
+        "reason": "not run yet",
+        "config_hash": cell.hash(),
+        "model": cell.model,
+        "val_fraction": cell.data.val_fraction,
+    }
 
 
 @dataclass
@@ -165,8 +186,15 @@ class Results:
         return _read_json(self.run_dir(config_hash) / "result.json")
 
     # -- filtering ----------------------------------------------------------------------------
-    def filter(self, dataset: str | None = None, alpha: Any = None, label: str | Iterable[str] | None = None,
-               method: str | None = None, seed: int | None = None, status: str | None = None) -> Results:
+    def filter(
+        self,
+        dataset: str | None = None,
+        alpha: Any = None,
+        label: str | Iterable[str] | None = None,
+        method: str | None = None,
+        seed: int | None = None,
+        status: str | None = None,
+    ) -> Results:
         """A view on a subset of the cells (same store)."""
         c = self.cells
         if dataset is not None:
@@ -182,9 +210,14 @@ class Results:
         if status is not None:
             c = c[c.status == status]
         keep = set(c.label)
-        return Results(self.root, c.reset_index(drop=True), [x for x in self.labels if x in keep],
-                       [d for d in self.datasets if d in set(c.dataset)], [a for a in self.alphas if a in set(c.alpha)],
-                       self._cache)
+        return Results(
+            self.root,
+            c.reset_index(drop=True),
+            [x for x in self.labels if x in keep],
+            [d for d in self.datasets if d in set(c.dataset)],
+            [a for a in self.alphas if a in set(c.alpha)],
+            self._cache,
+        )
 
     def ok(self) -> pd.DataFrame:
         return self.cells[self.cells.status == "ok"]
@@ -245,15 +278,21 @@ def load_results(root: str | Path, grid: GridConfig | None = None, latest_only: 
     else:
         for d in sorted(store.runs.glob("[!.]*")) if store.runs.is_dir() else []:
             if d.is_dir() and store.verify(d.name):
-                rows.append(_cell_row(_read_json(d / "config.json"), _read_json(d / "result.json"), d.name, d))
+                rows.append(
+                    _cell_row(_read_json(d / "config.json"), _read_json(d / "result.json"), d.name, d)
+                )
         cells = pd.DataFrame(rows)
         if rows and latest_only:
             cells["_ok"] = cells.status == "ok"
             cells = cells.sort_values(["finished_at", "_ok"], kind="stable")
             keep = ~cells.duplicated(["dataset", "alpha", "label", "seed"], keep="last")
             if (~keep).any():
-                log.warning("%d older cells in %s repeat a (dataset, alpha, label, seed) of a newer one and are "
-                            "left out (load_results(..., latest_only=False) keeps them)", int((~keep).sum()), root)
+                log.warning(
+                    "%d older cells in %s repeat a (dataset, alpha, label, seed) of a newer one and are "
+                    "left out (load_results(..., latest_only=False) keeps them)",
+                    int((~keep).sum()),
+                    root,
+                )
             rows = cells[keep].drop(columns="_ok").to_dict("records")
             cells = pd.DataFrame(rows)
         labels = _canonical_order(cells.label) if rows else []
@@ -261,8 +300,21 @@ def load_results(root: str | Path, grid: GridConfig | None = None, latest_only: 
         alphas = sorted(set(cells.alpha), key=_alpha_key) if rows else []
     cells = pd.DataFrame(rows)
     if cells.empty:
-        cells = pd.DataFrame(columns=["dataset", "alpha", "label", "method", "params", "params_json", "seed", "status",
-                                      "reason", "config_hash", *SUMMARY_FIELDS])
+        cells = pd.DataFrame(
+            columns=[
+                "dataset",
+                "alpha",
+                "label",
+                "method",
+                "params",
+                "params_json",
+                "seed",
+                "status",
+                "reason",
+                "config_hash",
+                *SUMMARY_FIELDS,
+            ]
+        )
     for k in [*SUMMARY_FIELDS, "peak_memory_bytes"]:
         if k not in cells:
             cells[k] = np.nan

@@ -71,8 +71,14 @@ class PairedTest:
         return asdict(self)
 
 
-def paired_test(a, b, direction: Direction = "greater", margin: float = 0.0, higher_is_better: bool = True,
-                level: float = 0.95) -> PairedTest:
+def paired_test(
+    a,
+    b,
+    direction: Direction = "greater",
+    margin: float = 0.0,
+    higher_is_better: bool = True,
+    level: float = 0.95,
+) -> PairedTest:
     """Paired t-test and Wilcoxon signed-rank test of ``a`` vs ``b`` (same order = same pairs).
 
     ``greater``: H1 mean(a − b) > 0; ``less``: H1 mean(a − b) < 0; ``noninferior``: a is not worse
@@ -113,8 +119,9 @@ def paired_test(a, b, direction: Direction = "greater", margin: float = 0.0, hig
                 w, p_w = float(res.statistic), float(res.pvalue)
             except ValueError:
                 pass
-    return PairedTest(n, float(a.mean()), float(b.mean()), s.mean, sd, s.ci_lo, s.ci_hi, d_z, t, p_t, w, p_w,
-                      thr, alt)
+    return PairedTest(
+        n, float(a.mean()), float(b.mean()), s.mean, sd, s.ci_lo, s.ci_hi, d_z, t, p_t, w, p_w, thr, alt
+    )
 
 
 def verdict(test: PairedTest, level: float = 0.05, min_n: int = 3) -> str:

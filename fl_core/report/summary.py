@@ -24,13 +24,31 @@ def collect(grid: GridConfig) -> pd.DataFrame:
     for cell in grid.cells():
         h = cell.hash()
         if not store.verify(h):
-            rows.append({"dataset": cell.dataset, "alpha": str(cell.alpha), "label": cell.method.display,
-                         "seed": cell.seed, "status": "missing", "config_hash": h})
+            rows.append(
+                {
+                    "dataset": cell.dataset,
+                    "alpha": str(cell.alpha),
+                    "label": cell.method.display,
+                    "seed": cell.seed,
+                    "status": "missing",
+                    "config_hash": h,
+                }
+            )
             continue
         r = store.load_result(h)
-        rows.append({"dataset": cell.dataset, "alpha": str(cell.alpha), "label": cell.method.display,
-                     "method": cell.method.name, "seed": cell.seed, "status": r["status"],
-                     "reason": r.get("reason", ""), "config_hash": h, **r.get("summary", {})})
+        rows.append(
+            {
+                "dataset": cell.dataset,
+                "alpha": str(cell.alpha),
+                "label": cell.method.display,
+                "method": cell.method.name,
+                "seed": cell.seed,
+                "status": r["status"],
+                "reason": r.get("reason", ""),
+                "config_hash": h,
+                **r.get("summary", {}),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -46,13 +64,22 @@ def summary_table(cells: pd.DataFrame) -> pd.DataFrame:
     out = []
     for (d, a, lab), g in cells.groupby(KEYS, sort=False):
         ok = g[g.status == "ok"]
-        notes = "; ".join(f"seed {s}: {st}{' (' + str(r) + ')' if r else ''}" for s, st, r in
-                          zip(g.seed, g.status, g.get("reason", pd.Series([""] * len(g))).fillna(""), strict=True)
-                          if st != "ok")
-        row = {"dataset": d, "alpha": a, "method": lab, "seeds_ok": f"{len(ok)}/{len(g)}",
-               "final_acc": _mean_std(ok.get("final_accuracy", pd.Series(dtype=float)), 100),
-               "best_acc_test": _mean_std(ok.get("best_accuracy", pd.Series(dtype=float)), 100),
-               "final_macro_f1": _mean_std(ok.get("final_macro_f1", pd.Series(dtype=float)), 100)}
+        notes = "; ".join(
+            f"seed {s}: {st}{' (' + str(r) + ')' if r else ''}"
+            for s, st, r in zip(
+                g.seed, g.status, g.get("reason", pd.Series([""] * len(g))).fillna(""), strict=True
+            )
+            if st != "ok"
+        )
+        row = {
+            "dataset": d,
+            "alpha": a,
+            "method": lab,
+            "seeds_ok": f"{len(ok)}/{len(g)}",
+            "final_acc": _mean_std(ok.get("final_accuracy", pd.Series(dtype=float)), 100),
+            "best_acc_test": _mean_std(ok.get("best_accuracy", pd.Series(dtype=float)), 100),
+            "final_macro_f1": _mean_std(ok.get("final_macro_f1", pd.Series(dtype=float)), 100),
+        }
         if "final_personal_accuracy" in ok:
             row["personal_acc"] = _mean_std(ok["final_personal_accuracy"], 100)
         row["client_TFLOPs"] = _mean_std(ok.get("client_flops", pd.Series(dtype=float)), 1e-12, 2)

@@ -88,8 +88,11 @@ def _status_summary(g: pd.DataFrame) -> str:
 
 def _notes(g: pd.DataFrame) -> str:
     """``seed 1: failed (RuntimeError: boom)`` for every cell that did not finish normally."""
-    return "; ".join(f"seed {s}: {st}" + (f" ({' '.join(str(r).split())})" if r else "")
-                     for s, st, r in zip(g.seed, g.status, g.reason, strict=True) if st != "ok")
+    return "; ".join(
+        f"seed {s}: {st}" + (f" ({' '.join(str(r).split())})" if r else "")
+        for s, st, r in zip(g.seed, g.status, g.reason, strict=True)
+        if st != "ok"
+    )
 
 
 def _no_value(g: pd.DataFrame) -> str:
@@ -155,19 +158,40 @@ def accuracy_table(res: Results) -> Table:
         else:
             val_note = "no validation split"
         none = _no_value(g)
-        rows.append({"dataset": d, "alpha": a, "label": lab, "method": _first(g, "method"),
-                     "params": _first(g, "params"), "seeds": len(g), "seeds_ok": len(ok),
-                     **_num("final_accuracy", acc), **_num("final_macro_f1", f1),
-                     **_num("acc_at_val_round", vs), "acc_at_val_round_note": val_note,
-                     **_num("personal_accuracy", pers), "status": _status_summary(g), "notes": _notes(g)})
-        disp.append({"dataset": d, "alpha": a, "method": lab, "params": _first(g, "params"),
-                     "seeds": _status_summary(g),
-                     "final acc. (%)": fmt_pct(acc) or none,
-                     "final macro-F1 (%)": fmt_pct(f1) or none,
-                     "acc. at val.-selected round (%)": (fmt_pct(vs) + (f" ({val_note})" if val_note else ""))
-                     if vs.n else (val_note if len(ok) else none),
-                     "personalized acc. (%)": fmt_pct(pers, ci=False) or ("not recorded" if len(ok) else none),
-                     "notes": _notes(g)})
+        rows.append(
+            {
+                "dataset": d,
+                "alpha": a,
+                "label": lab,
+                "method": _first(g, "method"),
+                "params": _first(g, "params"),
+                "seeds": len(g),
+                "seeds_ok": len(ok),
+                **_num("final_accuracy", acc),
+                **_num("final_macro_f1", f1),
+                **_num("acc_at_val_round", vs),
+                "acc_at_val_round_note": val_note,
+                **_num("personal_accuracy", pers),
+                "status": _status_summary(g),
+                "notes": _notes(g),
+            }
+        )
+        disp.append(
+            {
+                "dataset": d,
+                "alpha": a,
+                "method": lab,
+                "params": _first(g, "params"),
+                "seeds": _status_summary(g),
+                "final acc. (%)": fmt_pct(acc) or none,
+                "final macro-F1 (%)": fmt_pct(f1) or none,
+                "acc. at val.-selected round (%)": (fmt_pct(vs) + (f" ({val_note})" if val_note else ""))
+                if vs.n
+                else (val_note if len(ok) else none),
+                "personalized acc. (%)": fmt_pct(pers, ci=False) or ("not recorded" if len(ok) else none),
+                "notes": _notes(g),
+            }
+        )
     legend = [
         "accuracy and macro-F1 in % on the global test split at the last round; mean ± std over the seeds "
         "that finished normally, [95% Student-t interval of the mean]",
@@ -205,7 +229,9 @@ def reference_label(res: Results, reference: str = "full") -> str | None:
     return names.iloc[0] if len(names) else None
 
 
-def targets(res: Results, fraction: float = 0.95, reference: str = "full") -> dict[tuple[str, str], tuple[float, str]]:
+def targets(
+    res: Results, fraction: float = 0.95, reference: str = "full"
+) -> dict[tuple[str, str], tuple[float, str]]:
     """Per (dataset, alpha): (target accuracy or NaN, a sentence saying where it comes from)."""
     ref = reference_label(res, reference)
     out = {}
@@ -221,8 +247,11 @@ def targets(res: Results, fraction: float = 0.95, reference: str = "full") -> di
                 out[d, a] = (math.nan, f"no target: `{ref}` has no finished seed here")
             else:
                 t = fraction * s.mean
-                out[d, a] = (t, f"target accuracy {100 * t:.1f}% = {100 * fraction:.0f}% of `{ref}`'s final mean "
-                                f"accuracy ({100 * s.mean:.1f}%, {s.n} seed{'s' if s.n > 1 else ''})")
+                out[d, a] = (
+                    t,
+                    f"target accuracy {100 * t:.1f}% = {100 * fraction:.0f}% of `{ref}`'s final mean "
+                    f"accuracy ({100 * s.mean:.1f}%, {s.n} seed{'s' if s.n > 1 else ''})",
+                )
     return out
 
 
@@ -240,13 +269,24 @@ def cost_table(res: Results, target_fraction: float = 0.95, reference: str = "fu
         flops, up, down = summarize(ok.client_flops), summarize(ok.bytes_up), summarize(ok.bytes_down)
         extra = summarize(ok.extra_pass_flops)
         mem = summarize(ok.peak_memory_bytes)
-        row = {"dataset": d, "alpha": a, "label": lab, "method": _first(g, "method"), "params": _first(g, "params"),
-               "seeds": len(g), "seeds_ok": len(ok), "target_accuracy": target,
-               "seeds_reached_target": len(reached) if math.isfinite(target) else math.nan,
-               **_num("rounds_to_target", rs, ci=False), **_num("client_flops_to_target", fs, ci=False),
-               **_num("bytes_up_to_target", bs, ci=False), **_num("client_flops", flops, ci=False),
-               **_num("bytes_up", up, ci=False), **_num("bytes_down", down, ci=False),
-               **_num("extra_pass_flops", extra, ci=False)}
+        row = {
+            "dataset": d,
+            "alpha": a,
+            "label": lab,
+            "method": _first(g, "method"),
+            "params": _first(g, "params"),
+            "seeds": len(g),
+            "seeds_ok": len(ok),
+            "target_accuracy": target,
+            "seeds_reached_target": len(reached) if math.isfinite(target) else math.nan,
+            **_num("rounds_to_target", rs, ci=False),
+            **_num("client_flops_to_target", fs, ci=False),
+            **_num("bytes_up_to_target", bs, ci=False),
+            **_num("client_flops", flops, ci=False),
+            **_num("bytes_up", up, ci=False),
+            **_num("bytes_down", down, ci=False),
+            **_num("extra_pass_flops", extra, ci=False),
+        }
         if has_mem:
             row.update(_num("peak_memory_bytes", mem, ci=False))
         row.update({"status": _status_summary(g), "notes": _notes(g)})
@@ -262,11 +302,20 @@ def cost_table(res: Results, target_fraction: float = 0.95, reference: str = "fu
             tail = "" if len(reached) == len(ok) else f" ({len(reached)}/{len(ok)} seeds; rest not reached)"
             rounds_txt = (f"{rs.mean:.1f} ± {rs.std:.1f}" if rs.n > 1 else f"{rs.mean:.0f}") + tail
             reach = [rounds_txt, fmt_si(fs, "FLOP"), fmt_si(bs, "B")]
-        drow = {"dataset": d, "alpha": a, "method": lab, "params": _first(g, "params"), "seeds": _status_summary(g),
-                "rounds to target": reach[0], "client FLOPs to target": reach[1], "bytes up to target": reach[2],
-                "client FLOPs (total)": fmt_si(flops, "FLOP") or none, "bytes up (total)": fmt_si(up, "B") or none,
-                "bytes down (total)": fmt_si(down, "B") or none,
-                "extra-pass FLOPs": fmt_si(extra, "FLOP") or none}
+        drow = {
+            "dataset": d,
+            "alpha": a,
+            "method": lab,
+            "params": _first(g, "params"),
+            "seeds": _status_summary(g),
+            "rounds to target": reach[0],
+            "client FLOPs to target": reach[1],
+            "bytes up to target": reach[2],
+            "client FLOPs (total)": fmt_si(flops, "FLOP") or none,
+            "bytes up (total)": fmt_si(up, "B") or none,
+            "bytes down (total)": fmt_si(down, "B") or none,
+            "extra-pass FLOPs": fmt_si(extra, "FLOP") or none,
+        }
         if has_mem:
             drow["peak client memory"] = fmt_si(mem, "B") or ("not recorded" if len(ok) else none)
         drow["notes"] = _notes(g)
@@ -279,11 +328,18 @@ def cost_table(res: Results, target_fraction: float = 0.95, reference: str = "fu
         "totals: analytic client compute (forward + backward) and client ↔ server bytes over the whole run, "
         "mean ± std over seeds; extra-pass FLOPs: the part spent outside local training (scoring, setup)",
         "peak client memory: the largest analytic training-step peak of any client in the run (weights + grads + "
-        "optimizer state + stored activations, `fl_core.cost_model.client_step_memory`)" if has_mem else
-        "peak client memory: not recorded by any cell of this store",
+        "optimizer state + stored activations, `fl_core.cost_model.client_step_memory`)"
+        if has_mem
+        else "peak client memory: not recorded by any cell of this store",
     ]
-    return Table("cost", "Cost to reach the target and totals", pd.DataFrame(rows), pd.DataFrame(disp), legend,
-                 {k: v[1] for k, v in tg.items()})
+    return Table(
+        "cost",
+        "Cost to reach the target and totals",
+        pd.DataFrame(rows),
+        pd.DataFrame(disp),
+        legend,
+        {k: v[1] for k, v in tg.items()},
+    )
 
 
 # -- writers ------------------------------------------------------------------------------------
@@ -307,10 +363,28 @@ def markdown(t: Table, heading: str = "###") -> str:
     return "\n".join(out)
 
 
-_TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
-        "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$", "…": r"\dots{}",
-        "—": "---", "–": "--", "→": r"$\to$", "↔": r"$\leftrightarrow$", "×": r"$\times$", "α": r"$\alpha$",
-        "≥": r"$\geq$", "`": ""}
+_TEX = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "±": r"$\pm$",
+    "…": r"\dots{}",
+    "—": "---",
+    "–": "--",
+    "→": r"$\to$",
+    "↔": r"$\leftrightarrow$",
+    "×": r"$\times$",
+    "α": r"$\alpha$",
+    "≥": r"$\geq$",
+    "`": "",
+}
 
 
 def tex_escape(s) -> str:
@@ -325,13 +399,21 @@ def latex(t: Table) -> str:
         cap = f"{t.title}: {tex_escape(d)}, $\\alpha = {tex_escape(a)}$."
         if (d, a) in t.group_notes:
             cap += " " + tex_escape(t.group_notes[d, a]) + "."
-        notes = [f"{tex_escape(r['method'])}: {tex_escape(r['notes'])}" for _, r in g.iterrows() if r["notes"]]
+        notes = [
+            f"{tex_escape(r['method'])}: {tex_escape(r['notes'])}" for _, r in g.iterrows() if r["notes"]
+        ]
         if notes:
             cap += " Not finished normally: " + "; ".join(notes) + "."
-        out += ["\\begin{table}[t]", "\\centering\\small", f"\\caption{{{cap}}}",
-                f"\\label{{tab:{t.name}-{re.sub(r'[^A-Za-z0-9.]+', '-', f'{d}-{a}')}}}",
-                "\\begin{tabular}{" + "l" * len(cols) + "}", "\\toprule",
-                " & ".join(tex_escape(c) for c in cols) + r" \\", "\\midrule"]
+        out += [
+            "\\begin{table}[t]",
+            "\\centering\\small",
+            f"\\caption{{{cap}}}",
+            f"\\label{{tab:{t.name}-{re.sub(r'[^A-Za-z0-9.]+', '-', f'{d}-{a}')}}}",
+            "\\begin{tabular}{" + "l" * len(cols) + "}",
+            "\\toprule",
+            " & ".join(tex_escape(c) for c in cols) + r" \\",
+            "\\midrule",
+        ]
         out += [" & ".join(tex_escape(r[c]) for c in cols) + r" \\" for _, r in g.iterrows()]
         out += ["\\bottomrule", "\\end{tabular}", "\\end{table}", ""]
     return "\n".join(out)

@@ -17,8 +17,14 @@ from fl_core.config import WandbConfig
 log = logging.getLogger(__name__)
 
 
-def log_report(cfg: WandbConfig, group: str, root: str | Path, tables: dict[str, pd.DataFrame],
-               figures: list[Path], summary: dict | None = None) -> bool:
+def log_report(
+    cfg: WandbConfig,
+    group: str,
+    root: str | Path,
+    tables: dict[str, pd.DataFrame],
+    figures: list[Path],
+    summary: dict | None = None,
+) -> bool:
     """Returns True if the report was logged, False if W&B is off or anything failed."""
     if cfg.mode == "off":
         return False
@@ -30,9 +36,16 @@ def log_report(cfg: WandbConfig, group: str, root: str | Path, tables: dict[str,
 
         wdir = Path(root) / "wandb"
         wdir.mkdir(parents=True, exist_ok=True)
-        run = wandb.init(project=cfg.project, entity=cfg.entity, group=group, name=f"report-{group}",
-                         job_type="report", dir=str(wdir), reinit="create_new",
-                         settings=wandb.Settings(console="off", silent=True))
+        run = wandb.init(
+            project=cfg.project,
+            entity=cfg.entity,
+            group=group,
+            name=f"report-{group}",
+            job_type="report",
+            dir=str(wdir),
+            reinit="create_new",
+            settings=wandb.Settings(console="off", silent=True),
+        )
         payload = {}
         for name, df in tables.items():
             payload[f"table/{name}"] = wandb.Table(dataframe=df.astype(object).where(df.notna(), None))

@@ -16,7 +16,14 @@ from fl_core.simulator import participation_schedule
 
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "vs_flower.py"
 # the random test model; max_len 16 shares the session's tokenization with the other tiny tests
-SMALL = {"num_clients": 12, "rounds": 2, "per_round": 3, "model": "tiny-bert", "max_train_samples": 120, "max_len": 16}
+SMALL = {
+    "num_clients": 12,
+    "rounds": 2,
+    "per_round": 3,
+    "model": "tiny-bert",
+    "max_train_samples": 120,
+    "max_len": 16,
+}
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +102,9 @@ def test_client_app_and_strategy_run_the_scheduled_clients(vs, monkeypatch):
     init = {n: v.clone() for n, v in w.get_parameters().items()}
     msg = msgs[0]
     msg.metadata.__dict__["_message_id"] = "m0"  # set by the link when a message is pushed
-    context = Context(run_id=1, node_id=msg.metadata.dst_node_id, node_config={}, state=RecordDict(), run_config={})
+    context = Context(
+        run_id=1, node_id=msg.metadata.dst_node_id, node_config={}, state=RecordDict(), run_config={}
+    )
     reply = vs.make_client_app()(msg, context)
     cid = int(msg.content["config"]["cid"])
     assert reply.content["metrics"]["num-examples"] == w.num_samples(cid)

@@ -25,10 +25,12 @@ def test_partition_is_seed_deterministic():
 
 def test_large_alpha_is_close_to_iid_small_alpha_is_skewed():
     y = _labels(5000)
+
     def skew(alpha):
         counts = label_counts(y, partition(y, 10, alpha, seed=0), 5)
         p = counts / counts.sum(1, keepdims=True)
         return np.abs(p - np.bincount(y) / len(y)).sum(1).mean()  # mean L1 distance to the global mix
+
     assert skew(1000.0) < 0.1 < skew(0.1)
 
 

@@ -21,17 +21,17 @@ from fl_core.simulator import build_context, run_cell, run_round  # noqa: E402
 from tests.conftest import TINY_FL, tiny_cell  # noqa: E402
 
 FL = TINY_FL  # max_len 16, 4 clients, 2 per round, 2 rounds, 2 local steps, batch 8 (tests/conftest.py)
-MASKED = {"n_gal": 1, "mask_ratio": 0.25, "mask_epochs": 2}  # tiny-bert: 1 GAL + 1 PL block; 1/4 of PL neurons masked
+MASKED = {
+    "n_gal": 1,
+    "mask_ratio": 0.25,
+    "mask_epochs": 2,
+}  # tiny-bert: 1 GAL + 1 PL block; 1/4 of PL neurons masked
 
 
 def cfg(params=None, **fl) -> RunConfig:
     """A tiny-bert (RANDOM WEIGHTS) cell on 200/50 BBC News samples; ``fl`` overrides FL settings."""
     c = tiny_cell("fibecfed", **(params or {}))
     return c.model_copy(update={"fl": FL.model_copy(update=fl)})
-
-
-
-
 
 
 # -- curriculum -------------------------------------------------------------------------------------
@@ -127,13 +127,19 @@ def test_gal_sensitivity_matches_hf_hidden_states():
     ids, mask, y = ctx.tensors(idx)
     model.hf.eval()
     e = model.embeddings.word_embeddings(ids).detach().requires_grad_(True)
-    loss = F.cross_entropy(model.hf(inputs_embeds=e, attention_mask=mask, token_type_ids=torch.zeros_like(ids)).logits, y)
+    loss = F.cross_entropy(
+        model.hf(inputs_embeds=e, attention_mask=mask, token_type_ids=torch.zeros_like(ids)).logits, y
+    )
     (g,) = torch.autograd.grad(loss, e)
     with torch.no_grad():
         hs = model.hf.bert(inputs_embeds=e, attention_mask=mask, output_hidden_states=True).hidden_states[1:]
-        hs2 = model.hf.bert(inputs_embeds=e + 0.5 * g / g.norm(), attention_mask=mask,
-                            output_hidden_states=True).hidden_states[1:]
-    expect = [abs(float(b[:, 0].norm()) - float(a[:, 0].norm())) / float(a[:, 0].norm()) for a, b in zip(hs, hs2, strict=True)]
+        hs2 = model.hf.bert(
+            inputs_embeds=e + 0.5 * g / g.norm(), attention_mask=mask, output_hidden_states=True
+        ).hidden_states[1:]
+    expect = [
+        abs(float(b[:, 0].norm()) - float(a[:, 0].norm())) / float(a[:, 0].norm())
+        for a, b in zip(hs, hs2, strict=True)
+    ]
     assert s.shape == (model.num_blocks,) and np.all(s > 1e-4)
     np.testing.assert_allclose(s, expect, rtol=1e-3)
 
@@ -192,8 +198,11 @@ def test_pl_never_leaves_the_client(trained):
     for n in pl:  # the shared (global) model still holds the PL init
         assert torch.equal(ctx.model.params[n], trained["init"][n])
     # bytes_up counts GAL LoRA + head only
-    gal_head = sum(p.numel() for n, p in ctx.model.params.items()
-                   if ctx.model.group_of[n] == HEAD or (LORA_TAG in n and n not in pl))
+    gal_head = sum(
+        p.numel()
+        for n, p in ctx.model.params.items()
+        if ctx.model.group_of[n] == HEAD or (LORA_TAG in n and n not in pl)
+    )
     train = [r for r in ctx.costs.records if r.kind == "train"]
     assert len(train) == 4 and all(r.bytes_up == 4 * gal_head for r in train)
     assert m.state_bytes() > 0

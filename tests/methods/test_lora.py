@@ -27,10 +27,6 @@ def cfg(params=None, **fl) -> RunConfig:
     return c.model_copy(update={"fl": FL.model_copy(update=fl)})
 
 
-
-
-
-
 @pytest.fixture(scope="module")
 def one_round():
     torch.manual_seed(0)
@@ -43,12 +39,22 @@ def one_round():
     method.setup()
     with torch.no_grad():
         after_logits = ctx.model.forward(ids, mask)
-    base = {n: p.detach().clone() for n, p in ctx.model.params.items()
-            if LORA_TAG not in n and ctx.model.group_of[n] != HEAD}
+    base = {
+        n: p.detach().clone()
+        for n, p in ctx.model.params.items()
+        if LORA_TAG not in n and ctx.model.group_of[n] != HEAD
+    }
     lora0 = {n: p.detach().clone() for n, p in ctx.model.params.items() if LORA_TAG in n}
     updates, new = run_round(ctx, method, 0, [0, 1], [])
-    return dict(ctx=ctx, method=method, base=base, lora0=lora0, updates=updates, new=new,
-                logits=(before_logits, after_logits))
+    return dict(
+        ctx=ctx,
+        method=method,
+        base=base,
+        lora0=lora0,
+        updates=updates,
+        new=new,
+        logits=(before_logits, after_logits),
+    )
 
 
 def test_injection_is_identity_at_init_and_covers_every_block(one_round):
@@ -68,12 +74,21 @@ def test_add_lora_is_seeded_and_targets_are_configurable(one_round):
 
     def a_weights(seed, targets):  # a fresh model in a copy of the context, with this cell seed
         c = cfg().model_copy(update={"seed": seed})
-        ctx = dataclasses.replace(base_ctx, cfg=c, model=build_model("tiny-bert", base_ctx.splits.num_labels, 0),
-                                  global_values={}, touched=set())
+        ctx = dataclasses.replace(
+            base_ctx,
+            cfg=c,
+            model=build_model("tiny-bert", base_ctx.splits.num_labels, 0),
+            global_values={},
+            touched=set(),
+        )
         names = add_lora(ctx, r=4, alpha=8, targets=targets)
         return {n: ctx.model.params[n].detach().clone() for n in names if "lora_A" in n}
 
-    a, b, c = a_weights(0, ["query", "value"]), a_weights(0, ["query", "value"]), a_weights(1, ["query", "value"])
+    a, b, c = (
+        a_weights(0, ["query", "value"]),
+        a_weights(0, ["query", "value"]),
+        a_weights(1, ["query", "value"]),
+    )
     assert all(torch.equal(a[n], b[n]) for n in a)
     assert not all(torch.equal(a[n], c[n]) for n in a)
     k = a_weights(0, ["key"])
@@ -110,7 +125,11 @@ def test_aggregate_is_sample_weighted_mean_of_client_adapters(one_round):
 
 def test_bytes_up_counts_adapters_and_head(one_round):
     ctx = one_round["ctx"]
-    n = sum(p.numel() for name, p in ctx.model.params.items() if LORA_TAG in name or ctx.model.group_of[name] == HEAD)
+    n = sum(
+        p.numel()
+        for name, p in ctx.model.params.items()
+        if LORA_TAG in name or ctx.model.group_of[name] == HEAD
+    )
     recs = [r for r in ctx.costs.records if r.kind == "train"]
     assert len(recs) == 2
     assert all(r.bytes_up == 4 * n for r in recs)

@@ -27,7 +27,9 @@ def test_random_client_mode_is_seeded_and_varies(ctx):
     a = _plans(ctx, "random", rnd=0, clients=range(4), k=1)
     b = _plans(ctx, "random", rnd=0, clients=range(4), k=1)
     assert a == b
-    draws = [p.blocks for r in range(10) for p in _plans(ctx, "random", rnd=r, clients=range(4), k=1).values()]
+    draws = [
+        p.blocks for r in range(10) for p in _plans(ctx, "random", rnd=r, clients=range(4), k=1).values()
+    ]
     assert all(len(d) == 1 for d in draws) and len(set(draws)) == ctx.model.num_blocks
 
 

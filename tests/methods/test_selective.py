@@ -35,7 +35,6 @@ def _brute_force(scores, budgets, lam):
     return best
 
 
-
 # -- the selection problem ------------------------------------------------------------------------
 @pytest.mark.parametrize("seed", range(5))
 def test_lambda_zero_is_per_client_top_b(seed):

@@ -28,11 +28,16 @@ B, S = FL.batch_size, FL.max_len
 SIT, T1, T2 = 0.2, 0.7, 1.0
 
 
-
-
 def cell(method: str, seed: int = 0, fl: FLConfig = FL, **params) -> RunConfig:
-    return RunConfig(dataset="bbc_news", alpha=1.0, method=MethodSpec(name=method, params=params), seed=seed,
-                     model="tiny-bert", fl=fl, data=DATA)
+    return RunConfig(
+        dataset="bbc_news",
+        alpha=1.0,
+        method=MethodSpec(name=method, params=params),
+        seed=seed,
+        model="tiny-bert",
+        fl=fl,
+        data=DATA,
+    )
 
 
 def tiny(ctx, **params):
@@ -51,7 +56,9 @@ def _hetero_seed(levels: list[float], need: set[float]) -> int:
     from fl_core.methods.tiny import TinyParams, client_levels
 
     for seed in range(50):
-        if need <= set(client_levels(cell("tiny", seed=seed), TinyParams(budget="hetero", levels=tuple(levels)))):
+        if need <= set(
+            client_levels(cell("tiny", seed=seed), TinyParams(budget="hetero", levels=tuple(levels)))
+        ):
             return seed
     raise AssertionError("no seed mixes the levels")
 
@@ -89,7 +96,9 @@ def test_homogeneous_budget_gives_every_device_the_same_suffix(ctx):
 def _hetero_setup(levels):
     """A set-up ``tiny`` on tiny-bert whose devices draw from ``levels`` (a seed where both occur)."""
     seed = _hetero_seed(levels, set(levels))
-    cfg = cell("tiny", seed=seed, budget="hetero", levels=levels, candidates=["tiny-bert"], constrain=["flops"])
+    cfg = cell(
+        "tiny", seed=seed, budget="hetero", levels=levels, candidates=["tiny-bert"], constrain=["flops"]
+    )
     ctx = build_context(cfg)
     m = make_method("tiny", cfg.method.params, ctx)
     m.setup()
@@ -126,7 +135,9 @@ def test_frozen_prefix_gets_no_gradient(ctx):
     L = ctx.model.num_blocks
     plan = m.configure_train(0, [0])[0]
     seen: list[set[str]] = []
-    m.after_backward = lambda cid, p: seen.append({n for n, q in ctx.model.params.items() if q.grad is not None})
+    m.after_backward = lambda cid, p: seen.append(
+        {n for n, q in ctx.model.params.items() if q.grad is not None}
+    )
     ctx.global_values = ctx.model.state(ctx.trainable_names(plan))
     run_client(ctx, m, 0, 0, plan)
     ctx.model.load(ctx.global_values)
@@ -239,8 +250,11 @@ def test_lora_budget_picks_the_largest_fitting_rank():
     plans = m.configure_train(0, [0, 1])
     assert all(p.only == "lora_" and p.info["rank"] == 8 for p in plans.values())
     names = ctx.trainable_names(plans[0])
-    assert 4 * ctx.model.numel(names) == step_cost(ctx.model.arch, B, S, r=8).upload <= f * full_cost(
-        ctx.model.arch, B, S).upload
+    assert (
+        4 * ctx.model.numel(names)
+        == step_cost(ctx.model.arch, B, S, r=8).upload
+        <= f * full_cost(ctx.model.arch, B, S).upload
+    )
 
 
 def test_lora_budget_that_fits_no_rank_is_skipped_by_the_sweep():

@@ -52,16 +52,28 @@ def fixture_report(fixture_results, tmp_path_factory):
     from fl_core.report.build import write_report
 
     out = tmp_path_factory.mktemp("fixture_report")
-    readme, parts = write_report(fixture_results, out, title="Results: fixture", header=["- synthetic fixture"],
-                                 claims_path=CLAIMS)
+    readme, parts = write_report(
+        fixture_results, out, title="Results: fixture", header=["- synthetic fixture"], claims_path=CLAIMS
+    )
     return out, readme, parts
 
 
 SMOKE_GRID = {
-    "name": "smoke-test", "model": "tiny-bert", "datasets": ["bbc_news"], "alphas": [1.0], "seeds": [0],
+    "name": "smoke-test",
+    "model": "tiny-bert",
+    "datasets": ["bbc_news"],
+    "alphas": [1.0],
+    "seeds": [0],
     "methods": [{"name": "full"}, {"name": "top_k", "label": "top-1", "params": {"k": 1}}],
-    "fl": {"num_clients": 4, "clients_per_round": 2, "rounds": 2, "local_steps": 1, "batch_size": 8, "max_len": 16,
-           "eval_batch_size": 32},
+    "fl": {
+        "num_clients": 4,
+        "clients_per_round": 2,
+        "rounds": 2,
+        "local_steps": 1,
+        "batch_size": 8,
+        "max_len": 16,
+        "eval_batch_size": 32,
+    },
     "data": {"max_train_samples": 200, "max_test_samples": 50},
     "wandb": {"mode": "off"},
 }
@@ -96,8 +108,14 @@ def venv_kernel(monkeypatch, tmp_path_factory):
     root = tmp_path_factory.getbasetemp() / "jupyter"
     spec = root / "kernels" / "python3"
     spec.mkdir(parents=True, exist_ok=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3 (layerbench tests)", "language": "python"}))
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "Python 3 (layerbench tests)",
+                "language": "python",
+            }
+        )
+    )
     monkeypatch.setenv("JUPYTER_PATH", str(root))
     monkeypatch.setenv("PATH", str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))

@@ -9,11 +9,28 @@ from fl_core.report.build import report_dir
 
 
 def test_report_dir_rule(tmp_path):
-    base = {"model": "tiny-bert", "datasets": ["bbc_news"], "alphas": [1.0], "seeds": [0], "methods": [{"name": "full"}]}
-    assert report_dir(parse_grid({**base, "name": "default", "output_dir": "results"})).as_posix() == "results"
-    assert report_dir(parse_grid({**base, "name": "paper_a", "output_dir": "results"})).as_posix() == "results/paper_a"
-    assert report_dir(parse_grid({**base, "name": "smoke", "output_dir": "results/smoke"})).as_posix() == "results/smoke"
-    assert report_dir(parse_grid({**base, "name": "runs", "output_dir": "results"})).as_posix() == "results/report-runs"
+    base = {
+        "model": "tiny-bert",
+        "datasets": ["bbc_news"],
+        "alphas": [1.0],
+        "seeds": [0],
+        "methods": [{"name": "full"}],
+    }
+    assert (
+        report_dir(parse_grid({**base, "name": "default", "output_dir": "results"})).as_posix() == "results"
+    )
+    assert (
+        report_dir(parse_grid({**base, "name": "paper_a", "output_dir": "results"})).as_posix()
+        == "results/paper_a"
+    )
+    assert (
+        report_dir(parse_grid({**base, "name": "smoke", "output_dir": "results/smoke"})).as_posix()
+        == "results/smoke"
+    )
+    assert (
+        report_dir(parse_grid({**base, "name": "runs", "output_dir": "results"})).as_posix()
+        == "results/report-runs"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +55,12 @@ def test_cli_report_rebuilds_everything_from_the_store(smoke_grid, smoke_report)
     assert f"layerbench report {cfg.as_posix()}" in readme and "git revision of the report code" in readme
     assert "RANDOM weights" in readme  # tiny-bert is labelled as such
     assert "| top-1 | k=1 | 1/1 ok |" in readme  # the accuracy table is embedded
-    for stem in ("acc_vs_round_bbc_news", "pareto_flops_bbc_news", "blocks_bbc_news_a1.0", "partition_bbc_news_a1.0"):
+    for stem in (
+        "acc_vs_round_bbc_news",
+        "pareto_flops_bbc_news",
+        "blocks_bbc_news_a1.0",
+        "partition_bbc_news_a1.0",
+    ):
         assert f"](figures/{stem}.png)" in readme and (out / "figures" / f"{stem}.png").is_file()
         assert (out / "figures" / f"{stem}.pdf").is_file()
     assert "Skipped: the grid has no budget-aware methods" in readme

@@ -66,8 +66,9 @@ def test_method_matched_by_name_and_params(fixture_results):
 def test_partitions_that_differ_are_not_paired(fixture_results):
     res = fixture_results.filter(label=["fedtlu", "random-3-server"], alpha="0.1")
     res.cells.loc[(res.cells.label == "fedtlu") & (res.cells.seed == 0), "partition_sha"] = "other"
-    claim = Claim(id="x", paper="p", claim="c", a="fedtlu", b="random-3-server",
-                  tests=[{"metric": "final_accuracy"}])
+    claim = Claim(
+        id="x", paper="p", claim="c", a="fedtlu", b="random-3-server", tests=[{"metric": "final_accuracy"}]
+    )
     (row,) = evaluate_claim(res, claim)
     assert row["n"] == 2 and "partitions differ" in row["notes"]
 
@@ -81,8 +82,12 @@ def test_unknown_metric_is_not_evaluated(fixture_results):
 def test_default_claims_file_runs_and_reports_missing_methods(fixture_results):
     claims = load_claims(DEFAULT_CLAIMS)
     ids = {c.id for c in claims.claims}
-    assert {"fedtlu-beats-random", "selective-beats-heuristics", "fibecfed-lora-accuracy-less-compute",
-            "suffix-beats-lora-memory-budget"} <= ids
+    assert {
+        "fedtlu-beats-random",
+        "selective-beats-heuristics",
+        "fibecfed-lora-accuracy-less-compute",
+        "suffix-beats-lora-memory-budget",
+    } <= ids
     summary, detail = evaluate_claims(fixture_results, claims)
     v = dict(zip(summary.claim, summary.verdict, strict=True))
     assert v["fedtlu-beats-random"] == "supported"  # both labels are in the fixture
@@ -94,9 +99,13 @@ def test_default_claims_file_runs_and_reports_missing_methods(fixture_results):
     mem = detail[detail.claim == "suffix-beats-lora-memory-budget"].set_index("alpha").verdict
     assert mem["0.1"] == "supported"
     assert mem["1.0"] == "not evaluated: lora-0.5 skipped in every seed (no LoRA rank fits the budget)"
-    assert v["suffix-beats-lora-memory-budget"].startswith("inconclusive: not every comparison could be evaluated")
+    assert v["suffix-beats-lora-memory-budget"].startswith(
+        "inconclusive: not every comparison could be evaluated"
+    )
     # matched by name + params: the fixture's tiny has no `constrain` param
-    assert v["suffix-matches-lora-communication-budget"].startswith("not evaluated: tiny (budget=0.25, constrain=")
+    assert v["suffix-matches-lora-communication-budget"].startswith(
+        "not evaluated: tiny (budget=0.25, constrain="
+    )
 
 
 def test_default_claims_use_labels_of_the_default_grid():
@@ -112,8 +121,22 @@ def test_default_claims_use_labels_of_the_default_grid():
 
 def test_bad_claims_file_is_a_config_error(tmp_path):
     p = tmp_path / "c.yaml"
-    p.write_text(json.dumps({"claims": [{"id": "x", "paper": "p", "claim": "c", "a": "full", "b": "head",
-                                         "tests": [{"metric": "final_accuracy", "direction": "bigger"}]}]}))
+    p.write_text(
+        json.dumps(
+            {
+                "claims": [
+                    {
+                        "id": "x",
+                        "paper": "p",
+                        "claim": "c",
+                        "a": "full",
+                        "b": "head",
+                        "tests": [{"metric": "final_accuracy", "direction": "bigger"}],
+                    }
+                ]
+            }
+        )
+    )
     with pytest.raises(ConfigError, match="direction"):
         load_claims(p)
 

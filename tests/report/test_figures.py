@@ -24,7 +24,8 @@ def test_every_panel_is_written_as_png_and_pdf(fixture_report):
     figs = parts["figures"]
     assert set(figs) == set(PANELS)
     expected = {
-        "acc_vs_round": ["acc_vs_round_bbc_news"], "pareto_bytes_up": ["pareto_bytes_up_bbc_news"],
+        "acc_vs_round": ["acc_vs_round_bbc_news"],
+        "pareto_bytes_up": ["pareto_bytes_up_bbc_news"],
         "pareto_flops": ["pareto_flops_bbc_news"],
         "blocks": ["blocks_bbc_news_a0.1", "blocks_bbc_news_a1.0"],
         "partition": ["partition_bbc_news_a0.1", "partition_bbc_news_a1.0"],

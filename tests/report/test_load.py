@@ -8,17 +8,31 @@ from fl_core.store import ResultStore
 
 
 def _cell(rounds: int, seed: int = 0) -> RunConfig:
-    return RunConfig(dataset="bbc_news", alpha=0.5, method=MethodSpec(name="full"), seed=seed, model="tiny-bert",
-                     fl=FLConfig(num_clients=2, clients_per_round=1, rounds=rounds))
+    return RunConfig(
+        dataset="bbc_news",
+        alpha=0.5,
+        method=MethodSpec(name="full"),
+        seed=seed,
+        model="tiny-bert",
+        fl=FLConfig(num_clients=2, clients_per_round=1, rounds=rounds),
+    )
 
 
 def test_store_view_keeps_the_latest_of_repeated_cells(tmp_path):
     store = ResultStore(tmp_path)
-    store.write(_cell(3), {"status": "failed", "reason": "old bug", "finished_at": "2025-01-01T00:00:00"}, {}, {})
-    store.write(_cell(4), {"status": "ok", "finished_at": "2025-02-01T00:00:00",
-                           "summary": {"final_accuracy": 0.8}}, {"rounds": [{"round": 0, "accuracy": 0.8}]}, {})
+    store.write(
+        _cell(3), {"status": "failed", "reason": "old bug", "finished_at": "2025-01-01T00:00:00"}, {}, {}
+    )
+    store.write(
+        _cell(4),
+        {"status": "ok", "finished_at": "2025-02-01T00:00:00", "summary": {"final_accuracy": 0.8}},
+        {"rounds": [{"round": 0, "accuracy": 0.8}]},
+        {},
+    )
     res = load_results(tmp_path)
-    assert len(res.cells) == 1 and res.cells.status.iloc[0] == "ok" and res.cells.final_accuracy.iloc[0] == 0.8
+    assert (
+        len(res.cells) == 1 and res.cells.status.iloc[0] == "ok" and res.cells.final_accuracy.iloc[0] == 0.8
+    )
     both = load_results(tmp_path, latest_only=False)
     assert len(both.cells) == 2 and both.cells.setting.nunique() == 2
 

@@ -25,7 +25,9 @@ def _run(name: str) -> nbformat.NotebookNode:
     from nbclient import NotebookClient
 
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
-    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+    NotebookClient(
+        nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
+    ).execute()
     return nb
 
 
@@ -46,14 +48,22 @@ def test_notebook_runs_on_a_store(name, smoke_grid, monkeypatch, venv_kernel, tm
     text = _text(nb)
     assert "2 cells in" in text or "config_hash" in text
     if name == "explore_results.ipynb":
-        assert "full − top-1 on bbc_news, alpha 1.0" in text and "verdict: inconclusive: too few seeds (n=1)" in text
+        assert (
+            "full − top-1 on bbc_news, alpha 1.0" in text
+            and "verdict: inconclusive: too few seeds (n=1)" in text
+        )
     else:
         assert "4 clients, 200 training samples" in text
-    assert any(o.get("output_type") == "display_data" and "image/png" in o.get("data", {})
-               for c in nb.cells for o in c.get("outputs", [])), "no figure was drawn"
+    assert any(
+        o.get("output_type") == "display_data" and "image/png" in o.get("data", {})
+        for c in nb.cells
+        for o in c.get("outputs", [])
+    ), "no figure was drawn"
 
 
-def test_add_a_method_notebook_registers_and_runs_a_method(monkeypatch, venv_kernel, tmp_path, tmp_path_factory):
+def test_add_a_method_notebook_registers_and_runs_a_method(
+    monkeypatch, venv_kernel, tmp_path, tmp_path_factory
+):
     monkeypatch.setenv("LAYERBENCH_SCRATCH", str(tmp_path))
     monkeypatch.setenv("LAYERBENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
     nb = _run("add_a_method.ipynb")

@@ -29,7 +29,11 @@ def test_paired_t_wilcoxon_ci_and_dz_known_values():
     assert r.t == pytest.approx(3.872983, rel=1e-5)  # mean / (sd / sqrt(n))
     # one-sided, 3 dof, closed form: p = 1/2 - (x/(1+x^2) + atan(x))/pi with x = t/sqrt(3)
     x = r.t / math.sqrt(3)
-    assert r.p_t == pytest.approx(0.5 - (x / (1 + x * x) + math.atan(x)) / math.pi) == pytest.approx(0.015233, abs=1e-6)
+    assert (
+        r.p_t
+        == pytest.approx(0.5 - (x / (1 + x * x) + math.atan(x)) / math.pi)
+        == pytest.approx(0.015233, abs=1e-6)
+    )
     assert r.p_wilcoxon == pytest.approx(1 / 16)  # exact: all 4 differences positive
     assert (r.ci_lo, r.ci_hi) == (pytest.approx(0.00445739, abs=1e-7), pytest.approx(0.04554261, abs=1e-7))
 
@@ -68,7 +72,9 @@ def test_verdicts_three_ways():
     b = np.array([0.70, 0.72, 0.71, 0.69, 0.70])
     assert verdict(paired_test(b + [0.02, 0.03, 0.025, 0.02, 0.03], b)) == "supported"
     assert verdict(paired_test(b - [0.02, 0.03, 0.025, 0.02, 0.03], b)) == "not supported"
-    assert verdict(paired_test(b + [0.02, -0.03, 0.01, -0.01, 0.0], b)).startswith("inconclusive: the difference")
+    assert verdict(paired_test(b + [0.02, -0.03, 0.01, -0.01, 0.0], b)).startswith(
+        "inconclusive: the difference"
+    )
     # identical runs: a does not beat b
     assert verdict(paired_test(b, b)) == "not supported"
 

@@ -18,8 +18,14 @@ GOLDEN_FILES = sorted(p.relative_to(GOLDEN) for p in GOLDEN.rglob("*") if p.is_f
 
 def test_golden_set_is_complete():
     names = {p.as_posix() for p in GOLDEN_FILES}
-    assert {"tables/accuracy.csv", "tables/accuracy.md", "tables/cost.csv", "tables/cost.md", "tables/claims.csv",
-            "claims.md"} <= names
+    assert {
+        "tables/accuracy.csv",
+        "tables/accuracy.md",
+        "tables/cost.csv",
+        "tables/cost.md",
+        "tables/claims.csv",
+        "claims.md",
+    } <= names
 
 
 @pytest.mark.parametrize("rel", GOLDEN_FILES, ids=[p.as_posix() for p in GOLDEN_FILES])
@@ -72,7 +78,10 @@ def test_unfinished_cells_show_status_and_reason_not_blanks(fixture_results):
     assert skipped["seeds"] == "0/3 ok; 3 skipped"
     assert _disp(cost, "lora-0.5", "1.0")["client FLOPs (total)"].startswith("skipped")
     failed = _disp(acc, "head", "1.0")
-    assert "seed 1: failed (RuntimeError: injected fault)" in failed["notes"] and failed["seeds"] == "2/3 ok; 1 failed"
+    assert (
+        "seed 1: failed (RuntimeError: injected fault)" in failed["notes"]
+        and failed["seeds"] == "2/3 ok; 1 failed"
+    )
     assert "seed 2: diverged (non-finite loss" in _disp(acc, "random-3-server", "1.0")["notes"]
     for t in (acc, cost):
         values = t.display.drop(columns=["notes", "params"])
@@ -82,7 +91,8 @@ def test_unfinished_cells_show_status_and_reason_not_blanks(fixture_results):
 def test_no_validation_split_is_said_not_replaced_by_best_test_round(fixture_results):
     t = accuracy_table(fixture_results)
     assert set(t.display["acc. at val.-selected round (%)"]) <= {"no validation split"} | {
-        x for x in t.display["acc. at val.-selected round (%)"] if x.startswith("skipped")}
+        x for x in t.display["acc. at val.-selected round (%)"] if x.startswith("skipped")
+    }
     assert t.data.acc_at_val_round_mean.isna().all()
 
 
@@ -93,16 +103,28 @@ def _val_store(tmp_path, val_fraction: float, with_val: bool):
 
     store = ResultStore(tmp_path)
     for seed in range(3):
-        cfg = RunConfig(dataset="bbc_news", alpha=1.0, method=MethodSpec(name="full"), seed=seed, model="tiny-bert",
-                        fl=FLConfig(num_clients=2, clients_per_round=1, rounds=3),
-                        data=DataConfig(val_fraction=val_fraction))
-        rounds = [{"round": r, "train_loss": 1.0, "accuracy": a, "macro_f1": a, "loss": 1.0}
-                  for r, a in enumerate([0.5, 0.9, 0.7])]
+        cfg = RunConfig(
+            dataset="bbc_news",
+            alpha=1.0,
+            method=MethodSpec(name="full"),
+            seed=seed,
+            model="tiny-bert",
+            fl=FLConfig(num_clients=2, clients_per_round=1, rounds=3),
+            data=DataConfig(val_fraction=val_fraction),
+        )
+        rounds = [
+            {"round": r, "train_loss": 1.0, "accuracy": a, "macro_f1": a, "loss": 1.0}
+            for r, a in enumerate([0.5, 0.9, 0.7])
+        ]
         if with_val:
             for r, v in zip(rounds, [0.4, 0.6, 0.8 + 0.01 * seed], strict=True):
                 r["val_accuracy"] = v
-        store.write(cfg, {"status": "ok", "summary": {"final_accuracy": 0.7, "best_accuracy": 0.9}},
-                    {"rounds": rounds, "costs": [], "selections": []}, {"partition": {}})
+        store.write(
+            cfg,
+            {"status": "ok", "summary": {"final_accuracy": 0.7, "best_accuracy": 0.9}},
+            {"rounds": rounds, "costs": [], "selections": []},
+            {"partition": {}},
+        )
     return load_results(tmp_path)
 
 

@@ -45,8 +45,14 @@ def test_report_goes_to_one_run_in_the_sweep_group(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "wandb", _fake_wandb(calls))
     png = tmp_path / "acc_vs_round_x.png"
     png.write_bytes(b"png")
-    ok = log_report(WandbConfig(mode="offline"), "default", tmp_path, {"accuracy": pd.DataFrame({"a": [1.0, None]})},
-                    [png, tmp_path / "acc_vs_round_x.pdf"], {"cells": 4})
+    ok = log_report(
+        WandbConfig(mode="offline"),
+        "default",
+        tmp_path,
+        {"accuracy": pd.DataFrame({"a": [1.0, None]})},
+        [png, tmp_path / "acc_vs_round_x.pdf"],
+        {"cells": 4},
+    )
     assert ok and calls["init"]["group"] == "default" and calls["init"]["job_type"] == "report"
     assert calls["log"] == {"table/accuracy": ("table", (2, 1)), "figure/acc_vs_round_x": ("image", str(png))}
     assert calls["run"].summary == {"cells": 4} and calls["run"].finished
