@@ -24,6 +24,18 @@ Budgets: ``b`` for every client, or ``budget: hetero``: per-client budgets drawn
 from a normal(``b_mean``, ``b_std``) truncated to ``[b_min − ½, b_max + ½]`` and rounded, i.e. integers
 in ``[b_min, b_max]`` (the official code draws a half-normal the same way). Budgets are never exceeded.
 
+After solving, each client's set is padded up to ``b_i`` with its best unselected blocks
+(``fill_budget: true``, the default, as the official ``find_selection_set``), so every method of a
+budget comparison trains exactly ``min(b_i, L)`` blocks; ``fill_budget: false`` keeps the raw MILP
+solution (an ablation: with a penalty, clients then leave budget unused).
+
+Departures from the paper / official code (named):
+
+- the official code's bugs are not reproduced: per-block FedAvg over every client that trained a block
+  (not only the first client's blocks); the fill never exceeds ``b_i`` (its off-by-one did);
+- ``λ`` acts on max-normalized scores (the paper's value is unknown; the grids ablate {0, 0.1, 1});
+- the scoring pass can be capped (``score_batches``; the default grid uses 3 batches, the paper one epoch).
+
 The scoring pass is client work: it is recorded as a ``"score"`` cost row (forward + backward through
 every block, the upload of ``L`` float32 scores). Scores and selections of every selection round are
 kept in ``self.history``; each plan's ``info`` holds the client's budget and scores.
@@ -169,7 +181,11 @@ class _BudgetParams(BaseModel):
 class SelectiveParams(_BudgetParams):
     score: Literal["grad", "rgn", "snr", "top", "bottom"] = "grad"
     lam: float = Field(0.1, ge=0, description="disagreement penalty on max-normalized scores (grad only)")
-    fill_budget: bool = Field(False, description="grad: pad each client's MILP choice up to b_i by score")
+    fill_budget: bool = Field(
+        True,
+        description="grad: pad each client's MILP choice up to b_i by score, as the official "
+        "find_selection_set (default); false: the unfilled MILP solution, an ablation",
+    )
 
 
 class HeuristicParams(_BudgetParams):

@@ -229,3 +229,38 @@ def test_run_cell_records_score_cost_rows():
     assert all(r["bytes_up"] == 4 * res.info["num_blocks"] and r["flops_bwd"] > 0 for r in score_rows)
     assert all(r["samples"] == 2 * 8 and r["bytes_down"] == 0 for r in score_rows)  # 2 batches of 8
     assert all(len(s["blocks"]) <= 1 for s in res.selections)
+
+
+# -- fill_budget (issue 12): the official find_selection_set pads up to the budget -----------------
+def _fixed_budget_method(fill: bool | None, lam: float, scores: np.ndarray, budgets: list[int]):
+    """A Selective on a stand-in context (6 blocks, 5 clients) whose scoring pass returns ``scores``."""
+    from types import SimpleNamespace
+
+    from fl_core.methods.selective import Selective
+
+    n, num = scores.shape
+    ctx = SimpleNamespace(
+        cfg=SimpleNamespace(fl=SimpleNamespace(num_clients=n)),
+        model=SimpleNamespace(num_blocks=num),
+        rng=lambda *k: np.random.default_rng(0),
+    )
+    params = {"lam": lam} if fill is None else {"lam": lam, "fill_budget": fill}
+    m = Selective(validate_params("selective", params, num), ctx)
+    m.budgets = np.asarray(budgets)
+    m.score_client = lambda rnd, cid: scores[cid]
+    return m
+
+
+@pytest.mark.parametrize("lam", [0.1, 1.0])
+def test_default_fills_every_budget_and_unfilled_is_the_ablation(lam):
+    budgets = [1, 4, 2, 3, 1]
+    scores = np.random.default_rng(3).random((5, 6)) ** 4  # heavy-tailed, as gradient norms are
+    trained = {}
+    for fill in (None, False):  # None: the default
+        m = _fixed_budget_method(fill, lam, scores, budgets)
+        plans = m.configure_train(0, list(range(5)))
+        trained[fill] = [len(plans[c].blocks) for c in range(5)]
+    assert trained[None] == budgets  # the default trains each client's full budget
+    assert sum(trained[False]) < sum(budgets)  # the raw MILP leaves budget unused
+    assert all(a <= b for a, b in zip(trained[False], budgets, strict=True))
+    print(f"lam={lam}: blocks trained per client, unfilled {trained[False]} -> default {trained[None]}")
