@@ -7,9 +7,14 @@ old values bit for bit. The score of a parameter tensor ``W`` with ``n`` entries
     Score(ΔW) = ||ΔW||_2 / ( sqrt(n) · std(ΔW) )                                    (paper, Sec. 3)
 
 with ``std`` the population standard deviation, computed in float64 with ``eps = 1e-12`` added to the
-denominator; a block's score is the sum of its tensors' scores. Since ``||Δ||/sqrt(n)`` is the RMS,
-the score equals ``sqrt(1 + (mean/std)^2)``: it measures how coherently a tensor's entries move, not
-how far (a scaled update has the same score). See ``shared/methods/fedtlu.md``.
+denominator. The paper scores a *layer*: a block's score is the score of its whole update, all its
+tensors concatenated (``score: block``, default). ``score: tensor_sum`` (an ablation) sums per-tensor
+scores instead; every weight matrix then scores ≈ 1 and the block's small LayerNorm vectors decide the
+ranking. Since ``||Δ||/sqrt(n)`` is the RMS, the score equals ``sqrt(1 + (mean/std)^2)``: it measures
+how coherently the entries move, not how far (a scaled update has the same score). Near-zero-mean
+updates score ≈ 1 under every reading, so each round's block scores and their spread (max − min) are
+recorded (:meth:`FedTLU.round_info`: ``applied_blocks``, ``block_scores``, ``block_score_spread``) to
+show whether the ranking was decisive or a near-tie. See ``shared/methods/fedtlu.md``.
 
 Round (our reading of the paper, as in the spec):
 1. clients train every block + head (``client_training: all``);
@@ -24,6 +29,9 @@ refresh the scores. Those refresh rounds are ordinary train rounds, so their cos
 
 The chosen blocks and the block scores of every round are kept in ``self.history`` (also in
 ``state_dict``); each plan's ``info`` says whether the round trains all blocks.
+
+Departures from the paper (named): the paper's body was not available; the round follows its
+summaries (spec). The score is computed in float64 with an ``eps``; the head is always applied.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ from fl_core.methods.base import Method, TrainPlan, register
 from fl_core.models import HEAD
 
 EPS = 1e-12
+ScoreMode = Literal["block", "tensor_sum"]
 
 
 def tlu_score(delta: torch.Tensor, eps: float = EPS) -> float:
@@ -52,18 +61,31 @@ def tlu_score(delta: torch.Tensor, eps: float = EPS) -> float:
     return float(torch.linalg.vector_norm(d)) / (math.sqrt(n) * std + eps)
 
 
-def block_scores(delta: dict[str, torch.Tensor], group_of: dict[str, Any], num_blocks: int) -> np.ndarray:
-    """Per-block sum of :func:`tlu_score` over the block's tensors present in ``delta``; NaN for a
-    block with no tensor in ``delta`` (not trained this round)."""
-    scores = np.zeros(num_blocks)
-    seen = np.zeros(num_blocks, dtype=bool)
+def block_scores(
+    delta: dict[str, torch.Tensor],
+    group_of: dict[str, Any],
+    num_blocks: int,
+    mode: ScoreMode = "block",
+) -> np.ndarray:
+    """Per-block score of ``delta``: ``block`` — :func:`tlu_score` of the block's tensors concatenated;
+    ``tensor_sum`` — the sum of the per-tensor scores. NaN for a block with no tensor in ``delta``
+    (not trained this round)."""
+    parts: dict[int, list[torch.Tensor]] = {}
     for name, d in delta.items():
         g = group_of[name]
         if isinstance(g, int):
-            scores[g] += tlu_score(d)
-            seen[g] = True
-    scores[~seen] = np.nan
+            parts.setdefault(g, []).append(d.detach().flatten())
+    scores = np.full(num_blocks, np.nan)
+    for g, ts in parts.items():
+        scores[g] = tlu_score(torch.cat(ts)) if mode == "block" else sum(tlu_score(t) for t in ts)
     return scores
+
+
+def score_spread(scores: np.ndarray) -> float | None:
+    """max − min of the scored blocks (None if fewer than one block was scored)."""
+    s = np.asarray(scores, dtype=float)
+    s = s[np.isfinite(s)]
+    return float(s.max() - s.min()) if len(s) else None
 
 
 def top_k_blocks(scores: np.ndarray, k: int) -> list[int]:
@@ -79,6 +101,9 @@ class FedTLUParams(BaseModel):
     warmup_rounds: int = Field(0, ge=0, description="full FedAvg rounds before targeting starts")
     client_training: Literal["all", "selected"] = "all"
     rescore_every: int = Field(5, ge=1, description="`selected` only: every n-th round trains all blocks")
+    score: ScoreMode = Field(
+        "block", description="block: score of the block's whole update (default); tensor_sum: ablation"
+    )
 
 
 @register("fedtlu")
@@ -118,7 +143,7 @@ class FedTLU(Method):
         group = self.ctx.model.group_of
         old = self.ctx.global_values
         delta = {n: v - old[n] for n, v in new.items() if isinstance(group[n], int)}
-        scores = block_scores(delta, group, self.num_blocks)
+        scores = block_scores(delta, group, self.num_blocks, self.p.score)
         if self.is_warmup(rnd):
             applied = sorted({int(group[n]) for n in delta})
         else:
@@ -137,6 +162,18 @@ class FedTLU(Method):
         )
         keep = set(applied)
         return {n: v for n, v in new.items() if group[n] == HEAD or group[n] in keep}
+
+    def round_info(self, rnd: int) -> dict[str, Any]:
+        """The round's applied blocks, every block's score and their spread (for the report/figures)."""
+        h = next((h for h in reversed(self.history) if h["round"] == rnd), None)
+        if h is None:
+            return {}
+        return {
+            "applied_blocks": h["chosen"],
+            "block_scores": h["scores"],
+            "block_score_spread": score_spread(np.array([np.nan if v is None else v for v in h["scores"]])),
+            "score_mode": self.p.score,
+        }
 
     def state_dict(self):
         return {"chosen": self.chosen, "history": list(self.history)}

@@ -205,3 +205,57 @@ def test_plans_carry_round_info_and_state_round_trips():
     m2 = FedTLU(FedTLU.Params(k=2, warmup_rounds=1), ctx)
     m2.load_state_dict(m.state_dict())
     assert m2.chosen == m.chosen and 3 in m2.chosen and m2.history == m.history
+
+
+# -- score: block (issue 12) -------------------------------------------------------------------------
+def _layer_ctx_and_update(drifting: int, num_blocks: int = 3):
+    """Blocks of one 64x64 matrix + one 64-entry LayerNorm vector. Block ``drifting``: the matrix moves
+    coherently, the LayerNorm is noise; every other block: a noisy matrix and a coherent LayerNorm."""
+    g = torch.Generator().manual_seed(12)
+    group_of, glob, delta = {}, {}, {}
+    for j in range(num_blocks):
+        for t, shape in (("dense.weight", (64, 64)), ("LayerNorm.weight", (64,))):
+            name = f"blocks.{j}.{t}"
+            group_of[name] = j
+            glob[name] = torch.zeros(shape)
+            noise = torch.randn(shape, generator=g)
+            coherent = (t == "dense.weight") == (j == drifting)
+            delta[name] = 0.01 + 0.004 * noise if coherent else 0.01 * noise
+            if t == "LayerNorm.weight" and coherent:
+                delta[name] = 0.01 + 0.0001 * noise  # a tiny vector, very coherent
+    group_of["head.weight"], glob["head.weight"] = HEAD, torch.zeros(3, 4)
+    ctx = SimpleNamespace(model=SimpleNamespace(group_of=group_of, num_blocks=num_blocks), global_values=glob)
+    up = ClientUpdate(cid=0, num_samples=1, plan=TrainPlan.of(range(num_blocks)), delta=delta, train_loss=0.0)
+    return ctx, up
+
+
+@pytest.mark.parametrize("drifting", [0, 2])
+def test_block_score_picks_the_coherently_drifting_layer(drifting):
+    ctx, up = _layer_ctx_and_update(drifting)
+    out = {}
+    for mode in (None, "tensor_sum"):  # None: the default
+        m = FedTLU(FedTLU.Params(k=1) if mode is None else FedTLU.Params(k=1, score=mode), ctx)
+        m.configure_train(0, [0])
+        m.aggregate(0, [up])
+        out[mode] = m.round_info(0)
+    assert out[None]["applied_blocks"] == [drifting]  # the default scores the whole layer
+    assert out[None]["score_mode"] == "block"
+    assert out["tensor_sum"]["applied_blocks"] != [drifting]  # the LayerNorm vectors decide instead
+    for info in out.values():
+        s = [v for v in info["block_scores"] if v is not None]
+        assert info["block_score_spread"] == pytest.approx(max(s) - min(s))
+    print(
+        f"drifting={drifting}: tensor_sum scores {np.round(out['tensor_sum']['block_scores'], 2).tolist()} "
+        f"picks {out['tensor_sum']['applied_blocks']}; block scores "
+        f"{np.round(out[None]['block_scores'], 2).tolist()} picks {out[None]['applied_blocks']}"
+    )
+
+
+def test_block_score_is_the_score_of_the_concatenation():
+    a, b = torch.randn(5, 4), torch.randn(3)
+    s = block_scores({"a": a, "b": b}, {"a": 0, "b": 0}, 1)
+    assert s[0] == pytest.approx(tlu_score(torch.cat([a.flatten(), b])))
+    s2 = block_scores({"a": a, "b": b}, {"a": 0, "b": 0}, 1, "tensor_sum")
+    assert s2[0] == pytest.approx(tlu_score(a) + tlu_score(b))
+    with pytest.raises(ValueError):
+        validate_params("fedtlu", {"score": "mean"}, 4)
