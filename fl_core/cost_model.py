@@ -6,7 +6,7 @@ always frozen, the head — pooler + classifier — always trained):
 - ``t``: the last ``t`` blocks + head (``t = 0``: head only); blocks ``0..L-t-1`` run under
   ``torch.no_grad`` (no activations stored, no backward through them);
 - ``r``: LoRA adapters of rank ``r`` on the query/value projections of every block (peft, as
-  :func:`fl_core.methods.lora.add_lora` injects them) + head; backward runs through every block;
+  :func:`fl_core.models.lora.add_lora` injects them) + head; backward runs through every block;
 - ``blocks``: any set of trained blocks (a *window*, for successive layer training): backward
   runs down to ``min(blocks)``, the frozen blocks above it are passed through.
 
@@ -90,6 +90,7 @@ import torch.nn.functional as F
 from fl_core.costs import BYTES_PER_PARAM, step_flops
 from fl_core.errors import CellNotRunnable
 from fl_core.models.blocks import ArchInfo
+from fl_core.models.lora import add_lora
 
 Optimizer = Literal["adamw", "sgd"]
 Backend = Literal["cpu", "cuda"]
@@ -483,9 +484,7 @@ def inject_lora(
     seed: int = 0,
 ) -> list[str]:
     """LoRA on a bare BlockModel (no run), exactly as the ``lora`` method injects it
-    (:func:`fl_core.methods.lora.add_lora`); returns the adapter parameter names."""
-    from fl_core.methods.lora import add_lora
-
+    (:func:`fl_core.models.lora.add_lora`); returns the adapter parameter names."""
     shim = SimpleNamespace(
         model=model, touched=set(), global_values={}, device=model.device, torch_seed=lambda *key: seed
     )

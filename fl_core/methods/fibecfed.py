@@ -56,8 +56,8 @@ from torch import nn
 from fl_core.aggregate import per_block_fedavg
 from fl_core.costs import BYTES_PER_PARAM, CostRecord, Timer, step_flops
 from fl_core.methods.base import Method, TrainPlan, register
-from fl_core.methods.lora import LORA_TAG, LoraPair, add_lora, lora_pairs
 from fl_core.models import HEAD
+from fl_core.models.lora import LORA_DROPOUT, LORA_TAG, LoraPair, add_lora, lora_pairs
 
 if TYPE_CHECKING:
     from fl_core.context import RunContext
@@ -169,7 +169,7 @@ class FibecFedParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     lora_r: int = Field(8, ge=1)
     lora_alpha: float = Field(16, gt=0)
-    lora_dropout: float = Field(0.05, ge=0, lt=1)
+    lora_dropout: float = Field(LORA_DROPOUT, ge=0, lt=1, description="shared with lora, lora_budget")
     target_modules: tuple[str, ...] = Field(("query", "value"), min_length=1)
     curriculum: bool = Field(True, description="Fisher curriculum + pacing (YAML on/off/true/false)")
     pacing_b0: float = Field(0.6, gt=0, le=1)

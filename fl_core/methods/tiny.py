@@ -66,6 +66,7 @@ from fl_core.cost_model import (
 from fl_core.methods.base import Method, TrainPlan, register
 from fl_core.methods.lora import Lora, LoraParams
 from fl_core.models.blocks import ArchInfo
+from fl_core.models.lora import LORA_DROPOUT
 
 log = logging.getLogger(__name__)
 
@@ -330,7 +331,7 @@ class LoraBudgetParams(BudgetParams):
         (32, 16, 8, 4, 2, 1), min_length=1, description="ranks to try, largest fitting wins"
     )
     lora_alpha: float = Field(16, gt=0)
-    lora_dropout: float = Field(0.0, ge=0, lt=1)
+    lora_dropout: float = Field(LORA_DROPOUT, ge=0, lt=1, description="shared with lora, fibecfed")
     target_modules: tuple[str, ...] = Field(("query", "value"), min_length=1)
 
     @field_validator("ranks")

@@ -142,3 +142,45 @@ def test_run_cell_reports_global_and_pooled_client_metrics():
     for k in ("accuracy", "macro_f1", "personal_accuracy", "personal_macro_f1"):
         assert 0.0 <= last[k] <= 1.0
     assert res.info["personalized"] is False and "global model" in res.info["personal_eval"]
+
+
+# -- one LoRA dropout for every LoRA method (issue 12) ------------------------------------------------
+LORA_METHODS = ("lora", "lora_budget", "fibecfed")
+
+
+def test_lora_methods_share_one_dropout_default():
+    from fl_core.methods import validate_params
+    from fl_core.models.lora import LORA_DROPOUT
+
+    got = {m: validate_params(m, {}, 6).lora_dropout for m in LORA_METHODS}
+    assert set(got.values()) == {LORA_DROPOUT}, got  # before: lora 0.0, fibecfed 0.05
+    assert LORA_DROPOUT > 0
+
+
+@pytest.mark.parametrize("grid", ["default", "paper_fibecfed", "paper_tiny"])
+def test_grids_write_the_dropout_into_every_lora_cells_hash(grid):
+    from pathlib import Path
+
+    from fl_core.config import load_grid
+
+    g = load_grid(Path(__file__).parents[2] / "configs" / f"{grid}.yaml")
+    cells = [c for c in g.cells() if c.method.name in LORA_METHODS]
+    assert cells
+    assert {c.method.params.get("lora_dropout") for c in cells} == {0.05}  # explicit: in the hashed config
+    c = cells[0]
+    other = c.model_copy(
+        update={"method": c.method.model_copy(update={"params": {**c.method.params, "lora_dropout": 0.0}})}
+    )
+    assert other.hash() != c.hash()
+
+
+def test_cost_model_does_not_import_the_method_registry():
+    import ast
+    import inspect
+
+    import fl_core.cost_model
+
+    tree = ast.parse(inspect.getsource(fl_core.cost_model))
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not {m for m in imported if m and m.startswith("fl_core.methods")}  # before: methods.lora, lazily
