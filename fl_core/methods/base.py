@@ -31,6 +31,13 @@ if TYPE_CHECKING:
     from fl_core.context import RunContext
 
 
+#: Stated in every run's method info (issue 12): dropout differs with the depth a method trains.
+DROPOUT_NOTE = (
+    "blocks below the lowest trained block run frozen in eval mode (no dropout); the trained blocks and "
+    "everything above them run in train mode, so methods that train fewer, deeper blocks see less dropout"
+)
+
+
 class NoParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -116,8 +123,9 @@ class Method:
         return per_block_fedavg(updates, self.ctx.global_values)
 
     def run_info(self) -> dict[str, Any]:
-        """Method-specific facts of the whole run (e.g. per-device depth), stored in the result."""
-        return {}
+        """Method-specific facts of the whole run (e.g. per-device depth), stored in the result;
+        subclasses extend ``super().run_info()`` (it carries :data:`DROPOUT_NOTE`)."""
+        return {"dropout_note": DROPOUT_NOTE}
 
     def round_info(self, rnd: int) -> dict[str, Any]:
         """Method-specific facts of round ``rnd`` (chosen blocks, solver status...), logged with the

@@ -14,6 +14,9 @@ every client (eagerly, before round 0; their client compute is recorded as ``kin
        n_t = ⌈N_batches · min(1, b0 + (1 − b0)·t/(a·T))⌉,   b0 = 0.6, a = 0.8
 
    batches, in that order, every local epoch (a fixed per-client batching, not the simulator's shuffle).
+   Under an ``fl.local_steps`` cap the round's steps are a seeded draw (per client and round) of
+   ``local_steps`` batches from that pool, easiest first (:func:`draw_from_pool`): a client then
+   sees different rows across rounds, and more of them as the pool grows.
 
 2. GAL. Per client, one batch of 10 samples: e = input (word) embeddings, g = ∇_e ℓ,
    e' = e + ε·g/‖g‖ (ε = 0.5, ‖·‖ over the whole batch tensor). With H_l the output of block l at the
@@ -22,7 +25,8 @@ every client (eagerly, before round 0; their client compute is recorded as ``kin
        s_l = | ‖H_l(e')‖_F − ‖H_l(e)‖_F | / ‖H_l(e)‖_F
 
    The server sums s over clients; the N_gal least sensitive blocks are the GAL (their LoRA is
-   FedAvg-ed), the rest are personal layers (PL): their LoRA never leaves the client.
+   FedAvg-ed), the rest are personal layers (PL): their LoRA never leaves the client. Default
+   N_gal = round(0.75·L), half up (:func:`default_n_gal`): 5 of 6 blocks on MiniLM-L6.
 
 3. Sparse update in the PL. Each client trains the global LoRA (+ head) for 3 epochs with AdamW and
    no mask; after each epoch, for every PL projection, with ΔW = B·A·scaling::
@@ -38,6 +42,16 @@ LoRA + head weighted by the number of batches each client ran this round. Each c
 kept in the method (CPU) across rounds; a client that has not trained yet starts from the global init.
 Evaluation: :meth:`personalized_eval` (each client's test split with global GAL + its own PL,
 predictions pooled) next to the simulator's global-model evaluation.
+
+Departures from the paper / spec (named):
+
+- under a ``local_steps`` cap (not the paper's setting: it runs whole local epochs) the pool is
+  sampled per round, not cut to its first batches (above); without a cap the pacing is the spec's;
+- ``n_gal`` rounds half up (the spec's round(0.75·L) is ambiguous at L = 6);
+- LoRA dropout is the shared ``LORA_DROPOUT`` (0.05, the spec's value), the same as ``lora``;
+- the Fisher/GAL probes run in eval mode (no dropout); the frozen-prefix note of
+  :data:`fl_core.methods.base.DROPOUT_NOTE` does not apply here (every block carries trained LoRA);
+- all three mechanisms are decided once before round 0, as the authors' code caches them.
 """
 
 from __future__ import annotations
@@ -138,6 +152,23 @@ def curriculum_batches(idx: np.ndarray, scores: np.ndarray, batch_size: int, rng
     return [idx[cuts[j]] for j in order], means[order]
 
 
+def draw_from_pool(pool: list[np.ndarray], cap: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Under a cap of ``cap`` steps: ``cap`` pool batches drawn without replacement by ``rng`` first,
+    then the rest of the pool, each part in curriculum order (easiest first). The cap then trains a
+    seeded draw from the whole current pool, not always its first ``cap`` batches."""
+    if cap >= len(pool):
+        return pool
+    pick = np.sort(rng.choice(len(pool), cap, replace=False))
+    rest = np.setdiff1d(np.arange(len(pool)), pick)
+    return [pool[j] for j in pick] + [pool[j] for j in rest]
+
+
+def default_n_gal(num_blocks: int) -> int:
+    """The spec's N_gal = round(0.75·L), rounding half UP (⌊0.75·L + ½⌋, not Python's half-to-even):
+    L = 6 → 4.5 → 5 GAL blocks and 1 personal block; L = 2 → 1.5 → 2 (no personal block)."""
+    return math.floor(0.75 * num_blocks + 0.5)
+
+
 # -- 2. GAL sensitivity ----------------------------------------------------------------------------
 def gal_sensitivity(ctx: RunContext, idx: np.ndarray, eps: float = 0.5) -> np.ndarray:
     """s_l per block on one batch: relative change of ‖H_l[:, 0]‖_F under the embedding step
@@ -175,7 +206,7 @@ class FibecFedParams(BaseModel):
     pacing_b0: float = Field(0.6, gt=0, le=1)
     pacing_a: float = Field(0.8, gt=0)
     n_gal: int | Literal["all"] | None = Field(
-        None, description="GAL count; default ⌊0.75·L + ½⌋; 'all' = no PL"
+        None, description="GAL count; default round(0.75·L) half up, ⌊0.75·L + ½⌋; 'all' = no PL"
     )
     gal_samples: int = Field(10, ge=1)
     gal_eps: float = Field(0.5, gt=0)
@@ -213,7 +244,7 @@ class FibecFed(Method):
         n = self.p.n_gal
         if n == "all":
             return self.num_blocks
-        return math.floor(0.75 * self.num_blocks + 0.5) if n is None else int(n)  # round half up: 5 of 6
+        return default_n_gal(self.num_blocks) if n is None else int(n)
 
     # -- setup: everything is decided once, before round 0 ------------------------------------
     def setup(self) -> None:
@@ -351,13 +382,22 @@ class FibecFed(Method):
     def configure_train(self, rnd, clients):
         return self.same_for_all(clients, self.plan)
 
-    def order_batches(self, rnd, cid, batches):
-        if not self.p.curriculum:
-            return batches
+    def pool(self, rnd: int, cid: int) -> list[np.ndarray]:
+        """The curriculum's current pool: the client's easiest ``n_t`` batches, easiest first."""
         fixed = self.order[cid]
         return fixed[
             : pacing_count(len(fixed), rnd, self.ctx.cfg.fl.rounds, self.p.pacing_b0, self.p.pacing_a)
         ]
+
+    def order_batches(self, rnd, cid, batches):
+        """The pool, easiest first; under an ``fl.local_steps`` cap a seeded per-(client, round) draw
+        from the pool comes first (:func:`draw_from_pool`), so the capped steps do not replay the
+        same easiest batches every round."""
+        if not self.p.curriculum:
+            return batches
+        cap = self.ctx.cfg.fl.local_steps
+        pool = self.pool(rnd, cid)
+        return draw_from_pool(pool, cap, self.ctx.rng("fibecfed-draw", cid, rnd)) if cap else pool
 
     def _load_personal(self, cid: int) -> None:
         state = self.personal.get(cid, self.pl_init)
@@ -392,6 +432,24 @@ class FibecFed(Method):
         group = self.ctx.model.group_of
         assert all(group[n] == HEAD or group[n] in self.gal for n in new), "PL LoRA must not be aggregated"
         return new
+
+    def run_info(self) -> dict[str, Any]:
+        """The GAL/PL split and how it was decided, and how batches were drawn (for the report)."""
+        cap = self.ctx.cfg.fl.local_steps
+        return {
+            **super().run_info(),
+            "gal": getattr(self, "gal", None),
+            "pl": getattr(self, "pl", None),
+            "n_gal": self.n_gal,
+            "n_gal_rule": "round(0.75*L) half up" if self.p.n_gal is None else f"set: {self.p.n_gal}",
+            "batches": (
+                "simulator shuffle (curriculum off)"
+                if not self.p.curriculum
+                else f"seeded draw of {cap} batches per round from the paced pool"
+                if cap
+                else "the paced pool, easiest first, every epoch"
+            ),
+        }
 
     # -- evaluation ---------------------------------------------------------------------------
     def state_bytes(self) -> int:

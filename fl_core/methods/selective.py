@@ -34,7 +34,9 @@ Departures from the paper / official code (named):
 - the official code's bugs are not reproduced: per-block FedAvg over every client that trained a block
   (not only the first client's blocks); the fill never exceeds ``b_i`` (its off-by-one did);
 - ``λ`` acts on max-normalized scores (the paper's value is unknown; the grids ablate {0, 0.1, 1});
-- the scoring pass can be capped (``score_batches``; the default grid uses 3 batches, the paper one epoch).
+- the scoring pass can be capped (``score_batches``; the default grid uses 3 batches, the paper one epoch);
+- blocks below a client's lowest selected block run frozen in eval mode (no dropout), the rest in train
+  mode (:data:`fl_core.methods.base.DROPOUT_NOTE`); the scoring pass runs every block in train mode.
 
 The scoring pass is client work: it is recorded as a ``"score"`` cost row (forward + backward through
 every block, the upload of ``L`` float32 scores). Scores and selections of every selection round are

@@ -23,15 +23,19 @@ Resolutions of the spec (named):
   with :class:`ArchitectureMismatch`, naming the ``model:`` to set (a simulator hook could instead
   build the chosen model: :meth:`Tiny.select_model`).
 - *Sitting out*: the plan trains nothing (``blocks=∅, head=False``, ``info["sit_out"]``); the
-  client uploads nothing and the aggregate ignores it. Until the simulator can skip such a client,
-  it runs one forward-only batch (its loss enters the round's train loss, its forward FLOPs the
-  costs). If no device fits even head-only training, ``setup`` raises :class:`DoesNotFit` (the
-  sweep records the cell as skipped) rather than reporting an untrained model.
+  simulator skips such a client (``run_round``: no forward pass, no training, no upload, no cost
+  row; the round's selections record it with ``sit_out: true``) and the aggregate never sees it. If
+  no device fits even head-only training, ``setup`` raises :class:`DoesNotFit` (the sweep records
+  the cell as skipped) rather than reporting an untrained model.
 - ``schedule: successive`` (optional; successive layer training, Pfeiffer et al. 2023): device c
   trains a window of ``w_c`` consecutive blocks (+ head) that moves from the input (round 0) to the
   output (last round); ``w_c`` is the largest window that fits at its costliest position (the
   bottom, where backward passes through every block above it). SLT's scaled-down training of the
   layers above the window is not implemented: they are frozen and only passed through.
+
+- *Dropout*: the frozen prefix runs in eval mode, the trained suffix in train mode
+  (:data:`fl_core.methods.base.DROPOUT_NOTE`, in every run's method info): a shallow suffix sees less
+  dropout than full fine-tuning or LoRA (whose adapters sit in every block).
 
 ``lora_budget``: the ``lora`` method with the largest rank from ``ranks`` that fits every device's
 budget (same budgets, same seeded draw for ``hetero``), or :class:`DoesNotFit` — never silently
@@ -245,7 +249,7 @@ class Tiny(Method):
         return cls.plan_devices(p, cfg, num_labels).choice.name
 
     def run_info(self) -> dict[str, Any]:
-        return getattr(self, "summary", {})
+        return {**super().run_info(), **getattr(self, "summary", {})}
 
     def setup(self) -> None:
         ctx, p = self.ctx, self.p
@@ -315,9 +319,6 @@ class Tiny(Method):
                 plans[c] = TrainPlan.of(self.window(rnd, t), **info)
         return plans
 
-    def order_batches(self, rnd, cid, batches):
-        return batches[:1] if self.t[cid] is None else batches  # sits out: one forward-only batch
-
     def never_trained_below(self) -> int:
         t = [x for x in getattr(self, "t", []) if x is not None]
         if not t or self.p.schedule == "successive":
@@ -364,7 +365,7 @@ class LoraBudget(Lora):
         self.budget_params = params
 
     def run_info(self) -> dict[str, Any]:
-        return getattr(self, "summary", {})
+        return {**super().run_info(), **getattr(self, "summary", {})}
 
     def setup(self) -> None:
         ctx, bp = self.ctx, self.budget_params

@@ -48,7 +48,7 @@ def test_pacing_schedule():
 
 @pytest.fixture(scope="module")
 def curriculum():
-    ctx = build_context(cfg(rounds=10))
+    ctx = build_context(cfg(rounds=10, local_steps=None))  # no cap: the spec's pacing as it is
     method = make_method("fibecfed", {"mask_ratio": 0}, ctx)
     method.setup()
     return ctx, method
@@ -256,3 +256,62 @@ def test_run_cell_records_global_personal_metrics_and_setup_costs():
     assert sorted(c["client"] for c in setup) == list(range(FL.num_clients))
     assert all(c["flops_fwd"] > 0 and c["flops_bwd"] > 0 and c["samples"] > 0 for c in setup)
     assert res.info["personalized"] is True and "personal state" in res.info["personal_eval"]
+
+
+# -- under a local_steps cap (issue 12) ---------------------------------------------------------------
+def _rows_per_round(ctx, method, rounds):
+    from fl_core.client import local_batches
+
+    return {
+        cid: [set(np.concatenate(local_batches(ctx, method, t, cid)).tolist()) for t in range(rounds)]
+        for cid in range(len(ctx.clients))
+    }
+
+
+def test_capped_rounds_draw_from_the_growing_pool_and_see_more_rows():
+    T, cap = 6, 2
+    ctx = build_context(cfg(rounds=T, local_steps=cap))
+    m = make_method("fibecfed", {"mask_ratio": 0}, ctx)
+    m.setup()
+    rows = _rows_per_round(ctx, m, T)
+    growth = {}
+    for cid, per_round in rows.items():
+        if len(m.order[cid]) <= cap:
+            continue
+        seen = [len(set().union(*per_round[: t + 1])) for t in range(T)]
+        growth[cid] = seen
+        assert seen[-1] > seen[0], (cid, seen)  # before: the same `cap` easiest batches every round
+        for t in range(T):  # each round trains `cap` batches of the round's pool
+            got = m.order_batches(t, cid, [])[:cap]
+            pool = m.pool(t, cid)
+            assert len(got) == cap and all(any(b is q for q in pool) for b in got)
+            assert len(pool) == pacing_count(len(m.order[cid]), t, T)
+    assert growth  # some client has more batches than the cap
+    again = make_method("fibecfed", {"mask_ratio": 0}, ctx)
+    again.order, again.difficulty = m.order, m.difficulty
+    assert _rows_per_round(ctx, again, T) == rows  # seeded per (client, round)
+    print("distinct rows seen per client after each round (cap 2):", growth)
+
+
+def test_uncapped_rounds_keep_the_pool_in_curriculum_order(curriculum):
+    ctx, m = curriculum
+    for t in (0, 5):
+        assert all(a is b for a, b in zip(m.order_batches(t, 0, []), m.pool(t, 0), strict=True))
+
+
+def test_n_gal_rounds_half_up():
+    from fl_core.methods.fibecfed import default_n_gal
+
+    assert [default_n_gal(L) for L in (1, 2, 4, 6, 8, 12, 32)] == [1, 2, 3, 5, 6, 9, 24]
+    assert default_n_gal(6) == 5  # 4.5 -> 5: one personal block on MiniLM-L6
+    assert all(default_n_gal(L) == math.floor(0.75 * L + 0.5) for L in range(1, 40))
+
+
+def test_run_info_states_the_rules_and_the_dropout_note(curriculum):
+    from fl_core.methods.base import DROPOUT_NOTE
+
+    ctx, m = curriculum
+    info = m.run_info()
+    assert info["dropout_note"] == DROPOUT_NOTE and "eval mode" in DROPOUT_NOTE
+    assert info["n_gal_rule"].startswith("round(0.75*L) half up") and info["n_gal"] == 2
+    assert "easiest first" in info["batches"]

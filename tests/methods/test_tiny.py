@@ -121,6 +121,7 @@ def test_a_device_that_fits_nothing_sits_out():
     for s in res.selections:
         assert (s["blocks"] == [] and not s["head"]) == (s["client"] in out)
     ups = {(c["round"], c["client"]): c["bytes_up"] for c in res.costs if c["kind"] == "train"}
+    assert not any(c in out for _, c in ups)  # as the docstring says: the simulator skips them (no pass)
     full_up = full_cost(ctx.model.arch, B, S).upload
     assert all(v == (0 if c in out else full_up) for (_, c), v in ups.items())  # analytic upload == sent
 
