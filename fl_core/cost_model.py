@@ -62,35 +62,28 @@ seq 64: 0.92× at t = 6), while head-only and LoRA steps hold short-lived tempor
 and backward passes that the sum leaves out (1.16× head-only, 1.03× LoRA). Configurations whose
 sums are a few percent apart can therefore swap order when measured (there: t = 3 vs LoRA).
 
-:func:`measure_step` builds a registered model, runs one real training step (warm-up, timed steps,
-then one step under memory tracking) and returns the measured peak memory and step time: on CUDA
-``torch.cuda.max_memory_allocated``; on CPU the memory events of ``torch.profiler`` (with
-``profile_memory=True`` every allocation and free of PyTorch's CPU allocator is recorded with its
-size and time, so the running sum of those events is the live tensor memory and its maximum is the
-peak; weights and optimizer state, allocated before, are added by summing their storages).
-``tracemalloc`` does not see PyTorch's allocations (they bypass Python's allocator) and RSS mixes
-in the interpreter, libraries and freed-but-cached pages, so neither measures tensor memory.
+:mod:`fl_core.profiling` measures one real step (``measure_step``, re-exported here) and caches
+measured peaks per configuration (``measured_peak``). Budget fits use the *measured* peak by default:
+pass ``measure`` (a callable plan → bytes, e.g. :class:`MeasuredMemory`) to :func:`step_cost` and the
+``largest_*`` fits, and ``StepCost.memory`` is the measured peak, ``StepCost.analytic_memory`` the sum
+above (kept as the cross-check column); ``memory_source`` says which one a fit used.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import statistics
-import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Literal
+from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 
 from fl_core.costs import BYTES_PER_PARAM, step_flops
 from fl_core.errors import CellNotRunnable
 from fl_core.models.blocks import ArchInfo
-from fl_core.models.lora import add_lora
+from fl_core.profiling import Measurement, inject_lora, measure_step, measured_peak  # noqa: F401 (re-exported)
 
 Optimizer = Literal["adamw", "sgd"]
 Backend = Literal["cpu", "cuda"]
@@ -214,10 +207,20 @@ class StepCost:
     flops_fwd: float
     flops_bwd: float
     trained_params: int
+    measured_memory: int | None = None  # measured peak (fl_core.profiling), if the fit measured it
+
+    @property
+    def analytic_memory(self) -> int:
+        return self.weights + self.grads + self.optimizer + self.activations
 
     @property
     def memory(self) -> int:
-        return self.weights + self.grads + self.optimizer + self.activations
+        """The peak a budget fit compares: measured if known, else the analytic sum."""
+        return self.analytic_memory if self.measured_memory is None else self.measured_memory
+
+    @property
+    def memory_source(self) -> str:
+        return "analytic" if self.measured_memory is None else "measured"
 
     @property
     def flops(self) -> float:
@@ -231,7 +234,13 @@ class StepCost:
         return float(getattr(self, resource))
 
     def as_dict(self) -> dict[str, float]:
-        return {**asdict(self), "memory": self.memory, "flops": self.flops, "upload": self.upload}
+        return {
+            **asdict(self),
+            "memory": self.memory,
+            "analytic_memory": self.analytic_memory,
+            "flops": self.flops,
+            "upload": self.upload,
+        }
 
 
 def optimizer_state_bytes(trained_params: int, optimizer: Optimizer = "adamw", momentum: float = 0.0) -> int:
@@ -255,9 +264,11 @@ def step_cost(
     lora_targets: Iterable[str] = LORA_TARGETS,
     lora_dropout: float = 0.0,
     backend: Backend = "cpu",
+    measure: Callable[[dict[str, Any]], int] | None = None,
 ) -> StepCost:
     """Cost of one step training the last ``t`` blocks + head, or LoRA rank ``r`` on every block +
-    head, or the block set ``blocks`` + head (exactly one of the three)."""
+    head, or the block set ``blocks`` + head (exactly one of the three). ``measure`` (plan dict →
+    bytes): the measured peak of the configuration, which then decides ``memory``."""
     L = arch.num_blocks
     if sum(x is not None for x in (t, r, blocks)) != 1:
         raise ValueError("give exactly one of t (last t blocks), r (LoRA rank) or blocks")
@@ -293,6 +304,10 @@ def step_cost(
             else:
                 act += passthrough_block_activation_bytes(arch, batch, seq, backend)
     fwd, bwd = step_flops(arch, batch, seq, first, share)
+    if measure is not None:
+        measured = measure(
+            {"t": t} if t is not None else {"r": r} if r is not None else {"blocks": sorted(chosen)}
+        )
     return StepCost(
         weights=FP32 * weights,
         grads=FP32 * trained,
@@ -301,7 +316,32 @@ def step_cost(
         flops_fwd=fwd,
         flops_bwd=bwd,
         trained_params=trained,
+        measured_memory=None if measure is None else int(measured),
     )
+
+
+@dataclass(frozen=True)
+class MeasuredMemory:
+    """The ``measure`` of :func:`step_cost` for one model (picklable, so a method can checkpoint it):
+    plan → measured peak bytes, profiled once per configuration and cached on disk
+    (:func:`fl_core.profiling.measured_peak`)."""
+
+    model_name: str
+    num_labels: int
+    batch: int
+    seq: int
+    optimizer: Optimizer = "adamw"
+    momentum: float = 0.0
+    lora_targets: tuple[str, ...] = LORA_TARGETS
+    lora_dropout: float = 0.0
+    device: str = "cpu"
+
+    def __call__(self, plan: dict[str, Any]) -> int:
+        return measured_peak(
+            self.model_name, self.num_labels, self.batch, self.seq, plan, optimizer=self.optimizer,
+            momentum=self.momentum, lora_dropout=self.lora_dropout, lora_targets=self.lora_targets,
+            device=self.device,
+        )  # fmt: skip
 
 
 def full_cost(arch: ArchInfo, batch: int, seq: int, **kw) -> StepCost:
@@ -410,6 +450,27 @@ def client_step_memory(
     return FP32 * (weights + trained) + optimizer_state_bytes(trained, optimizer, momentum) + act
 
 
+def pass_memory(
+    model,
+    names: list[str],
+    first_grad: int,
+    shapes: Iterable[tuple[int, int]],
+    optimizer: Optimizer | None = None,
+    momentum: float = 0.0,
+    per_sample: bool = False,
+) -> int:
+    """Analytic peak (bytes) of an extra client pass (scoring, setup) over batches of ``shapes``
+    (batch, seq): :func:`client_step_memory` without optimizer state when ``optimizer`` is None (a
+    gradient-only pass), plus 4 bytes per trained parameter and sample for a per-sample-gradient
+    (vmap, ``per_sample``) pass. The max over the shapes."""
+    kind, mom = (optimizer, momentum) if optimizer else ("sgd", 0.0)
+    extra = FP32 * model.numel(names) if per_sample else 0
+    return max(
+        (client_step_memory(model, names, first_grad, b, s, kind, mom) + extra * b for b, s in set(shapes)),
+        default=0,
+    )
+
+
 # -- architectures by registry name ---------------------------------------------------------------
 def arch_of(name: str, num_labels: int) -> ArchInfo:
     """ArchInfo of a registered model (or a local HF dir) from its config, without loading weights."""
@@ -435,150 +496,4 @@ def arch_of(name: str, num_labels: int) -> ArchInfo:
         int(cfg["num_attention_heads"]),
         int(cfg["vocab_size"]),
         num_labels,
-    )
-
-
-# -- the profiler ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Measurement:
-    peak_bytes: int  # measured peak of live tensor memory during one step (weights included)
-    persistent_bytes: int  # weights + optimizer state held between steps
-    step_s: float  # median wall time of one step
-    method: str  # how peak_bytes was measured
-    device: str
-
-
-def _storage_bytes(tensors: Iterable[torch.Tensor]) -> int:
-    seen: dict[int, int] = {}
-    for x in tensors:
-        st = x.untyped_storage()
-        seen[st.data_ptr()] = st.nbytes()
-    return sum(seen.values())
-
-
-def _profiled_peak_delta(step) -> int:
-    """Peak increase of live CPU tensor memory while ``step()`` runs, from the profiler's memory events."""
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        step()
-    events = [
-        e
-        for e in prof.profiler.kineto_results.events()
-        if e.name() == "[memory]" and e.device_type() == torch.autograd.DeviceType.CPU
-    ]
-    events.sort(key=lambda e: e.start_ns())
-    live = peak = 0
-    for e in events:
-        live += e.nbytes()
-        peak = max(peak, live)
-    return peak
-
-
-def inject_lora(
-    model,
-    r: int,
-    alpha: float = 16,
-    dropout: float = 0.0,
-    targets: Iterable[str] = LORA_TARGETS,
-    seed: int = 0,
-) -> list[str]:
-    """LoRA on a bare BlockModel (no run), exactly as the ``lora`` method injects it
-    (:func:`fl_core.models.lora.add_lora`); returns the adapter parameter names."""
-    shim = SimpleNamespace(
-        model=model, touched=set(), global_values={}, device=model.device, torch_seed=lambda *key: seed
-    )
-    return add_lora(shim, r, alpha, dropout, tuple(targets))
-
-
-def measure_step(
-    model_name: str,
-    batch: int,
-    seq_len: int,
-    t: int | None = None,
-    r: int | None = None,
-    optimizer: Optimizer = "adamw",
-    *,
-    num_labels: int = 4,
-    device: str = "cpu",
-    lr: float = 5e-4,
-    lora_alpha: float = 16,
-    lora_dropout: float = 0.0,
-    lora_targets: Iterable[str] = LORA_TARGETS,
-    warmup: int = 1,
-    repeats: int = 3,
-    seed: int = 0,
-    model=None,
-) -> Measurement:
-    """Build ``model_name`` (or use ``model``, a fresh BlockModel), train the last ``t`` blocks + head
-    or LoRA rank ``r`` + head for one step as :mod:`fl_core.client` does (frozen prefix under
-    no_grad, AdamW/SGD, grad clipping), and measure peak memory and step time."""
-    from fl_core.models import HEAD, build_model
-
-    if (t is None) == (r is None):
-        raise ValueError("give exactly one of t or r")
-    dev = torch.device(device)
-    m = model if model is not None else build_model(model_name, num_labels, seed=seed)
-    m.to(dev)
-    L = m.num_blocks
-    if r is not None:
-        names = set(inject_lora(m, r, lora_alpha, lora_dropout, lora_targets, seed))
-        first = 0
-    else:
-        if not 0 <= t <= L:
-            raise ValueError(f"t={t} but the model has {L} blocks")
-        first = L - t
-        names = {n for n, g in m.group_of.items() if isinstance(g, int) and g >= first}
-    names |= set(m.names_in(HEAD))
-    m.set_trainable(names)
-    params = [m.params[n] for n in sorted(names)]
-    opt = (
-        torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-        if optimizer == "adamw"
-        else torch.optim.SGD(params, lr=lr)
-    )
-    gen = torch.Generator().manual_seed(seed)
-    ids = torch.randint(1000, m.arch.vocab, (batch, seq_len), generator=gen).to(dev)
-    mask = torch.ones(batch, seq_len, dtype=torch.long, device=dev)
-    y = torch.randint(0, m.arch.num_labels, (batch,), generator=gen).to(dev)
-    m.hf.train()
-
-    def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(m.forward(ids, mask, first), y)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-
-    def sync() -> None:
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-
-    for _ in range(warmup):
-        step()
-    opt.zero_grad(set_to_none=True)
-    times = []
-    for _ in range(repeats):
-        sync()
-        t0 = time.perf_counter()
-        step()
-        sync()
-        times.append(time.perf_counter() - t0)
-    opt.zero_grad(set_to_none=True)
-    state = [v for s in opt.state.values() for v in s.values() if torch.is_tensor(v)]
-    persistent = _storage_bytes([*m.hf.parameters(), *m.hf.buffers(), *state])
-    if dev.type == "cuda":
-        sync()
-        torch.cuda.reset_peak_memory_stats(dev)
-        base = torch.cuda.memory_allocated(dev)
-        step()
-        sync()
-        peak = torch.cuda.max_memory_allocated(dev) - base + persistent
-        how = "torch.cuda.max_memory_allocated"
-    else:
-        peak = persistent + _profiled_peak_delta(step)
-        how = "torch.profiler CPU memory events"
-    m.set_trainable(set())
-    return Measurement(
-        int(peak), int(persistent), statistics.median(times) if times else math.nan, how, str(dev)
     )

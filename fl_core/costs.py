@@ -56,7 +56,9 @@ class CostRecord:
     flops_fwd: float = 0.0
     flops_bwd: float = 0.0
     wall_s: float = 0.0
-    peak_memory_bytes: int = 0  # analytic (fl_core.cost_model.client_step_memory), max over train steps
+    peak_memory_bytes: int = (
+        0  # analytic (fl_core.cost_model.client_step_memory / pass_memory), max over the pass
+    )
 
 
 @dataclass

@@ -13,6 +13,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
+from fl_core.config import DataConfig, FLConfig, MethodSpec, RunConfig  # noqa: E402
 from fl_core.cost_model import (  # noqa: E402
     Budget,
     DoesNotFit,
@@ -219,3 +220,66 @@ def test_rejects_ambiguous_configurations(arch):
         step_cost(arch, B, S, t=arch.num_blocks + 1)
     with pytest.raises(ValueError):
         lora_params_per_block(arch, 4, ["dense"])
+
+
+# -- budgets fit on the measured peak (issue 12) ------------------------------------------------------
+def test_measured_peak_is_profiled_once_and_cached_on_disk(monkeypatch, tmp_path):
+    import fl_core.profiling as prof
+    from fl_core.cost_model import MeasuredMemory
+
+    monkeypatch.setenv("LAYERBENCH_CACHE", str(tmp_path))
+    measure = MeasuredMemory("tiny-bert", C, 4, 8)
+    first = measure({"t": 1})
+    assert first == measure_step("tiny-bert", 4, 8, t=1, num_labels=C, repeats=0).peak_bytes
+    assert len(list((tmp_path / "memory").glob("*.json"))) == 1
+
+    def no_profiling(*a, **k):
+        raise AssertionError("profiled twice")
+
+    monkeypatch.setattr(prof, "measure_step", no_profiling)
+    assert measure({"t": 1}) == first  # from the cache
+    cost = step_cost(arch_of("tiny-bert", C), 4, 8, t=1, measure=measure)
+    assert cost.memory == cost.measured_memory == first and cost.memory_source == "measured"
+    assert cost.analytic_memory == step_cost(arch_of("tiny-bert", C), 4, 8, t=1).memory  # the cross-check
+    with pytest.raises(AssertionError, match="profiled twice"):
+        measure({"t": 0})  # another plan is another profile
+
+
+def test_budget_between_measured_and_analytic_is_decided_by_the_measurement():
+    """A memory budget between a configuration's measured and analytic fractions of full fine-tuning:
+    the measured peak decides the fit (the default); the analytic choice is kept as the cross-check."""
+    from fl_core.methods.tiny import Tiny, TinyParams
+
+    cfg = RunConfig(
+        dataset="bbc_news", alpha=1.0, method=MethodSpec(name="tiny"), seed=0, model="tiny-bert",
+        fl=FLConfig(batch_size=8, max_len=16, num_clients=2, clients_per_round=1), data=DataConfig(),
+    )  # fmt: skip
+    arch = arch_of("tiny-bert", C)
+    from fl_core.cost_model import MeasuredMemory
+
+    m = MeasuredMemory("tiny-bert", C, 8, 16)
+    frac = {}
+    for how, kw in (("measured", {"measure": m}), ("analytic", {})):
+        full = full_cost(arch, 8, 16, **kw).memory
+        frac[how] = [step_cost(arch, 8, 16, t=t, **kw).memory / full for t in range(arch.num_blocks + 1)]
+    t_split = max(range(arch.num_blocks + 1), key=lambda t: abs(frac["measured"][t] - frac["analytic"][t]))
+    lo, hi = sorted((frac["measured"][t_split], frac["analytic"][t_split]))
+    assert hi - lo > 1e-3  # the two figures disagree about this configuration
+    budget = (lo + hi) / 2
+    p = TinyParams(budget=budget, constrain=("memory",), candidates=("tiny-bert",))
+    plan = Tiny.plan_devices(p, cfg, C)
+    assert plan.memory_fit == "measured"
+
+    def expect(f):
+        fits = [t for t in range(arch.num_blocks + 1) if f[t] <= budget * (1 + 1e-12)]
+        return max(fits, default=None)
+
+    assert plan.choice.t["tiny-bert"] == [expect(frac["measured"])] * 2
+    assert plan.analytic.t["tiny-bert"] == [expect(frac["analytic"])] * 2
+    assert plan.choice.t != plan.analytic.t
+    print(
+        f"t={t_split}: measured frac {frac['measured'][t_split]:.4f}, analytic {frac['analytic'][t_split]:.4f}; "
+        f"budget {budget:.4f}: measured fit t={plan.choice.t['tiny-bert'][0]}, analytic t={plan.analytic.t['tiny-bert'][0]}"
+    )
+    ablation = Tiny.plan_devices(p.model_copy(update={"memory_fit": "analytic"}), cfg, C)
+    assert ablation.memory_fit == "analytic" and ablation.choice.t == plan.analytic.t

@@ -68,6 +68,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from fl_core.aggregate import per_block_fedavg
+from fl_core.cost_model import pass_memory
 from fl_core.costs import BYTES_PER_PARAM, CostRecord, Timer, step_flops
 from fl_core.methods.base import Method, TrainPlan, register
 from fl_core.models import HEAD
@@ -298,7 +299,24 @@ class FibecFed(Method):
                     self.masks[c] = self._trial_masks(c, pairs, recs[c])
                 recs[c].wall_s += t.s
         for c in range(n_clients):
+            recs[c].peak_memory_bytes = self._setup_memory(c)
             ctx.costs.add(recs[c])
+
+    def _setup_memory(self, cid: int) -> int:
+        """Analytic peak of client ``cid``'s setup passes (the cost table's memory column): the Fisher
+        pass (vmap per-sample grads over chunks of a batch), the GAL probe, the AdamW trial epochs."""
+        ctx, idx = self.ctx, self.ctx.clients[cid]
+        if len(idx) == 0:
+            return 0
+        bs, model = ctx.cfg.fl.batch_size, ctx.model
+        seq = int(ctx.splits.train.lengths[idx].max())  # the client's longest row: the worst batch
+        shape = {(min(bs, len(idx)), seq)}
+        peaks = [pass_memory(model, [], 0, {(min(self.p.gal_samples, len(idx)), seq)})]  # GAL: ∇ wrt e
+        if self.p.curriculum:
+            peaks.append(pass_memory(model, self.names, 0, shape, per_sample=True))
+        if self.masks:
+            peaks.append(pass_memory(model, self.names, 0, shape, "adamw"))
+        return max(peaks)
 
     def _count(
         self,

@@ -55,6 +55,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.stats import truncnorm
 
+from fl_core.cost_model import pass_memory
 from fl_core.costs import BYTES_PER_PARAM, CostRecord, Timer, step_flops
 from fl_core.methods.base import Method, TrainPlan, register
 
@@ -165,6 +166,11 @@ def draw_budgets(
         (lo - mean) / std, (hi - mean) / std, loc=mean, scale=std, size=num_clients, random_state=rng
     )
     return np.clip(np.rint(draw), b_min, b_max).astype(int)
+
+
+def _shapes(ctx, batches) -> set[tuple[int, int]]:
+    """(batch size, padded length) of each batch: what the pass's memory peak depends on."""
+    return {(len(b), int(ctx.splits.train.lengths[b].max())) for b in batches}
 
 
 # -- params ---------------------------------------------------------------------------------------
@@ -287,6 +293,7 @@ class Selective(Method):
                 model.params[n].grad = None
             model.set_trainable(set())
         rec.wall_s = t.s
+        rec.peak_memory_bytes = pass_memory(model, names, 0, _shapes(ctx, batches))  # grads, no optimizer
         ctx.costs.add(rec)
         if not np.isfinite(scores).all():
             log.warning("selective: non-finite scores for client %d at round %d; set to 0", cid, rnd)

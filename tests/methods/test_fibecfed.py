@@ -255,6 +255,10 @@ def test_run_cell_records_global_personal_metrics_and_setup_costs():
     setup = [c for c in res.costs if c["kind"] == "setup"]
     assert sorted(c["client"] for c in setup) == list(range(FL.num_clients))
     assert all(c["flops_fwd"] > 0 and c["flops_bwd"] > 0 and c["samples"] > 0 for c in setup)
+    # setup passes have their own memory peak (per-sample Fisher grads, AdamW trial epochs)
+    train = [c for c in res.costs if c["kind"] == "train"]
+    assert all(c["peak_memory_bytes"] > 0 for c in setup)
+    assert max(c["peak_memory_bytes"] for c in setup) >= max(c["peak_memory_bytes"] for c in train)
     assert res.info["personalized"] is True and "personal state" in res.info["personal_eval"]
 
 

@@ -228,6 +228,9 @@ def test_run_cell_records_score_cost_rows():
     assert {(r["round"], r["client"]) for r in score_rows} == {(r["round"], r["client"]) for r in train_rows}
     assert all(r["bytes_up"] == 4 * res.info["num_blocks"] and r["flops_bwd"] > 0 for r in score_rows)
     assert all(r["samples"] == 2 * 8 and r["bytes_down"] == 0 for r in score_rows)  # 2 batches of 8
+    # the scoring pass has its own memory peak (grads of every block), in the cost table's column
+    assert all(r["peak_memory_bytes"] > 0 for r in score_rows)
+    assert max(r["peak_memory_bytes"] for r in score_rows) > min(r["peak_memory_bytes"] for r in train_rows)
     assert all(len(s["blocks"]) <= 1 for s in res.selections)
 
 

@@ -258,6 +258,20 @@ def test_lora_budget_picks_the_largest_fitting_rank():
     )
 
 
+def test_lora_budget_records_which_memory_figure_decided():
+    ctx = build_context(cell("full"))
+    m = make_method("lora_budget", {"budget": 1.0, "constrain": ["memory"], "ranks": [4, 2]}, ctx)
+    m.setup()
+    info = m.run_info()
+    assert info["memory_fit"] == "measured" and info["rank"] == 4 and info["rank_analytic"] == 4
+    assert info["memory_bytes"]["measured"] > 0 and info["memory_bytes"]["analytic"] > 0
+    assert "eval mode" in info["dropout_note"]
+    ctx2 = build_context(cell("full"))
+    m2 = make_method("lora_budget", {"budget": 1.0, "constrain": ["upload"], "ranks": [4]}, ctx2)
+    m2.setup()
+    assert m2.run_info()["memory_fit"] == "analytic (memory not constrained)"
+
+
 def test_lora_budget_that_fits_no_rank_is_skipped_by_the_sweep():
     from fl_core.sweep import execute_cell
 
