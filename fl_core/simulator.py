@@ -7,16 +7,15 @@ cell and returns its result; where results go (store, W&B) is the caller's busin
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from fl_core.checkpoint import Checkpoint
 from fl_core.client import run_client
 from fl_core.config import RunConfig
 from fl_core.context import RunContext
@@ -87,35 +86,6 @@ def build_context(cfg: RunConfig) -> RunContext:
     return ctx
 
 
-class Checkpoint:
-    """In-cell checkpoints every ``every`` rounds, written atomically. Every random stream derives
-    from (seed, key), so the global values changed so far, the method's state and the logs are all a
-    resume needs to finish bitwise identical to an uninterrupted run."""
-
-    def __init__(self, path: str | Path, every: int = 1) -> None:
-        self.path, self.every = Path(path), every
-
-    def due(self, rnd: int) -> bool:
-        return self.every > 0 and (rnd + 1) % self.every == 0
-
-    def save(self, state: dict[str, Any]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(f".tmp{os.getpid()}")
-        torch.save(state, tmp)
-        os.replace(tmp, self.path)
-
-    def load(self) -> dict[str, Any] | None:
-        if not self.path.exists():
-            return None
-        try:
-            return torch.load(self.path, map_location="cpu", weights_only=False)
-        except Exception:  # noqa: BLE001 — a torn or stale checkpoint: start the cell afresh
-            return None
-
-    def clear(self) -> None:
-        self.path.unlink(missing_ok=True)
-
-
 def run_round(
     ctx: RunContext, method: Method, rnd: int, clients: list[int], selections: list[dict[str, Any]]
 ) -> tuple[list[ClientUpdate], dict[str, torch.Tensor]]:
@@ -167,13 +137,16 @@ def run_cell(
     rounds: list[dict[str, Any]] = []
     selections: list[dict[str, Any]] = []
     status = "ok"
-    start = 0
+    start, prior_s = 0, 0.0  # prior_s: wall time of earlier attempts, up to their last checkpoint
     saved = checkpoint.load() if checkpoint else None
     if saved is not None and saved.get("config_hash") == cfg.hash():
         model.load(saved["values"])
         method.load_state_dict(saved["method"])
         ctx.touched, ctx.costs.records = saved["touched"], saved["costs"]
         rounds, selections, start = saved["rounds"], saved["selections"], saved["round"] + 1
+        prior_s = float(saved.get("elapsed_s", 0.0))
+        for row in rounds if on_round else ():  # on_round sees the whole history, restored rounds too
+            on_round(row)
     bar = tqdm(
         range(start, cfg.fl.rounds),
         desc=f"{cfg.method.display} a={cfg.alpha} s={cfg.seed}",
@@ -222,6 +195,7 @@ def run_cell(
                     "costs": ctx.costs.records,
                     "rounds": rounds,
                     "selections": selections,
+                    "elapsed_s": prior_s + time.perf_counter() - t0,
                 }
             )
     bar.close()
@@ -237,7 +211,7 @@ def run_cell(
             "split_hash": ctx.splits.split_hash,
         },
         info={
-            "wall_s": time.perf_counter() - t0,
+            "wall_s": prior_s + time.perf_counter() - t0,  # every attempt
             "device": str(ctx.device),
             "model": model_label(ctx.cfg.model),
             "method": method.run_info(),

@@ -10,10 +10,10 @@ from typing import Any
 
 import pandas as pd
 
+from fl_core.checkpoint import Checkpoint
 from fl_core.config import GridConfig, RunConfig
 from fl_core.errors import CellNotRunnable
 from fl_core.provenance import git_revision, versions
-from fl_core.simulator import Checkpoint
 from fl_core.store import ResultStore
 from fl_core.tracking import Tracker
 
