@@ -406,7 +406,7 @@ def run_child(
 
 def update_rel_diff(ours: Path, flower: Path) -> float:
     """||Δ_flower - Δ_ours|| / ||Δ_ours|| over every trained parameter (Δ: final - initial)."""
-    a, b = np.load(ours), np.load(flower)
+    a, b = np.load(ours, allow_pickle=False), np.load(flower, allow_pickle=False)
     num = den = 0.0
     for key in a.files:
         if key.startswith("final/"):

@@ -1,14 +1,22 @@
 """Run a sweep's cells as Ray tasks, locally across cores or on an existing cluster (``RAY_ADDRESS``).
 
-Workers return each finished cell to the driver, which writes it to the results store, so no shared
-filesystem is needed for results. A task whose worker dies is retried by Ray (``ray.max_retries``);
-checkpoints are only used when driver and workers share ``output_dir``.
+Workers return each finished cell to the driver, which writes it to the results store and logs it
+to W&B, so no shared filesystem is needed for results. A task whose worker dies is retried by Ray
+(``ray.max_retries``); checkpoints are only used when driver and workers share ``output_dir``.
+
+Secrets stay with the driver: workers get only the variables in :data:`FORWARD` (offline flags, cache
+paths, thread settings) and never one that looks like a credential. The private local Ray keeps Ray's
+token authentication on with a fresh random token held by the driver, and the credential-like
+variables are hidden while its processes start, so local workers do not inherit them either.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterator
+import re
+import secrets
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from fl_core.config import GridConfig, RunConfig
@@ -21,31 +29,75 @@ def _run_remote(
 
     from fl_core.config import GridConfig, RunConfig
     from fl_core.sweep import checkpoint_for, execute_cell
-    from fl_core.tracking import Tracker
 
     torch.set_num_threads(threads)  # no oversubscription: one cell's threads = its CPUs
     cell, grid = RunConfig.model_validate(cell_dict), GridConfig.model_validate(grid_dict)
-    tracker = Tracker(grid.wandb, group=grid.name, root=grid.output_dir)
-    return execute_cell(cell, tracker, progress=False, checkpoint=checkpoint_for(grid, cell))
+    # no tracker here: the driver logs the finished cell to W&B (run_cells_ray)
+    return execute_cell(cell, None, progress=False, checkpoint=checkpoint_for(grid, cell))
+
+
+# what a worker needs: offline flags, cache paths, thread settings; nothing else reaches it
+FORWARD = (
+    "HF_HUB_OFFLINE",
+    "HF_DATASETS_OFFLINE",
+    "HF_HUB_DISABLE_TELEMETRY",
+    "HF_HOME",
+    "HF_HUB_CACHE",
+    "HF_DATASETS_CACHE",
+    "HF_ASSETS_CACHE",
+    "TRANSFORMERS_OFFLINE",
+    "TRANSFORMERS_CACHE",
+    "LAYERBENCH_CACHE",
+    "TOKENIZERS_PARALLELISM",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+)
+# a credential by name: WANDB_API_KEY, HF_TOKEN, AWS_SECRET_ACCESS_KEY... (not TOKENIZERS_PARALLELISM)
+SECRET = re.compile(r"(^|_)(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIALS?|AUTH)(_|$)", re.IGNORECASE)
+
+
+def worker_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The variables forwarded to Ray workers: those in ``FORWARD`` that are set, never a secret."""
+    return {k: environ[k] for k in FORWARD if k in environ and not SECRET.search(k)}
+
+
+@contextlib.contextmanager
+def _secrets_hidden(keep: tuple[str, ...] = ("RAY_AUTH_TOKEN", "RAY_AUTH_MODE")) -> Iterator[None]:
+    """Hide credential-like variables while local Ray processes start (they inherit the env)."""
+    hidden = {k: os.environ.pop(k) for k in list(os.environ) if SECRET.search(k) and k not in keep}
+    try:
+        yield
+    finally:
+        os.environ.update(hidden)
+
+
+def _use_token_auth() -> None:
+    """Ray's token auth without a prompt: the driver holds a fresh random token, never written to
+    disk. Ray reads ``RAY_AUTH_*`` when imported, so its config and token cache are refreshed (as
+    Ray's own ``authentication_test_utils.reset_auth_token_state`` does)."""
+    from ray._raylet import AuthenticationTokenLoader, Config
+
+    os.environ["RAY_AUTH_MODE"] = "token"
+    os.environ.pop("RAY_AUTH_TOKEN_PATH", None)
+    os.environ.setdefault("RAY_AUTH_TOKEN", secrets.token_hex(32))
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()
 
 
 def init_ray(num_cpus: int | None = None) -> None:
+    """Join ``RAY_ADDRESS`` (its own auth settings apply) or start a private, token-protected Ray."""
     import ray
 
     if ray.is_initialized():
         return
     address = os.environ.get("RAY_ADDRESS")
-    env = {
-        "env_vars": {
-            k: v
-            for k, v in os.environ.items()
-            if k.startswith(("HF_", "WANDB_", "LAYERBENCH_", "TOKENIZERS_"))
-        }
-    }
+    env = {"env_vars": worker_env(os.environ)}
     if address:
         ray.init(address=address, runtime_env=env, log_to_driver=False)
-    else:  # a private local Ray: no dashboard, no token prompt
-        os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+        return
+    _use_token_auth()
+    with _secrets_hidden():
         ray.init(
             num_cpus=num_cpus,
             include_dashboard=False,
@@ -63,7 +115,11 @@ def run_cells_ray(
 
     if not cells:
         return
+    from fl_core.sweep import cell_name, failed_result
+    from fl_core.tracking import Tracker
+
     init_ray()
+    tracker = Tracker(grid.wandb, group=grid.name, root=grid.output_dir)
     res = grid.ray
     task = ray.remote(_run_remote).options(
         num_cpus=res.cpus_per_cell,
@@ -79,11 +135,8 @@ def run_cells_ray(
         for ref in done:
             cell = pending.pop(ref)
             try:
-                yield cell, ray.get(ref)
+                out = ray.get(ref)
             except Exception as err:  # noqa: BLE001 — retries exhausted: record the cell as failed
-                from fl_core.sweep import failed_result
-
-                yield (
-                    cell,
-                    (failed_result(cell, f"Ray task failed after {res.max_retries} retries: {err}"), {}, {}),
-                )
+                out = (failed_result(cell, f"Ray task failed after {res.max_retries} retries: {err}"), {}, {})
+            tracker.replay(cell, cell_name(cell), out[1].get("rounds", []), out[0])
+            yield cell, out

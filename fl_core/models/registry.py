@@ -75,7 +75,7 @@ def num_blocks(name: str) -> int:
 
 def load_tokenizer(name: str):
     entry = MODELS.get(name)
-    return AutoTokenizer.from_pretrained(entry.path() if entry else name)
+    return AutoTokenizer.from_pretrained(entry.path() if entry else name, trust_remote_code=False)
 
 
 def build_model(name: str, num_labels: int, seed: int = 0) -> BlockModel:
@@ -92,7 +92,10 @@ def build_model(name: str, num_labels: int, seed: int = 0) -> BlockModel:
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the "classifier newly initialised" report is expected
     try:
-        hf = AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_labels, **kwargs)
+        # a user-supplied dir runs no code: safetensors weights only (no pickled .bin), no remote code
+        hf = AutoModelForSequenceClassification.from_pretrained(
+            path, num_labels=num_labels, use_safetensors=True, trust_remote_code=False, **kwargs
+        )
     finally:
         hf_logging.set_verbosity(verbosity)
     if hf.config.model_type != "bert":
