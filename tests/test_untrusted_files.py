@@ -123,3 +123,17 @@ def test_a_failed_save_leaves_no_temp_file(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         ckpt.save({"round": 0})
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_model_dir_with_pickled_weights_is_refused_unread(tmp_path):
+    from transformers import BertConfig
+
+    from fl_core.models import build_model
+    from fl_core.models.registry import TINY_BERT
+
+    model_dir, marker = tmp_path / "model", tmp_path / "pwned"
+    BertConfig(vocab_size=100, **TINY_BERT).save_pretrained(model_dir)
+    torch.save({"bert.embeddings.word_embeddings.weight": Evil(marker)}, model_dir / "pytorch_model.bin")
+    with pytest.raises(OSError, match="safetensors"):
+        build_model(str(model_dir), num_labels=2)
+    assert not marker.exists()
