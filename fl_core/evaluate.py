@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from sklearn.metrics import f1_score
 
 from fl_core.context import RunContext
+from fl_core.metrics import ACCURACY, LOSS, MACRO_F1
 
 
 def predict(ctx: RunContext, split: str, idx: np.ndarray | None = None) -> tuple[np.ndarray, float]:
@@ -37,10 +38,11 @@ def predict_rows(ctx: RunContext, split: str, idx: np.ndarray | None = None) -> 
 
 
 def metrics(labels: np.ndarray, preds: np.ndarray, loss_sum: float) -> dict[str, float]:
+    """The :data:`fl_core.metrics.EVAL` metrics of one prediction."""
     return {
-        "accuracy": float((preds == labels).mean()),
-        "macro_f1": float(f1_score(labels, preds, average="macro", zero_division=0)),
-        "loss": loss_sum / max(1, len(labels)),
+        ACCURACY: float((preds == labels).mean()),
+        MACRO_F1: float(f1_score(labels, preds, average="macro", zero_division=0)),
+        LOSS: loss_sum / max(1, len(labels)),
     }
 
 

@@ -215,6 +215,7 @@ def run_cell(
             "device": str(ctx.device),
             "model": model_label(ctx.cfg.model),
             "method": method.run_info(),
+            "family": method.family,
             "model_is_random": model.is_random,
             "num_blocks": model.num_blocks,
             "num_train": len(ctx.splits.train),

@@ -80,6 +80,9 @@ class Method:
     Params: ClassVar[type[BaseModel]] = NoParams
     #: True if clients keep state across rounds (their memory is reported).
     personalized: ClassVar[bool] = False
+    #: the report's grouping (small multiples, colour hue): "references" | "fedtlu" | "selective" |
+    #: "lora" | "budget"; recorded in each cell's result info, so the report never imports methods
+    family: ClassVar[str] = "other"
 
     def __init__(self, params: BaseModel, ctx: RunContext) -> None:
         self.p = params

@@ -111,6 +111,8 @@ class FedTLU(Method):
     """Targeted layer updates (Park & Joe-Wong 2024): apply the aggregate to the top-k blocks by
     ``||Δ||/(sqrt(n)·std(Δ))`` (+ head), freeze the rest."""
 
+    family = "fedtlu"
+
     Params = FedTLUParams
 
     def __init__(self, params, ctx) -> None:

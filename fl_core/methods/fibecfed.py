@@ -222,6 +222,8 @@ class FibecFedParams(BaseModel):
 class FibecFed(Method):
     """FibecFed (Liu et al. 2024): Fisher curriculum, shared GAL LoRA + personal PL LoRA, sparse PL update."""
 
+    family = "lora"
+
     Params = FibecFedParams
     personalized = True
 

@@ -31,6 +31,8 @@ class Lora(Method):
     """FedAvg-LoRA: every client trains the adapters of every block + head; sample-weighted FedAvg of
     exactly those tensors (the default per-block FedAvg over the plan's names)."""
 
+    family = "lora"
+
     Params = LoraParams
 
     def setup(self) -> None:

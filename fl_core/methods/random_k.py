@@ -27,6 +27,8 @@ class RandomParams(BaseModel):
 class RandomK(Method):
     """k blocks drawn uniformly at random each round, per client (``mode: client``) or shared (``server``)."""
 
+    family = "fedtlu"
+
     Params = RandomParams
 
     def _draw(self, *key) -> list[int]:
@@ -47,3 +49,6 @@ class RandomK(Method):
             return new
         group = self.ctx.model.group_of
         return {n: v for n, v in new.items() if group[n] == HEAD or group[n] in self.applied}
+
+    def round_info(self, rnd):
+        return {"applied_blocks": sorted(self.applied)} if self.p.mode == "server" else {}

@@ -16,6 +16,8 @@ class KParams(BaseModel):
 class Full(Method):
     """FedAvg, every client trains every block + head: the upper reference (McMahan et al. 2017)."""
 
+    family = "references"
+
     def configure_train(self, rnd, clients):
         return self.same_for_all(clients, TrainPlan.of(range(self.num_blocks)))
 
@@ -23,6 +25,8 @@ class Full(Method):
 @register("head")
 class Head(Method):
     """Only the classifier head (pooler + classifier): a federated linear probe, the lower reference."""
+
+    family = "references"
 
     def configure_train(self, rnd, clients):
         return self.same_for_all(clients, TrainPlan.of([]))
@@ -34,6 +38,8 @@ class Head(Method):
 @register("top_k")
 class TopK(Method):
     """The ``k`` blocks nearest the output, fixed, + head."""
+
+    family = "references"
 
     Params = KParams
 
@@ -47,6 +53,8 @@ class TopK(Method):
 @register("bottom_k")
 class BottomK(Method):
     """The ``k`` blocks nearest the input, fixed, + head."""
+
+    family = "references"
 
     Params = KParams
 

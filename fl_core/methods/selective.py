@@ -206,6 +206,8 @@ class Selective(Method):
     """Per-client layer selection by local gradient norms with a cross-client disagreement penalty
     (Sun et al. 2024), solved exactly as a MILP; ``score`` picks the paper's heuristic baselines."""
 
+    family = "selective"
+
     Params = SelectiveParams
     mode: str = ""  # fixed by the aliases; else params.score
 
@@ -371,6 +373,8 @@ class Selective(Method):
 class RGN(Selective):
     """Per-client top-``b_i`` blocks by relative gradient norm ``||g||/||w||`` (a baseline of Sun et al.)."""
 
+    family = "selective"
+
     Params = HeuristicParams
     mode = "rgn"
 
@@ -378,6 +382,8 @@ class RGN(Selective):
 @register("snr")
 class SNR(Selective):
     """Per-client top-``b_i`` blocks by gradient SNR ``Σ mean(g)²/std(g)`` (a baseline of Sun et al.)."""
+
+    family = "selective"
 
     Params = HeuristicParams
     mode = "snr"

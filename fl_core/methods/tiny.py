@@ -257,6 +257,8 @@ class Tiny(Method):
     (+ head) that fits its memory/FLOPs/upload budget, fixed for the run; devices that fit nothing
     sit out; per-block FedAvg; the architecture with the largest mean trained depth is chosen once."""
 
+    family = "budget"
+
     Params = TinyParams
 
     @classmethod
@@ -409,6 +411,8 @@ class LoraBudgetParams(BudgetParams):
 class LoraBudget(Lora):
     """FedAvg-LoRA (the ``lora`` method) at the largest rank from ``ranks`` that fits every device's
     memory/FLOPs/upload budget (as in ``tiny``); raises DoesNotFit when no rank fits."""
+
+    family = "budget"
 
     Params = LoraBudgetParams
 

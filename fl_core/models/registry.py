@@ -16,6 +16,7 @@ from transformers import (
     BertForSequenceClassification,
 )
 
+from fl_core.model_names import model_label  # noqa: F401  (re-exported)
 from fl_core.models.blocks import BlockModel
 
 
@@ -54,12 +55,6 @@ TINY_BERT = dict(
     intermediate_size=64,
     max_position_embeddings=512,
 )
-
-
-def model_label(name: str) -> str:
-    """How a model is named in every output; random models say so."""
-    entry = MODELS.get(name)
-    return f"{name} (RANDOM WEIGHTS, tests only)" if entry and entry.random else name
 
 
 def num_blocks(name: str) -> int:

@@ -204,7 +204,7 @@ def build_report(
     Also rewrites ``<output_dir>/summary_<grid>.{md,csv}`` (the quick table) and, unless ``wandb`` is
     False or the grid's W&B mode is ``off``, logs the report to one W&B run in the sweep's group
     (best-effort)."""
-    from fl_core.models import model_label
+    from fl_core.model_names import model_label
     from fl_core.report.summary import write_summary
     from fl_core.report.wandb_log import log_report
 

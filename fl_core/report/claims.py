@@ -25,23 +25,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from fl_core.config import ConfigError
+from fl_core.metrics import CLAIMABLE
 from fl_core.report.load import Results, alpha_str
 from fl_core.report.stats import paired_test, verdict
 from fl_core.report.tables import FLOAT_FORMAT, val_selected_accuracy
 
 #: metric → higher is better? (cells columns; ``acc_at_val_round`` is computed from rounds.csv)
-METRICS = {
-    "final_accuracy": True,
-    "final_macro_f1": True,
-    "final_personal_accuracy": True,
-    "final_personal_macro_f1": True,
-    "acc_at_val_round": True,
-    "client_flops": False,
-    "bytes_up": False,
-    "bytes_down": False,
-    "extra_pass_flops": False,
-    "peak_memory_bytes": False,
-}
+METRICS = CLAIMABLE
 MIN_SEEDS = 3
 
 

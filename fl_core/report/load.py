@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from fl_core.config import MethodSpec
+from fl_core.metrics import SUMMARY
 from fl_core.store import ResultStore
 
 if TYPE_CHECKING:
@@ -36,20 +37,7 @@ log = logging.getLogger(__name__)
 
 KEYS = ["dataset", "alpha", "label"]
 #: summary fields every cell row has (NaN where the cell did not record them)
-SUMMARY_FIELDS = [
-    "final_accuracy",
-    "final_macro_f1",
-    "best_accuracy",
-    "final_loss",
-    "final_personal_accuracy",
-    "final_personal_macro_f1",
-    "client_flops",
-    "bytes_up",
-    "bytes_down",
-    "extra_pass_flops",
-    "client_wall_s",
-    "rounds_run",
-]
+SUMMARY_FIELDS = list(SUMMARY)
 #: where a peak-memory figure may live, first match wins (summary / info keys, then costs.csv columns)
 PEAK_MEMORY_KEYS = ["peak_memory_bytes", "peak_mem_bytes", "client_peak_memory_bytes", "peak_memory"]
 #: the budget-aware pair (suffix training vs LoRA under a budget)

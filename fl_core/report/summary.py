@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 
 from fl_core.config import GridConfig
-from fl_core.models import model_label
+from fl_core.metrics import ACCURACY, MACRO_F1, final, personal
+from fl_core.model_names import model_label
 from fl_core.provenance import git_revision
 from fl_core.store import ResultStore
 
@@ -76,12 +77,12 @@ def summary_table(cells: pd.DataFrame) -> pd.DataFrame:
             "alpha": a,
             "method": lab,
             "seeds_ok": f"{len(ok)}/{len(g)}",
-            "final_acc": _mean_std(ok.get("final_accuracy", pd.Series(dtype=float)), 100),
-            "best_acc_test": _mean_std(ok.get("best_accuracy", pd.Series(dtype=float)), 100),
-            "final_macro_f1": _mean_std(ok.get("final_macro_f1", pd.Series(dtype=float)), 100),
+            "final_acc": _mean_std(ok.get(final(ACCURACY), pd.Series(dtype=float)), 100),
+            "best_acc_test": _mean_std(ok.get("best_" + ACCURACY, pd.Series(dtype=float)), 100),
+            "final_macro_f1": _mean_std(ok.get(final(MACRO_F1), pd.Series(dtype=float)), 100),
         }
-        if "final_personal_accuracy" in ok:
-            row["personal_acc"] = _mean_std(ok["final_personal_accuracy"], 100)
+        if final(personal(ACCURACY)) in ok:
+            row["personal_acc"] = _mean_std(ok[final(personal(ACCURACY))], 100)
         row["client_TFLOPs"] = _mean_std(ok.get("client_flops", pd.Series(dtype=float)), 1e-12, 2)
         row["MB_up"] = _mean_std(ok.get("bytes_up", pd.Series(dtype=float)), 1e-6, 1)
         row["notes"] = notes

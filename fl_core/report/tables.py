@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fl_core.metrics import ACCURACY, MACRO_F1, final, personal
 from fl_core.report.load import Results
 from fl_core.report.stats import Summary, summarize
 
@@ -147,8 +148,8 @@ def accuracy_table(res: Results) -> Table:
     personal_eval = sorted({p for p in res.cells.get("personal_eval", pd.Series(dtype=str)) if p})
     for d, a, lab, g in _groups(res):
         ok = g[g.status == "ok"]
-        acc, f1 = summarize(ok.final_accuracy), summarize(ok.final_macro_f1)
-        pers = summarize(ok.final_personal_accuracy)
+        acc, f1 = summarize(ok[final(ACCURACY)]), summarize(ok[final(MACRO_F1)])
+        pers = summarize(ok[final(personal(ACCURACY))])
         val = [val_selected_accuracy(res, h) for h in ok.config_hash]
         vs = summarize(val)
         if vs.n:
@@ -167,11 +168,11 @@ def accuracy_table(res: Results) -> Table:
                 "params": _first(g, "params"),
                 "seeds": len(g),
                 "seeds_ok": len(ok),
-                **_num("final_accuracy", acc),
-                **_num("final_macro_f1", f1),
+                **_num(final(ACCURACY), acc),
+                **_num(final(MACRO_F1), f1),
                 **_num("acc_at_val_round", vs),
                 "acc_at_val_round_note": val_note,
-                **_num("personal_accuracy", pers),
+                **_num(personal(ACCURACY), pers),
                 "status": _status_summary(g),
                 "notes": _notes(g),
             }
