@@ -32,7 +32,8 @@ PANEL_TITLES = {
     "acc_vs_round": "Accuracy vs round (mean ± std band over seeds)",
     "pareto_bytes_up": "Accuracy vs communication (bytes uploaded), with the Pareto front",
     "pareto_flops": "Accuracy vs client compute (FLOPs), with the Pareto front",
-    "blocks": "How often each block was trained, per round and method",
+    "blocks": "What was updated: blocks the clients trained and the server applied, per round and method",
+    "depth": "Suffix depth per device class (budget methods)",
     "partition": "The data partition: client × label counts",
     "budget": "Budget-aware scheme: suffix training vs LoRA",
 }
@@ -147,7 +148,7 @@ def write_report(
         "## Figures",
         "",
         "Each figure is also a PDF next to the PNG. Methods keep one color, line style "
-        "and marker in every figure.",
+        "and marker in every figure. All thumbnails: [figures/index.png](figures/index.png).",
         "",
     ]
     for panel, paths in figures.items():

@@ -40,8 +40,6 @@ KEYS = ["dataset", "alpha", "label"]
 SUMMARY_FIELDS = list(SUMMARY)
 #: where a peak-memory figure may live, first match wins (summary / info keys, then costs.csv columns)
 PEAK_MEMORY_KEYS = ["peak_memory_bytes", "peak_mem_bytes", "client_peak_memory_bytes", "peak_memory"]
-#: the budget-aware pair (suffix training vs LoRA under a budget)
-BUDGET_METHODS = ("tiny", "lora_budget")
 
 
 def alpha_str(a: Any) -> str:
@@ -108,6 +106,7 @@ def _cell_row(cfg: dict[str, Any], result: dict[str, Any], h: str, run_dir: Path
         "personal_eval": info.get("personal_eval", ""),
         "model_is_random": info.get("model_is_random"),
         "num_blocks": info.get("num_blocks"),
+        "family": info.get("family", ""),  # the method's declared family (older stores: none)
         "git_revision": result.get("git_revision", ""),
         "finished_at": str(result.get("finished_at", "")),
         # what else the cell ran under (model, fl, data): cells of different grids / code versions differ here
@@ -306,7 +305,7 @@ def load_results(root: str | Path, grid: GridConfig | None = None, latest_only: 
     for k in [*SUMMARY_FIELDS, "peak_memory_bytes"]:
         if k not in cells:
             cells[k] = np.nan
-    for k in ("reason", "personal_eval", "partition_sha", "params"):
+    for k in ("reason", "personal_eval", "partition_sha", "params", "family"):
         cells[k] = cells[k].fillna("") if k in cells else ""
     order = {lab: i for i, lab in enumerate(labels)}
     cells["_d"] = cells.dataset.map({d: i for i, d in enumerate(datasets)})

@@ -58,6 +58,33 @@ def fixture_report(fixture_results, tmp_path_factory):
     return out, readme, parts
 
 
+@pytest.fixture(scope="session")
+def picture_store(make_store_module, tmp_path_factory) -> Path:
+    """A fresh store from the generator with every method of a reference-size grid (``METHODS`` +
+    ``EXTRA_METHODS``): families, applied blocks, round-0 rows in some cells and not others."""
+    m = make_store_module
+    return m.make_store(tmp_path_factory.mktemp("picture_store"), m.METHODS + m.EXTRA_METHODS)
+
+
+@pytest.fixture(scope="session")
+def picture_report(picture_store, tmp_path_factory):
+    """(output dir, README, parts, {figure stem: Figure}) of the full report on ``picture_store``."""
+    from fl_core.report import style
+    from fl_core.report.build import write_report
+    from fl_core.report.load import load_results
+
+    figs = {}
+    style.SAVE_OBSERVERS.append(lambda fig, stem: figs.__setitem__(stem.name, fig))
+    try:
+        out = tmp_path_factory.mktemp("picture_report")
+        readme, parts = write_report(
+            load_results(picture_store), out, title="Results: pictures", header=[], claims_path=CLAIMS
+        )
+    finally:
+        style.SAVE_OBSERVERS.pop()
+    return out, readme, parts, figs
+
+
 SMOKE_GRID = {
     "name": "smoke-test",
     "model": "tiny-bert",
