@@ -505,3 +505,8 @@ class FibecFed(Method):
         """The base class checkpoints every attribute; a checkpoint loads on CPU, masks live on the device."""
         super().load_state_dict(state)
         self.masks = {c: {n: m.to(self.ctx.device) for n, m in s.items()} for c, s in self.masks.items()}
+
+    def round_info(self, rnd):
+        """The curriculum's data share this round: mean over clients of its paced pool / its batches."""
+        n = [(c, len(o)) for c, o in self.order.items() if len(o)] if self.p.curriculum else []
+        return {"data_share": float(np.mean([len(self.pool(rnd, c)) / k for c, k in n])) if n else 1.0}
