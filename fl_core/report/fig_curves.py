@@ -72,13 +72,19 @@ def acc_vs_round(res: Results, styles: StyleMap, out: Path, reference: str = "fu
                     ax.set_xlabel("rounds completed")
                 if j == 0:
                     ax.set_ylabel(EVAL[ACCURACY].display)
-                if i == 0 and ax.get_legend_handles_labels()[0]:
-                    ax.legend(loc="lower right", fontsize=7, framealpha=0.85, handlelength=2.2)
+                if i == 0 and ax.get_legend_handles_labels()[0]:  # many curves: beside, not over, them
+                    out_ = len(labs) > 6
+                    where = (
+                        {"loc": "upper left", "bbox_to_anchor": (1.02, 1.0)}
+                        if out_
+                        else {"loc": "lower right"}
+                    )
+                    ax.legend(fontsize=7, framealpha=0.85, handlelength=2.2, **where)
         if not drawn:
             continue
         fig.suptitle(
-            f"Global test accuracy vs round, {d} (mean ± std over seeds; 0 = pretrained body, "
-            f"untrained head){model_note(res)}"
+            f"Global test accuracy vs round, {d}{model_note(res)}\n"
+            "(mean ± std over seeds; 0 = pretrained body, untrained head)"
         )
         written += save(fig, out / f"acc_vs_round_{slug(d)}")
     return written
