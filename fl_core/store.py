@@ -8,6 +8,7 @@ its manifest verifies; a half-written or corrupted cell is not done and is run a
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -75,7 +76,7 @@ class ResultStore:
         """Write a finished cell atomically: a temp dir, fsync'd, then one ``rename``."""
         h = cfg.hash()
         self.runs.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=self.runs, prefix=f".tmp-{h}-"))
+        tmp = Path(tempfile.mkdtemp(dir=self.runs, prefix=f".tmp-{h}-{os.getpid()}-"))
         try:
             files = {
                 "config.json": json.dumps(cfg.model_dump(mode="json"), indent=1, sort_keys=True),
@@ -92,18 +93,29 @@ class ResultStore:
             for f in tmp.iterdir():
                 with open(f, "rb") as fh:
                     os.fsync(fh.fileno())
-            final = self.path(h)
-            if final.exists():  # a corrupted or older copy: move it aside, then swap in
-                trash = Path(tempfile.mkdtemp(dir=self.runs, prefix=f".old-{h}-"))
-                final.rename(trash / "old")
-                tmp.rename(final)
-                shutil.rmtree(trash, ignore_errors=True)
-            else:
-                tmp.rename(final)
-            return final
+            return self._swap_in(tmp, self.path(h))
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+
+    def _swap_in(self, tmp: Path, final: Path) -> Path:
+        """Rename ``tmp`` to ``final``; an older or corrupted copy is moved aside first. Another writer
+        finishing the same cell at the same time is fine: whichever verified copy lands first stays."""
+        for _ in range(5):
+            try:
+                tmp.rename(final)
+                return final
+            except OSError as err:
+                if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+            if self.verify(final.name) and self.load_result(final.name).get("status") != "failed":
+                shutil.rmtree(tmp, ignore_errors=True)  # a concurrent finisher of the same cell won
+                return final
+            trash = Path(tempfile.mkdtemp(dir=self.runs, prefix=f".old-{final.name}-{os.getpid()}-"))
+            with contextlib.suppress(FileNotFoundError):  # gone already: someone else moved it
+                final.rename(trash / "old")
+            shutil.rmtree(trash, ignore_errors=True)
+        raise StoreError(f"could not write {final}: other writers keep replacing it")
 
     def load_result(self, cell_hash: str) -> dict[str, Any]:
         return json.loads((self.path(cell_hash) / "result.json").read_text())
@@ -114,9 +126,9 @@ class ResultStore:
             return pd.read_csv(p)
         return pd.DataFrame()
 
-    def clean_temp(self) -> None:
-        """Remove temp dirs left by a killed writer (never a finished cell)."""
-        for d in self.runs.glob(".tmp-*"):
-            shutil.rmtree(d, ignore_errors=True)
-        for d in self.runs.glob(".old-*"):
-            shutil.rmtree(d, ignore_errors=True)
+    def clean_temp(self) -> list[Path]:
+        """Remove temp dirs and checkpoint partials whose writer process is gone (never a finished cell,
+        never a live writer's); returns what was removed."""
+        from fl_core.lock import clean_partials
+
+        return clean_partials(self.root)

@@ -13,6 +13,8 @@ import pandas as pd
 from fl_core.checkpoint import Checkpoint
 from fl_core.config import GridConfig, RunConfig
 from fl_core.errors import CellNotRunnable
+from fl_core.faults import announce_reruns, is_storage_error, stop_on_storage_fault, storage_guard
+from fl_core.lock import store_lock
 from fl_core.provenance import git_revision, versions
 from fl_core.store import ResultStore
 from fl_core.tracking import Tracker
@@ -95,6 +97,8 @@ def execute_cell(
         result = failed_result(cell, f"{type(err).__name__}: {err}", traceback.format_exc())
         if tracker:
             tracker.finish({"status": "failed"})
+        if is_storage_error(err):  # not the cell's fault: the sweep records it and stops (fl_core/faults.py)
+            raise
         return result, {}, {}
     summary = summarize(res.rounds, res.costs)
     result = {**base, "status": res.status, "info": res.info, "summary": summary}
@@ -121,17 +125,32 @@ class SweepReport:
 
 
 def run_sweep(
-    grid: GridConfig, backend: str = "sequential", progress: bool = True, cells: list[RunConfig] | None = None
+    grid: GridConfig,
+    backend: str = "sequential",
+    progress: bool = True,
+    cells: list[RunConfig] | None = None,
+    wait_s: float = 0.0,
 ) -> SweepReport:
-    """Run every unfinished cell of ``grid`` (or the given subset) and write each atomically."""
+    """Run every unfinished cell of ``grid`` (or the given subset) and write each atomically, holding the
+    store's lock (a second sweep waits ``wait_s``, then raises ``StoreBusy`` naming the holder's PID).
+    A full or read-only disk stops the sweep with a ``StoreError`` (:mod:`fl_core.faults`)."""
+    ResultStore(grid.output_dir).check_writable()
+    with store_lock(grid.output_dir, wait_s):
+        return _run_locked(grid, backend, progress, cells)
+
+
+def _run_locked(
+    grid: GridConfig, backend: str, progress: bool, cells: list[RunConfig] | None
+) -> SweepReport:
     from tqdm.auto import tqdm
 
     t0 = time.perf_counter()
     store = ResultStore(grid.output_dir)
-    store.check_writable()
-    store.clean_temp()
+    for p in store.clean_temp():
+        log.info("removed a partial write left by a stopped run: %s", p)
     cells = grid.cells() if cells is None else cells
     todo = [c for c in cells if not store.is_done(c.hash())]
+    announce_reruns(store, todo, cell_name)
     report = SweepReport(total=len(cells), skipped_done=len(cells) - len(todo))
     if report.skipped_done:
         log.info("resuming: %d of %d cells already done", report.skipped_done, len(cells))
@@ -152,12 +171,22 @@ def run_sweep(
             import torch
 
             torch.set_num_threads(grid.threads_per_cell)
-        results = ((c, execute_cell(c, tracker, progress, checkpoint_for(grid, c))) for c in todo)
+        results = (
+            (c, storage_guard(execute_cell, c, tracker, progress, checkpoint_for(grid, c))) for c in todo
+        )
     else:
         raise ValueError(f"unknown backend {backend!r}; allowed: sequential, ray")
-    for cell, (result, tables, extra) in results:
+    for cell, out in results:
+        if isinstance(out, OSError):
+            stop_on_storage_fault(store, cell, cell_name(cell), out, failed_result, report.ran)
+        result, tables, extra = out
         status = result["status"]
-        store.write(cell, result, tables, extra)
+        try:
+            store.write(cell, result, tables, extra)
+        except OSError as err:
+            if not is_storage_error(err):
+                raise
+            stop_on_storage_fault(store, cell, cell_name(cell), err, failed_result, report.ran)
         checkpoint_for(grid, cell).clear()
         if status == "failed":
             log.error("cell %s failed: %s", cell_name(cell), result["reason"])

@@ -17,11 +17,13 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from fl_core.compact import COMPACT, write_compact
 from fl_core.config import ConfigError, GridConfig
 from fl_core.provenance import git_revision
 from fl_core.report.claims import write_claims
 from fl_core.report.figures import all_figures, budget_rows, slug
 from fl_core.report.load import Results, load_results
+from fl_core.report.publish import choose_source
 from fl_core.report.tables import Table, accuracy_table, cost_table, markdown, write_table
 
 log = logging.getLogger(__name__)
@@ -199,8 +201,13 @@ def build_report(
     wandb: bool = True,
     target_fraction: float = 0.95,
     reference: str = "full",
+    force: bool = False,
 ) -> Path:
     """Rebuild every table, figure and claim of ``grid`` from its local store; returns the README path.
+
+    The store is the raw runs, or the compact copy beside a published report where the raw runs hold
+    fewer cells (:mod:`fl_core.report.publish`: a published report is never replaced by one with fewer
+    cells unless ``force``); after a build from raw runs the compact copy is rewritten.
 
     Also rewrites ``<output_dir>/summary_<grid>.{md,csv}`` (the quick table) and, unless ``wandb`` is
     False or the grid's W&B mode is ``off``, logs the report to one W&B run in the sweep's group
@@ -209,15 +216,24 @@ def build_report(
     from fl_core.report.summary import write_summary
     from fl_core.report.wandb_log import log_report
 
-    res = load_results(grid.output_dir, grid=grid)
     out = Path(out_dir) if out_dir is not None else report_dir(grid)
+    src = choose_source(grid, out, force)
+    if src.up_to_date:
+        log.info("%s is already built from its compact copy %s (%d cells); --force rebuilds it",
+                 out / "README.md", out / COMPACT, src.cells)
+        return out / "README.md"
+    res = load_results(src.root, grid=grid)
+    store_desc = (
+        f"the compact copy `{(out / COMPACT).as_posix()}` of the results store"
+        if src.from_compact
+        else f"the local results store `{Path(grid.output_dir).as_posix()}/runs/`"
+    )
     claims = Path(claims_path) if claims_path is not None else default_claims_path(config_path)
     cfg_path = Path(config_path)
     sha = hashlib.sha256(cfg_path.read_bytes()).hexdigest()[:12] if cfg_path.is_file() else "n/a"
     fl = grid.fl
     header = [
-        f"Made by `layerbench report {cfg_path.as_posix()}` (`make report`) from the local results store "
-        f"`{Path(grid.output_dir).as_posix()}/runs/` "
+        f"Made by `layerbench report {cfg_path.as_posix()}` (`make report`) from {store_desc} "
         "alone (no W&B); the same command rebuilds every file here, and the same store gives byte-identical tables.",
         "",
         f"- config: `{cfg_path.as_posix()}` (sha256 `{sha}…`)"
@@ -252,7 +268,9 @@ def build_report(
         reference=reference,
         footer=footer,
     )
-    write_summary(grid, config_path)
+    write_summary(grid, config_path, root=src.root)
+    if not src.from_compact and src.cells:
+        write_compact(src.root, [c.hash() for c in grid.cells()], out / COMPACT)
     if wandb:
         tables: dict[str, pd.DataFrame] = {n: t.data for n, t in parts["tables"].items()}
         if parts["claims"] is not None:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from fl_core.compact import store_or_compact
 from fl_core.config import MethodSpec
 from fl_core.metrics import SUMMARY
 from fl_core.store import ResultStore
@@ -243,12 +244,14 @@ def _alpha_key(a: str) -> tuple[int, float]:
 
 def load_results(root: str | Path, grid: GridConfig | None = None, latest_only: bool = True) -> Results:
     """Load the store under ``root`` (``<root>/runs/<hash>/``); with ``grid``, only its cells, in its order.
+    Without a grid and without raw runs, the compact copy ``<root>/runs.csv.gz`` of a published grid is
+    loaded instead (:mod:`fl_core.compact`).
 
     Without a grid, a store can hold several cells for one (dataset, alpha, label, seed): older code
     versions or other grids writing to the same directory (their ``setting`` column differs). With
     ``latest_only`` (default) only the most recently finished of them is kept (a warning says how many
     were dropped); pass False to get them all and filter on ``setting`` yourself."""
-    root = Path(root)
+    root = Path(root) if grid is not None else store_or_compact(root)
     store = ResultStore(root)
     rows = []
     if grid is not None:

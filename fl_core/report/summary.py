@@ -18,9 +18,10 @@ from fl_core.store import ResultStore
 KEYS = ["dataset", "alpha", "label"]
 
 
-def collect(grid: GridConfig) -> pd.DataFrame:
-    """One row per cell of the grid that has a stored result (flattened summary)."""
-    store = ResultStore(grid.output_dir)
+def collect(grid: GridConfig, root: str | Path | None = None) -> pd.DataFrame:
+    """One row per cell of the grid that has a stored result (flattened summary); ``root``: another
+    store than the grid's ``output_dir`` (e.g. one rebuilt from its compact copy)."""
+    store = ResultStore(grid.output_dir if root is None else root)
     rows = []
     for cell in grid.cells():
         h = cell.hash()
@@ -100,9 +101,12 @@ def _markdown(t: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def write_summary(grid: GridConfig, config_path: str | Path, command: str | None = None) -> Path:
-    """Write ``<output_dir>/summary_<grid>.{csv,md}``; returns the Markdown path."""
-    cells = collect(grid)
+def write_summary(
+    grid: GridConfig, config_path: str | Path, command: str | None = None, root: str | Path | None = None
+) -> Path:
+    """Write ``<output_dir>/summary_<grid>.{csv,md}`` (from the store at ``root``, default the grid's);
+    returns the Markdown path."""
+    cells = collect(grid, root)
     out = Path(grid.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     cells.to_csv(out / f"cells_{grid.name}.csv", index=False)

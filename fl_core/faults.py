@@ -1,0 +1,70 @@
+"""Storage faults are outcomes, not crashes: a full or read-only disk during a cell marks that cell
+``failed`` with the reason (after its own partial writes are removed, to make room) and stops the sweep
+with one :class:`~fl_core.store.StoreError` line; the next start removes any partial left behind."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from fl_core.lock import clean_partials
+from fl_core.store import ResultStore, StoreError
+
+log = logging.getLogger(__name__)
+
+#: errnos that mean "the storage cannot take this write", not "the code is wrong"
+STORAGE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EIO}
+
+
+class StorageFault(StoreError):
+    """The disk refused a write during a sweep; the message says what to free or fix."""
+
+
+def is_storage_error(err: BaseException) -> bool:
+    return isinstance(err, OSError) and err.errno in STORAGE_ERRNOS
+
+
+def storage_guard(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)``, or the storage ``OSError`` it raised (returned, for the sweep to record)."""
+    try:
+        return fn(*args)
+    except OSError as err:
+        if not is_storage_error(err):
+            raise
+        return err
+
+
+def stop_on_storage_fault(
+    store: ResultStore, cell: Any, name: str, err: OSError, failed_result: Callable, stored: int
+) -> None:
+    """Remove this process's partial writes, record ``cell`` as failed if there is room now, and raise
+    a one-line :class:`StorageFault`."""
+    for p in clean_partials(store.root, only_pid=os.getpid()):
+        log.info("removed the partial write %s", p)
+    where = f" ({err.filename})" if err.filename else ""
+    reason = f"storage error: {err.strerror or err}{where}"
+    try:
+        store.write(cell, failed_result(cell, reason), {}, {})
+        recorded = "recorded it as failed"
+    except OSError:
+        recorded = "could not record it (still no room)"
+    raise StorageFault(
+        f"sweep stopped in cell {name}: {reason}; {stored} cells stored by this run, {recorded}. "
+        "Free space or fix permissions under the results dir, then run the same command to resume"
+    ) from err
+
+
+def announce_reruns(store: ResultStore, todo: Sequence[Any], cell_name: Callable[[Any], str]) -> None:
+    """Say which cells run again because their stored copy is corrupted or failed."""
+    for c in todo:
+        h = c.hash()
+        if not store.path(h).exists():
+            continue
+        if not store.verify(h):
+            log.warning("cell %s: its stored copy %s fails its checksums (corrupted); running it again",
+                        cell_name(c), store.path(h))
+        else:
+            log.info("cell %s: failed last time; running it again", cell_name(c))
