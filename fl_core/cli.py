@@ -8,12 +8,23 @@ import os
 import sys
 
 from fl_core.config import ConfigError, load_grid
+from fl_core.errors import StoreError
 
 
 def _offline_defaults() -> None:
     # Weights and data ship in packages; nothing should reach a hub unless the user asks.
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _describe(name: str, doc: str | None) -> str:
+    """``name`` and the whole first paragraph of its docstring, wrapped (never cut mid-sentence)."""
+    import textwrap
+
+    para = " ".join((doc or "").strip().split("\n\n")[0].split())
+    return (
+        textwrap.fill(para, 110, initial_indent=f"  {name:<14} ", subsequent_indent=" " * 17) or f"  {name}"
+    )
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -23,28 +34,44 @@ def cmd_list(args: argparse.Namespace) -> int:
 
     print("methods:")
     for name, cls in sorted(METHODS.items()):
-        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-        print(f"  {name:<14} {doc}")
+        print(_describe(name, cls.__doc__))
     print("datasets:")
     for name, fn in sorted(DATASETS.items()):
-        print(f"  {name:<14} {(fn.__doc__ or '').strip().splitlines()[0]}")
+        print(_describe(name, fn.__doc__))
     print("models:")
     for name in sorted(MODELS):
         print(f"  {model_label(name)}")
     return 0
 
 
+def _alpha_arg(value: str) -> float | str:
+    if value == "iid":
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise ConfigError(f"--alpha {value!r}: not a number or 'iid'") from None
+
+
 def _select(grid, args):
+    """The cells matching ``--dataset/--alpha/--method/--seed`` (a filter no cell matches is an error
+    naming what the grid has)."""
     cells = grid.cells()
+    want = _alpha_arg(args.alpha) if args.alpha else None
+    for flag, value, have in [
+        ("--dataset", args.dataset, grid.datasets),
+        ("--alpha", want, grid.alphas),
+        ("--method", args.method, [m.display for m in grid.methods] + [m.name for m in grid.methods]),
+        ("--seed", args.seed, grid.seeds),
+    ]:
+        if value is not None and value not in have:
+            raise ConfigError(
+                f"{flag} {value}: not in the grid {grid.name!r}; it has {sorted(set(map(str, have)))}"
+            )
     if args.dataset:
         cells = [c for c in cells if c.dataset == args.dataset]
-    if args.alpha:
-        cells = [
-            c
-            for c in cells
-            if str(c.alpha) == args.alpha
-            or (c.alpha != "iid" and args.alpha != "iid" and float(args.alpha) == c.alpha)
-        ]
+    if want is not None:
+        cells = [c for c in cells if c.alpha == want]
     if args.method:
         cells = [c for c in cells if args.method in (c.method.display, c.method.name)]
     if args.seed is not None:
@@ -53,17 +80,18 @@ def _select(grid, args):
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from fl_core.report.summary import write_summary
     from fl_core.sweep import run_sweep
 
     overrides = {"output_dir": args.output_dir} if args.output_dir else None
     grid = load_grid(args.config, overrides)
-    cells = _select(grid, args) if args.command == "run" else None
+    filtered = any(v is not None for v in (args.dataset, args.alpha, args.method, args.seed))
+    cells = _select(grid, args) if filtered or args.command == "run" else None
     if cells is not None and not cells:
         print("no cell of the grid matches the filters", file=sys.stderr)
         return 2
+    progress = quiet_progress(args.no_progress)
     try:
-        report = run_sweep(grid, backend=args.backend, progress=not args.no_progress, cells=cells)
+        report = run_sweep(grid, backend=args.backend, progress=progress, cells=cells, wait_s=args.wait)
     except KeyboardInterrupt:
         print(
             "\ninterrupted: finished cells are stored and the running cell kept its last checkpoint; "
@@ -71,13 +99,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 130
-    try:  # a report bug must not change the sweep's outcome: the store holds everything
-        from fl_core.report import build_report
-
-        md = build_report(grid, args.config)
-    except Exception as err:  # noqa: BLE001
-        logging.getLogger("layerbench").error("report failed (%s); the quick summary is still written", err)
-        md = write_summary(grid, args.config)
+    md = _report_after_sweep(grid, args, subset=cells is not None)
     print(
         f"{report.ran} cells run, {report.skipped_done} already done, statuses {report.statuses}, "
         f"{report.wall_s / 60:.1f} min"
@@ -89,6 +111,46 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             print("  " + f, file=sys.stderr)
         return 1
     return 0
+
+
+def _report_after_sweep(grid, args, subset: bool):
+    """Rebuild the grid's report after a sweep; a subset (``run``, or filters) never rewrites a
+    published report, nor does a store with fewer cells than it (:mod:`fl_core.report.publish`)."""
+    from fl_core.report.build import report_dir
+    from fl_core.report.publish import PublishRefused, is_published
+    from fl_core.report.summary import write_summary
+
+    out = report_dir(grid)
+    if subset and is_published(grid, out):
+        print(
+            f"the published report in {out} is left as is (a subset of the grid ran); "
+            f"`layerbench report {args.config}` rebuilds it from the store"
+        )
+        return out / "README.md"
+    try:  # a report bug must not change the sweep's outcome: the store holds everything
+        from fl_core.report import build_report
+
+        return build_report(grid, args.config)
+    except PublishRefused as err:
+        print(f"report not rebuilt: {err}", file=sys.stderr)
+        return out / "README.md"
+    except Exception as err:  # noqa: BLE001
+        logging.getLogger("layerbench").error("report failed (%s); the quick summary is still written", err)
+        return write_summary(grid, args.config)
+
+
+def quiet_progress(no_progress: bool) -> bool:
+    """Whether bars are drawn: not with ``--no-progress`` nor when stderr is no terminal (logs stay
+    free of carriage returns and escape codes). Off also silences the HF bars (weight loading)."""
+    progress = not no_progress and sys.stderr.isatty()
+    if not progress:
+        os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+        os.environ["TQDM_DISABLE"] = "1"
+        if "transformers" in sys.modules:
+            sys.modules["transformers"].utils.logging.disable_progress_bar()
+        if "datasets" in sys.modules:
+            sys.modules["datasets"].disable_progress_bars()
+    return progress
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -103,6 +165,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         wandb=not args.no_wandb,
         target_fraction=args.target_fraction,
         reference=args.reference,
+        force=args.force,
     )
     print(f"report: {readme}")
     return 0
@@ -112,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
     _offline_defaults()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     p = argparse.ArgumentParser(prog="layerbench", description=__doc__)
+    p.add_argument(
+        "--debug", action="store_true", help="show the traceback of an error (anywhere on the line)"
+    )
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="registered methods, datasets and models").set_defaults(fn=cmd_list)
     for name, help_ in [
@@ -129,6 +195,12 @@ def main(argv: list[str] | None = None) -> int:
         s.add_argument("--alpha")
         s.add_argument("--method", help="a method label or name")
         s.add_argument("--seed", type=int)
+        s.add_argument(
+            "--wait",
+            type=float,
+            default=0.0,
+            help="seconds to wait for another sweep on the store (-1: forever)",
+        )
         s.set_defaults(fn=cmd_sweep)
     r = sub.add_parser("report", help="rebuild every table, figure and claim from the local results store")
     r.add_argument("config")
@@ -149,13 +221,22 @@ def main(argv: list[str] | None = None) -> int:
     )
     r.add_argument("--reference", default="full", help="reference method label or name for the target")
     r.add_argument("--no-wandb", action="store_true", help="do not log the report to W&B")
+    r.add_argument("--force", action="store_true", help="replace the published report even with fewer cells")
     r.set_defaults(fn=cmd_report)
-    args = p.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    args = p.parse_args([a for a in argv if a != "--debug"])
+    args.debug = debug
     try:
         return args.fn(args)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except (StoreError, OSError) as err:  # storage: one clear line; --debug shows where
+        if args.debug:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

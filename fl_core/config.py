@@ -75,6 +75,12 @@ class WandbConfig(Strict):
     project: str = "layerbench"
     entity: str | None = None
 
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _yaml_bool(cls, v: Any) -> Any:
+        # YAML 1.1 reads a bare ``off`` / ``on`` as a boolean: take them as written
+        return {False: "off", True: "online"}.get(v, v) if isinstance(v, bool) else v
+
 
 class RayConfig(Strict):
     """Resources per cell on the Ray backend (``--backend ray``; ``RAY_ADDRESS`` joins a cluster)."""
@@ -142,6 +148,14 @@ class GridConfig(Strict):
     )
     checkpoint_every: int = Field(1, ge=0, description="in-cell checkpoint every N rounds (0: never)")
     output_dir: str = "results"
+
+    @field_validator("datasets", "alphas", "seeds")
+    @classmethod
+    def _no_duplicates(cls, v: list[Any]) -> list[Any]:
+        dup = sorted({str(x) for x in v if v.count(x) > 1})
+        if dup:
+            raise ValueError(f"duplicate entries {dup}: each would run the same cells twice")
+        return v
 
     @field_validator("alphas")
     @classmethod

@@ -64,7 +64,10 @@ def announce_reruns(store: ResultStore, todo: Sequence[Any], cell_name: Callable
         if not store.path(h).exists():
             continue
         if not store.verify(h):
-            log.warning("cell %s: its stored copy %s fails its checksums (corrupted); running it again",
-                        cell_name(c), store.path(h))
+            log.warning(
+                "cell %s: its stored copy %s fails its checksums (corrupted); running it again",
+                cell_name(c),
+                store.path(h),
+            )
         else:
             log.info("cell %s: failed last time; running it again", cell_name(c))

@@ -89,4 +89,3 @@ def clean_partials(root: str | Path, only_pid: int | None = None) -> list[Path]:
                 p.unlink(missing_ok=True)
             removed.append(p)
     return removed
-

@@ -20,12 +20,9 @@ from typing import Any
 import pandas as pd
 
 from fl_core.config import RunConfig
+from fl_core.errors import StoreError
 
 MANIFEST = "MANIFEST.json"
-
-
-class StoreError(RuntimeError):
-    """The results directory cannot be used; the message says what to fix."""
 
 
 def _sha256(path: Path) -> str:

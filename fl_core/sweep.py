@@ -139,9 +139,7 @@ def run_sweep(
         return _run_locked(grid, backend, progress, cells)
 
 
-def _run_locked(
-    grid: GridConfig, backend: str, progress: bool, cells: list[RunConfig] | None
-) -> SweepReport:
+def _run_locked(grid: GridConfig, backend: str, progress: bool, cells: list[RunConfig] | None) -> SweepReport:
     from tqdm.auto import tqdm
 
     t0 = time.perf_counter()

@@ -219,8 +219,12 @@ def build_report(
     out = Path(out_dir) if out_dir is not None else report_dir(grid)
     src = choose_source(grid, out, force)
     if src.up_to_date:
-        log.info("%s is already built from its compact copy %s (%d cells); --force rebuilds it",
-                 out / "README.md", out / COMPACT, src.cells)
+        log.info(
+            "%s is already built from its compact copy %s (%d cells); --force rebuilds it",
+            out / "README.md",
+            out / COMPACT,
+            src.cells,
+        )
         return out / "README.md"
     res = load_results(src.root, grid=grid)
     store_desc = (
