@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,22 +20,39 @@ log = logging.getLogger(__name__)
 STORAGE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EIO}
 
 
+_RUST_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+
+
 class StorageFault(StoreError):
     """The disk refused a write during a sweep; the message says what to free or fix."""
 
 
+def storage_oserror(err: BaseException | None) -> OSError | None:
+    """The storage ``OSError`` behind ``err``, if any: itself, one it was raised from or during, or
+    the ``(os error N)`` that Rust-backed writers (safetensors: ``SafetensorError``) put in the message."""
+    seen = 0
+    while err is not None and seen < 10:
+        if isinstance(err, OSError) and err.errno in STORAGE_ERRNOS:
+            return err
+        m = _RUST_OS_ERROR.search(str(err))
+        if m and int(m[1]) in STORAGE_ERRNOS:
+            return OSError(int(m[1]), os.strerror(int(m[1])))
+        err, seen = err.__cause__ or err.__context__, seen + 1
+    return None
+
+
 def is_storage_error(err: BaseException) -> bool:
-    return isinstance(err, OSError) and err.errno in STORAGE_ERRNOS
+    return storage_oserror(err) is not None
 
 
 def storage_guard(fn: Callable[..., Any], *args: Any) -> Any:
-    """``fn(*args)``, or the storage ``OSError`` it raised (returned, for the sweep to record)."""
+    """``fn(*args)``, or the storage ``OSError`` behind what it raised (returned, for the sweep to record)."""
     try:
         return fn(*args)
-    except OSError as err:
+    except Exception as err:
         if not is_storage_error(err):
             raise
-        return err
+        return storage_oserror(err)
 
 
 def stop_on_storage_fault(
@@ -49,7 +67,8 @@ def stop_on_storage_fault(
     try:
         store.write(cell, failed_result(cell, reason), {}, {})
         recorded = "recorded it as failed"
-    except OSError:
+    except OSError as again:
+        log.debug("recording the failure failed too: %s", again)
         recorded = "could not record it (still no room)"
     raise StorageFault(
         f"sweep stopped in cell {name}: {reason}; {stored} cells stored by this run, {recorded}. "

@@ -13,7 +13,13 @@ import pandas as pd
 from fl_core.checkpoint import Checkpoint
 from fl_core.config import GridConfig, RunConfig
 from fl_core.errors import CellNotRunnable
-from fl_core.faults import announce_reruns, is_storage_error, stop_on_storage_fault, storage_guard
+from fl_core.faults import (
+    announce_reruns,
+    is_storage_error,
+    stop_on_storage_fault,
+    storage_guard,
+    storage_oserror,
+)
 from fl_core.lock import store_lock
 from fl_core.provenance import git_revision, versions
 from fl_core.store import ResultStore
@@ -181,10 +187,12 @@ def _run_locked(grid: GridConfig, backend: str, progress: bool, cells: list[RunC
         status = result["status"]
         try:
             store.write(cell, result, tables, extra)
-        except OSError as err:
+        except Exception as err:
             if not is_storage_error(err):
                 raise
-            stop_on_storage_fault(store, cell, cell_name(cell), err, failed_result, report.ran)
+            stop_on_storage_fault(
+                store, cell, cell_name(cell), storage_oserror(err), failed_result, report.ran
+            )
         checkpoint_for(grid, cell).clear()
         if status == "failed":
             log.error("cell %s failed: %s", cell_name(cell), result["reason"])
