@@ -8,7 +8,7 @@ BACKEND ?= sequential
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install bench report test test-all lint perf perf-flower clean
+.PHONY: install bench report test test-all check-clone lint perf perf-flower clean
 
 install: $(STAMP)
 
@@ -29,13 +29,19 @@ bench: $(STAMP) $(if $(filter ray,$(BACKEND)),$(RAY_STAMP))
 	$(BIN)/layerbench sweep $(CONFIG) --backend $(BACKEND) $(ARGS)
 
 report: $(STAMP)
-	$(BIN)/layerbench report $(CONFIG)
+	$(BIN)/layerbench report $(CONFIG) $(ARGS)
 
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow"
 
 test-all: $(RAY_STAMP)
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -q
+
+# a `git clone` of this repo: `make report` leaves results/ clean, the notebooks run on the committed compact copy
+check-clone: $(STAMP)
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -q \
+		tests/report/test_publish.py::test_fresh_clone_report_leaves_results_clean \
+		tests/report/test_notebooks.py -k "fresh_clone or committed"
 
 # about 35 minutes on 2 cores; every script writes its own section of results/perf/README.md
 perf: $(STAMP)

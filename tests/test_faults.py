@@ -17,10 +17,10 @@ import torch
 import yaml
 
 import fl_core.sweep as sweep_mod
+from fl_core.cli import main
 from fl_core.config import parse_grid
 from fl_core.faults import StorageFault
 from fl_core.lock import StoreBusy, store_lock
-from fl_core.cli import main
 from fl_core.store import ResultStore, StoreError
 from fl_core.sweep import run_sweep
 from tests.conftest import tiny_cell, tiny_grid_dict
@@ -114,13 +114,6 @@ def test_full_disk_while_writing_the_result_is_one_line(tmpfs, monkeypatch):
     with pytest.raises(StorageFault, match="could not record it"):
         run_sweep(grid, progress=False)
     assert not _temps(Path(grid.output_dir))
-
-
-def _cli(*args: str, **kw) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run(
-        [sys.executable, "-m", "fl_core.cli", *args], env=env, capture_output=True, text=True, **kw
-    )
 
 
 def test_read_only_results_dir_is_one_clear_line(tmpfs, capsys):

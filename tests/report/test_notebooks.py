@@ -61,6 +61,37 @@ def test_notebook_runs_on_a_store(name, smoke_grid, monkeypatch, venv_kernel, tm
     ), "no figure was drawn"
 
 
+@pytest.mark.parametrize("name", ["explore_results.ipynb", "inspect_partition.ipynb"])
+def test_notebook_runs_on_a_compact_copy_alone(name, smoke_grid, monkeypatch, venv_kernel, tmp_path):
+    """What a fresh clone has: a published grid's runs.csv.gz and no raw runs."""
+    from fl_core.compact import COMPACT, write_compact
+
+    grid, _ = smoke_grid
+    published = tmp_path / "published"
+    assert write_compact(grid.output_dir, [c.hash() for c in grid.cells()], published / COMPACT) == 2
+    monkeypatch.setenv("LAYERBENCH_RESULTS", str(published))
+    monkeypatch.delenv("MPLBACKEND", raising=False)
+    text = _text(_run(name))
+    assert "2 cells in" in text or "config_hash" in text
+    if name == "inspect_partition.ipynb":
+        assert "4 clients, 200 training samples" in text
+
+
+COMMITTED = NOTEBOOKS.parent / "results" / "default" / "runs.csv.gz"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["explore_results.ipynb", "inspect_partition.ipynb"])
+def test_notebook_runs_on_the_committed_default_results(name, monkeypatch, venv_kernel):
+    """The notebooks as a new user opens them: ../results/default, its committed compact copy."""
+    if not COMMITTED.is_file():
+        pytest.skip("results/default/runs.csv.gz is not committed yet (make bench writes it)")
+    monkeypatch.delenv("LAYERBENCH_RESULTS", raising=False)
+    monkeypatch.delenv("MPLBACKEND", raising=False)
+    text = _text(_run(name))
+    assert "cells in ../results/default" in text or "config_hash" in text
+
+
 def test_add_a_method_notebook_registers_and_runs_a_method(
     monkeypatch, venv_kernel, tmp_path, tmp_path_factory
 ):

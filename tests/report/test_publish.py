@@ -17,7 +17,6 @@ from fl_core.config import parse_grid
 from fl_core.report.build import build_report, report_dir
 from fl_core.report.load import load_results
 from fl_core.report.publish import PublishRefused
-from fl_core.sweep import run_sweep
 from tests.conftest import tiny_grid_dict
 
 REPO = Path(__file__).resolve().parents[2]
@@ -29,7 +28,8 @@ def _snapshot(d: Path) -> dict[str, bytes]:
 
 @pytest.fixture(scope="module")
 def published(tmp_path_factory):
-    """A 2-cell grid swept and reported once: (grid, config path, report dir, snapshot of it)."""
+    """A 2-cell grid swept by the CLI (what `make bench` runs), which publishes its report:
+    (grid, config path, report dir)."""
     root = tmp_path_factory.mktemp("pub")
     raw = tiny_grid_dict(root)
     cfg = root / "t.yaml"
@@ -37,9 +37,8 @@ def published(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LAYERBENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
         grid = parse_grid(raw, str(cfg))
-        assert run_sweep(grid, progress=False).statuses == {"ok": 2}
-        readme = build_report(grid, cfg, wandb=False)
-    return grid, cfg, readme.parent
+        assert main(["sweep", str(cfg), "--no-progress"]) == 0
+    return grid, cfg, report_dir(grid)
 
 
 def _copy(published, tmp_path):
@@ -114,6 +113,7 @@ def test_run_of_one_cell_never_rewrites_the_published_report(published, tmp_path
     assert _snapshot(out) == before and summary.read_bytes() == before_summary
 
 
+@pytest.mark.slow  # `make check-clone` (CI) runs it
 def test_fresh_clone_report_leaves_results_clean(tmp_path):
     """`make report` in a `git clone` of this repo changes nothing under results/."""
     if not (REPO / ".git").exists():
