@@ -250,8 +250,9 @@ def test_two_concurrent_sweeps_compute_each_cell_once(tmp_path):
 
 @pytest.mark.slow
 def test_kill_during_resume_loses_and_duplicates_nothing(tmp_path):
-    grid, d = _grid(tmp_path, methods=[{"name": "full"}, {"name": "head"}], seeds=[0, 1, 2])
+    _, d = _grid(tmp_path, methods=[{"name": "full"}, {"name": "head"}], seeds=[0, 1, 2])
     d["fl"]["rounds"] = 3
+    grid = parse_grid(d)
     cfg = tmp_path / "g.yaml"
     cfg.write_text(yaml.safe_dump(d))
     runs = Path(d["output_dir"]) / "runs"
