@@ -13,6 +13,7 @@ from fl_core.context import RunContext
 from fl_core.cost_model import client_step_memory
 from fl_core.costs import BYTES_PER_PARAM, CostRecord, Timer, step_flops
 from fl_core.methods.base import ClientUpdate, Method, TrainPlan
+from fl_core.precision import run_precision
 
 
 def make_optimizer(
@@ -58,8 +59,9 @@ def train_steps(
     shapes: set[tuple[int, int]] = set()
     with Timer() as t:
         for idx in batches:
-            logits, y = ctx.logits(idx, "train", first)
-            loss = F.cross_entropy(logits, y)
+            with run_precision(ctx):  # bf16: autocast forward and loss (in fp32); backward follows
+                logits, y = ctx.logits(idx, "train", first)
+                loss = F.cross_entropy(logits, y)
             losses.append(float(loss.detach()))
             if opt is not None and math.isfinite(losses[-1]):
                 opt.zero_grad(set_to_none=True)

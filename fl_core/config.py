@@ -48,6 +48,9 @@ class FLConfig(Strict):
         8, ge=0, description="sort each run of this many shuffled batches by length before batching (0: off)"
     )
     device: str = "auto"
+    precision: Literal["fp32", "bf16"] = Field(
+        "fp32", description="bf16: autocast forward/backward; weights, optimizer, aggregation stay fp32"
+    )
 
     @model_validator(mode="after")
     def _clients(self) -> FLConfig:

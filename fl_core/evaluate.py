@@ -9,6 +9,7 @@ from sklearn.metrics import f1_score
 
 from fl_core.context import RunContext
 from fl_core.metrics import ACCURACY, LOSS, MACRO_F1
+from fl_core.precision import run_precision
 
 
 def predict(ctx: RunContext, split: str, idx: np.ndarray | None = None) -> tuple[np.ndarray, float]:
@@ -29,7 +30,8 @@ def predict_rows(ctx: RunContext, split: str, idx: np.ndarray | None = None) -> 
     loss = np.empty(len(order), dtype=np.float64)
     bs = ctx.cfg.fl.eval_batch_size
     for s in range(0, len(order), bs):
-        logits, y = ctx.logits(order[s : s + bs], split, ctx.model.num_blocks)
+        with run_precision(ctx):  # logits are cast to fp32 below
+            logits, y = ctx.logits(order[s : s + bs], split, ctx.model.num_blocks)
         loss[s : s + bs] = F.cross_entropy(logits.float(), y, reduction="none").cpu().numpy()
         preds[s : s + bs] = logits.argmax(-1).cpu().numpy()
     out, out_loss = np.empty_like(preds), np.empty_like(loss)

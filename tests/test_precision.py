@@ -1,0 +1,97 @@
+"""fl.precision: bf16 autocasts forward/backward; weights, optimizer state and aggregation stay fp32."""
+
+import pytest
+import torch
+
+from fl_core.client import make_optimizer, run_client
+from fl_core.config import ConfigError, parse_grid
+from fl_core.methods import make_method
+from fl_core.precision import autocast
+from fl_core.simulator import Checkpoint, build_context, run_cell, run_round
+from tests.conftest import tiny_cell, tiny_grid_dict
+
+
+def _bf16(cell):
+    return cell.model_copy(update={"fl": cell.fl.model_copy(update={"precision": "bf16"})})
+
+
+def test_precision_is_part_of_the_config_hash():
+    cell = tiny_cell("full")
+    assert cell.fl.precision == "fp32"
+    assert _bf16(cell).hash() != cell.hash()
+
+
+def test_bad_precision_is_a_config_error_naming_the_key(tmp_path):
+    raw = tiny_grid_dict(tmp_path)
+    raw["fl"] = {**raw["fl"], "precision": "fp16"}
+    with pytest.raises(ConfigError, match="fl.precision"):
+        parse_grid(raw)
+
+
+def test_autocast_runs_matmuls_in_bf16_only_when_asked():
+    a = torch.randn(4, 4)
+    with autocast("bf16", torch.device("cpu")):
+        assert (a @ a).dtype == torch.bfloat16
+    with autocast("fp32", "cpu"):
+        assert (a @ a).dtype == torch.float32
+
+
+def test_bf16_cell_runs_and_differs_from_fp32():
+    cell = tiny_cell("full")
+    fp32, bf16 = run_cell(cell, progress=False), run_cell(_bf16(cell), progress=False)
+    assert bf16.status == "ok" and len(bf16.rounds) == len(fp32.rounds)
+    assert all(isinstance(r["loss"], float) for r in bf16.rounds)
+    assert [r["train_loss"] for r in bf16.rounds] != [r["train_loss"] for r in fp32.rounds]
+
+
+def test_bf16_keeps_weights_optimizer_state_and_aggregation_in_fp32():
+    ctx = build_context(_bf16(tiny_cell("full")))
+    method = make_method("full", {}, ctx)
+    updates, new = run_round(ctx, method, 0, [0, 1], [])
+    assert all(d.dtype == torch.float32 for u in updates for d in u.delta.values())
+    assert new and all(v.dtype == torch.float32 for v in new.values())
+    assert all(p.dtype == torch.float32 for p in ctx.model.params.values())
+    names = ctx.trainable_names(method.configure_train(1, [0])[0])
+    params = [ctx.model.params[n] for n in names]
+    ctx.model.set_trainable(set(names))
+    opt = make_optimizer(params, ctx)
+    with autocast("bf16", ctx.device):
+        logits, y = ctx.logits(ctx.client_batches(0, 1)[0], "train", 0)
+        loss = torch.nn.functional.cross_entropy(logits, y)
+    assert logits.dtype == torch.bfloat16 and loss.dtype == torch.float32
+    loss.backward()
+    assert all(p.grad.dtype == torch.float32 for p in params)
+    opt.step()
+    assert all(t.dtype == torch.float32 for s in opt.state.values() for t in s.values() if t.ndim)
+    ctx.model.set_trainable(set())
+
+
+def test_bf16_client_update_is_deterministic():
+    cells = [_bf16(tiny_cell("full")) for _ in range(2)]
+    deltas = []
+    for cell in cells:
+        ctx = build_context(cell)
+        method = make_method("full", {}, ctx)
+        plan = method.configure_train(0, [0])[0]
+        ctx.global_values = ctx.model.state(ctx.trainable_names(plan))
+        deltas.append(run_client(ctx, method, 0, 0, plan).delta)
+    assert all(torch.equal(deltas[0][n], deltas[1][n]) for n in deltas[0])
+
+
+def test_bf16_resume_is_bitwise_identical(tmp_path):
+    cell = _bf16(tiny_cell("top_k", k=1))
+    cell = cell.model_copy(update={"fl": cell.fl.model_copy(update={"rounds": 3})})
+    reference = run_cell(cell, progress=False)
+
+    class Stop(Exception):
+        pass
+
+    def stop(row):
+        if row["round"] == 1:
+            raise Stop
+
+    ckpt = Checkpoint(tmp_path / "c.pt", every=1)
+    with pytest.raises(Stop):
+        run_cell(cell, on_round=stop, progress=False, checkpoint=ckpt)
+    resumed = run_cell(cell, progress=False, checkpoint=ckpt)
+    assert resumed.rounds == reference.rounds and resumed.selections == reference.selections
