@@ -64,6 +64,7 @@ class RunContext:
     touched: set[str] = field(default_factory=set)  # params changed since the pretrained start
     client_test: list[np.ndarray] = field(default_factory=list)  # test indices per client, its label mix
     prefix_cache: PrefixCache | None = None
+    shares: dict[tuple[str, ...], list[float]] = field(default_factory=dict)  # trained_share per plan
 
     # -- randomness: every stream derives from the cell seed and a key, not from call order ---
     def rng(self, *key) -> np.random.Generator:
@@ -146,6 +147,13 @@ class RunContext:
         return min(plan.blocks, default=self.model.num_blocks)
 
     def trained_share(self, names: list[str]) -> list[float]:
+        """Share of each block's (non-LoRA) parameters in ``names``; computed once per name set."""
+        key = tuple(names)
+        if key not in self.shares:
+            self.shares[key] = self._trained_share(names)
+        return self.shares[key]
+
+    def _trained_share(self, names: list[str]) -> list[float]:
         share = []
         for i in range(self.model.num_blocks):
             block = self.model.names_in(i)

@@ -60,3 +60,18 @@ def test_one_batch_per_bucket_is_plain_shuffle():
     assert all(
         np.array_equal(x, y) for x, y in zip(a.client_batches(0, 2), b.client_batches(0, 2), strict=True)
     )
+
+
+def test_trained_share_is_computed_once_per_plan(monkeypatch):
+    from fl_core.methods.base import TrainPlan
+    from fl_core.simulator import build_context
+
+    ctx = build_context(tiny_cell("full"))
+    names = ctx.trainable_names(TrainPlan.of([1]))
+    calls = []
+    real = ctx._trained_share
+    monkeypatch.setattr(ctx, "_trained_share", lambda n: calls.append(n) or real(n))
+    first = ctx.trained_share(names)
+    assert ctx.trained_share(list(names)) is first and len(calls) == 1
+    assert first == [0.0, 1.0]  # block 1 of the 2-block model, fully trained
+    assert ctx.trained_share(ctx.trainable_names(TrainPlan.of([0, 1]))) == [1.0, 1.0] and len(calls) == 2
