@@ -13,6 +13,7 @@ from fl_core.costs import CostLog, step_flops
 from fl_core.data import Splits
 from fl_core.methods.base import TrainPlan
 from fl_core.models import EMB, HEAD, BlockModel
+from fl_core.visits import expected_visits
 
 
 def _key(k) -> int:
@@ -28,8 +29,16 @@ class PrefixCache:
         self.ctx, self.start = ctx, start
         self.store: dict[str, torch.Tensor] = {}
         self.done: dict[str, np.ndarray] = {}
+        self.visits: dict[str, float] = {}
 
     CHUNK = 32  # rows are computed in fixed chunks, so a row's value never depends on call history
+    MIN_VISITS = 1.0  # a split is cached only if its rows are expected to be read more often than this
+
+    def worth(self, split: str) -> bool:
+        """Chunks compute whole 32-row blocks: a split read < MIN_VISITS times per row would pay more."""
+        if split not in self.visits:
+            self.visits[split] = expected_visits(self.ctx, split)
+        return self.visits[split] > self.MIN_VISITS
 
     @torch.no_grad()  # not inference_mode: the cached tensors feed autograd later
     def hidden(self, split: str, idx: np.ndarray, n: int) -> torch.Tensor:
@@ -116,7 +125,7 @@ class RunContext:
         """(logits, labels) for rows ``idx``; starts from the prefix cache when it covers ``first_grad``."""
         ids, mask, y = self.tensors(idx, split)
         cache = self.prefix_cache
-        if cache is not None and first_grad >= cache.start:
+        if cache is not None and first_grad >= cache.start and cache.worth(split):
             h = cache.hidden(split, idx, ids.shape[1]).to(self.device)
             return self.model.forward_from(h, self.model.block_mask(mask, h), cache.start, first_grad), y
         return self.model.forward(ids, mask, first_grad), y

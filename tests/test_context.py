@@ -75,3 +75,24 @@ def test_trained_share_is_computed_once_per_plan(monkeypatch):
     assert ctx.trained_share(list(names)) is first and len(calls) == 1
     assert first == [0.0, 1.0]  # block 1 of the 2-block model, fully trained
     assert ctx.trained_share(ctx.trainable_names(TrainPlan.of([0, 1]))) == [1.0, 1.0] and len(calls) == 2
+
+
+def test_prefix_cache_fills_only_splits_read_more_than_once():
+    from fl_core.methods import make_method
+    from fl_core.simulator import build_context, run_round
+    from fl_core.visits import evaluations, expected_visits
+
+    assert [evaluations(6, 3), evaluations(7, 3), evaluations(2, 1)] == [2, 3, 2]
+    short = tiny_cell("top_k", k=1)  # 2 rounds x 2 clients x 2 steps x 8 rows over 200 rows: 0.32
+    long = short.model_copy(update={"fl": short.fl.model_copy(update={"rounds": 20, "local_steps": 4})})
+    for cell, cached in ((short, False), (long, True)):
+        ctx = build_context(cell)
+        method = make_method("top_k", {"k": 1}, ctx)
+        ctx.enable_prefix_cache(method.never_trained_below())
+        want = cell.fl.rounds * 2 * np.mean([min(cell.fl.local_steps * 8, len(c)) for c in ctx.clients]) / 200
+        assert expected_visits(ctx, "train") == pytest.approx(want)
+        run_round(ctx, method, 0, [0, 1], [])
+        assert ("train" in ctx.prefix_cache.store) is cached
+        assert expected_visits(ctx, "test") == cell.fl.rounds and ctx.prefix_cache.worth(
+            "test"
+        )  # eval_every 1
