@@ -49,6 +49,8 @@ perf: $(STAMP)
 	$(BIN)/python benchmarks/tiny_memory.py
 	$(BIN)/python benchmarks/speed_steps.py
 	$(BIN)/python benchmarks/grid_speed.py --config $(CONFIG)
+	$(BIN)/python benchmarks/precision_speed.py
+	$(BIN)/python benchmarks/precision_parity.py
 
 # Flower (flwr[simulation]) lives in its own venv: it pins ray and packaging versions that clash with $(VENV).
 FLOWER_VENV  := .venv-flower

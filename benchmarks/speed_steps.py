@@ -12,6 +12,8 @@ median of each is kept, so host drift hits both alike. speed-up = before_s / aft
 4. no_model_copies: one round of top-2 with 10 clients, each client on a deep copy of the global
    model (as per-client simulators do) vs everyone on the one shared model.
 5. prefix_cache: whole cells of `head` and `top-2` as in the default grid, cache off vs on.
+   prefix_first_round: round 0 of the `head` cell, the cache filling every split vs only splits
+   whose rows are read more than once over the run (fl_core/visits.py).
 6. eval_no_grad / eval_length_sorted: the Rotten Tomatoes test split scored with autograd on vs
    off, and in random vs length-sorted batches.
 7. threads: 4 default-grid cells run one after another with 2 torch threads vs 2 at a time in
@@ -40,13 +42,14 @@ from perf_readme import write_section  # benchmarks/ is the script's dir
 
 from fl_core.client import local_batches, make_optimizer, run_client, train_steps
 from fl_core.config import DataConfig, FLConfig, MethodSpec, RunConfig
+from fl_core.context import PrefixCache
 from fl_core.data.splits import load_splits
 from fl_core.evaluate import predict_rows
 from fl_core.methods import make_method
 from fl_core.methods.base import TrainPlan
 from fl_core.models import load_tokenizer
 from fl_core.provenance import git_revision
-from fl_core.simulator import build_context, run_cell, run_round
+from fl_core.simulator import build_context, participation_schedule, run_cell, run_round
 
 OUT = Path("results/perf")
 DEFAULT_FL = dict(
@@ -226,6 +229,29 @@ def step_prefix_cache(reps: int, method: str, **params) -> dict:
     )
 
 
+def step_prefix_first_round(reps: int) -> dict:
+    """Round 0 of a default-grid `head` cell (0.86 expected reads per train row): the cache filled
+    for every split (before, MIN_VISITS 0) vs only for splits read more than once (after)."""
+    ctx = build_context(_cell("head", fl={**DEFAULT_FL, "prefix_cache": True}))
+    method = make_method("head", {}, ctx)
+    clients = participation_schedule(ctx)[0]
+    snapshot = ctx.model.state(sorted(ctx.model.params))
+
+    def first_round(min_visits: float) -> Callable[[], None]:
+        def fn() -> None:
+            ctx.enable_prefix_cache(method.never_trained_below())  # a fresh, empty cache
+            ctx.prefix_cache.MIN_VISITS = min_visits
+            run_round(ctx, method, 0, clients, [])
+            ctx.model.load(snapshot)
+
+        return fn
+
+    t = _interleave({"before": first_round(0.0), "after": first_round(PrefixCache.MIN_VISITS)}, reps)
+    return _row(
+        "prefix_first_round", "round 0 of a default-grid head cell: cache every split vs read > 1", t, reps
+    )
+
+
 def step_eval(reps: int) -> list[dict]:
     ctx = build_context(_cell(dataset="rotten_tomatoes", fl={"max_len": 64, "eval_batch_size": 64}))
     model, data = ctx.model, ctx.splits.test
@@ -292,6 +318,7 @@ STEPS: dict[str, Callable[[int], list[dict]]] = {
     "frozen_prefix": lambda r: [step_frozen_prefix(r)],
     "no_model_copies": lambda r: [step_no_model_copies(r)],
     "prefix_cache": lambda r: [step_prefix_cache(r, "head"), step_prefix_cache(r, "top_k", k=2)],
+    "prefix_first_round": lambda r: [step_prefix_first_round(r)],
     "eval": step_eval,
     "threads": lambda r: [step_threads(max(1, r - 1))],
 }

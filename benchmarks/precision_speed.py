@@ -1,0 +1,213 @@
+"""Step speed of fl.precision fp32 vs bf16, side by side in one run (`make perf`).
+
+1. peak: this machine's matmul peak per precision, 2048 x 2048 matmuls (fp32 vs bf16), interleaved.
+2. steps: one training step (MiniLM-L6, batch 16 x 32 tokens, AdamW, the simulator's
+   ``train_steps``) for full, top-2, head and LoRA-r8, fp32 and bf16 interleaved; achieved GFLOP/s
+   from the analytic step FLOPs, as a fraction of the same run's peak in that precision.
+3. compile: ``torch.compile`` (inductor) of every block, full fp32/bf16: compile seconds and step
+   time, and whether it pays over the training steps of one converged cell (``--cell-steps``).
+
+Writes results/perf/perf_precision.csv, perf_compile.csv and the ``precision`` section of
+results/perf/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+from perf_readme import write_section  # benchmarks/ is the script's dir
+
+from fl_core.client import train_steps
+from fl_core.config import DataConfig, FLConfig, MethodSpec, RunConfig
+from fl_core.costs import step_flops
+from fl_core.methods import make_method
+from fl_core.methods.base import TrainPlan
+from fl_core.methods.lora import add_lora
+from fl_core.provenance import git_revision
+from fl_core.simulator import build_context
+
+OUT = Path("results/perf")
+N = 2048
+
+
+def matmul_peak(reps: int, n: int = N, inner: int = 4) -> dict[str, float]:
+    """GFLOP/s of ``inner`` n x n matmuls per precision, best of ``reps`` interleaved repeats."""
+    mats = {
+        p: [torch.randn(n, n, dtype=d) for _ in range(2)]
+        for p, d in (("fp32", torch.float32), ("bf16", torch.bfloat16))
+    }
+    best = dict.fromkeys(mats, float("inf"))
+    for _ in range(reps + 1):
+        for p, (a, b) in mats.items():
+            t0 = time.perf_counter()
+            for _ in range(inner):
+                a @ b
+            best[p] = min(best[p], (time.perf_counter() - t0) / inner)
+    return {p: 2 * n**3 / t / 1e9 for p, t in best.items()}
+
+
+def _ctx(method: str):
+    cfg = RunConfig(
+        dataset="bbc_news",
+        alpha="iid",
+        method=MethodSpec(name=method),
+        seed=0,
+        model="minilm-l6",
+        fl=FLConfig(
+            num_clients=10, clients_per_round=10, rounds=1, batch_size=16, max_len=32, prefix_cache=False
+        ),
+        data=DataConfig(min_partition_size=1),
+    )
+    ctx = build_context(cfg)
+    m = make_method(method, {}, ctx)
+    if method == "lora":
+        add_lora(ctx, r=8, alpha=16)
+    return ctx, m
+
+
+def _set_precision(ctx, precision: str) -> None:
+    ctx.cfg = ctx.cfg.model_copy(update={"fl": ctx.cfg.fl.model_copy(update={"precision": precision})})
+
+
+def step_time(ctx, method, plan: TrainPlan, batches, precision: str) -> float:
+    """Seconds per step of ``train_steps`` on ``batches`` (the model is restored afterwards)."""
+    _set_precision(ctx, precision)
+    names = ctx.trainable_names(plan)
+    snapshot = ctx.model.state(names)
+    t0 = time.perf_counter()
+    train_steps(ctx, method, 0, plan, batches, names)
+    dt = (time.perf_counter() - t0) / len(batches)
+    ctx.model.load(snapshot)
+    return dt
+
+
+def bench_steps(reps: int, peak: dict[str, float], n_batches: int = 4) -> pd.DataFrame:
+    full_ctx, full = _ctx("full")
+    lora_ctx, lora = _ctx("lora")
+    L = full_ctx.model.num_blocks
+    batches = [b for b in full_ctx.client_batches(0, 0) if len(b) == 16][:n_batches]
+    seq = max(int(full_ctx.splits.train.lengths[b].max()) for b in batches)
+    configs = {
+        "full": (full_ctx, full, TrainPlan.of(range(L))),
+        "top-2": (full_ctx, full, TrainPlan.of([L - 2, L - 1])),
+        "head": (full_ctx, full, TrainPlan.of([])),
+        "lora-r8": (lora_ctx, lora, TrainPlan.of(range(L), only="lora_")),
+    }
+    times: dict[tuple[str, str], list[float]] = {}
+    for rep in range(reps + 1):  # rep 0 is a warm-up; configurations and precisions interleaved
+        for name, (ctx, m, plan) in configs.items():
+            for p in ("fp32", "bf16") if rep % 2 else ("bf16", "fp32"):
+                dt = step_time(ctx, m, plan, batches, p)
+                if rep:
+                    times.setdefault((name, p), []).append(dt)
+    rows = []
+    for name, (ctx, _, plan) in configs.items():
+        f, b = step_flops(
+            ctx.model.arch, 16, seq, ctx.first_grad(plan), ctx.trained_share(ctx.trainable_names(plan))
+        )
+        t32, t16 = (statistics.median(times[name, p]) for p in ("fp32", "bf16"))
+        row = {"config": name, "gflop_per_step": round((f + b) / 1e9, 1)}
+        for p, t in (("fp32", t32), ("bf16", t16)):
+            gf = (f + b) / t / 1e9
+            row |= {
+                f"{p}_step_s": round(t, 4),
+                f"{p}_gflops": round(gf, 1),
+                f"{p}_of_peak": round(gf / peak[p], 3),
+            }
+        rows.append({**row, "bf16_speedup": round(t32 / t16, 2)})
+    return pd.DataFrame(rows)
+
+
+def bench_compile(reps: int, cell_steps: int, n_batches: int = 4) -> pd.DataFrame:
+    """Eager vs inductor-compiled blocks for the full step; compile time is the first call's excess."""
+    ctx, m = _ctx("full")
+    L = ctx.model.num_blocks
+    plan = TrainPlan.of(range(L))
+    batches = [b for b in ctx.client_batches(0, 0) if len(b) == 16][:n_batches]
+    eager = {
+        p: statistics.median(step_time(ctx, m, plan, batches, p) for _ in range(reps + 1))
+        for p in ("fp32", "bf16")
+    }
+    for blk in ctx.model.blocks:
+        blk.compile()
+    rows = []
+    for p in ("fp32", "bf16"):
+        t0 = time.perf_counter()
+        step_time(ctx, m, plan, batches[:1], p)  # compiles (training graph) for this precision
+        first = time.perf_counter() - t0
+        comp = statistics.median(step_time(ctx, m, plan, batches, p) for _ in range(reps))
+        compile_s = first - comp
+        saved = (eager[p] - comp) * cell_steps
+        rows.append(
+            {
+                "precision": p,
+                "eager_step_s": round(eager[p], 4),
+                "compiled_step_s": round(comp, 4),
+                "step_speedup": round(eager[p] / comp, 3),
+                "compile_s": round(compile_s, 1),
+                "cell_steps": cell_steps,
+                "saved_over_cell_s": round(saved, 1),
+                "pays": bool(saved > compile_s),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--cell-steps", type=int, default=300, help="training steps of one converged cell")
+    ap.add_argument("--no-compile", action="store_true")
+    ap.add_argument("--threads", type=int, help="torch threads (1 on a shared, oversubscribed machine)")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    OUT.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    peak = matmul_peak(args.reps)
+    steps = bench_steps(args.reps, peak)
+    peak_after = matmul_peak(args.reps)  # again after the steps: the spread shows the host's drift
+    steps.to_csv(OUT / "perf_precision.csv", index=False)
+    print(peak, peak_after, steps.to_string(index=False), sep="\n", flush=True)
+    lines = [
+        "## precision ({} s)",
+        "",
+        f"`python benchmarks/precision_speed.py --reps {args.reps}` (in `make perf`): {os.cpu_count()} CPUs "
+        f"**shared with other jobs while measured** (absolute times are noisy; the ratios are interleaved), "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; git `{git_revision()}`; "
+        f"{time.strftime('%Y-%m-%d %H:%M')}",
+        "",
+        f"Matmul peak ({N}² matmuls, best of {args.reps}, before / after the steps): "
+        + ", ".join(f"{p} {peak[p]:.0f} / {peak_after[p]:.0f} GFLOP/s" for p in peak)
+        + f" (bf16/fp32 {peak['bf16'] / peak['fp32']:.2f}x).",
+        "",
+        "One training step, MiniLM-L6, batch 16 x 32 tokens, AdamW (`train_steps`, median of "
+        f"{args.reps} interleaved repeats of 4 steps); GFLOP/s from the analytic step FLOPs; `*_of_peak`: "
+        "fraction of the matmul peak above in that precision:",
+        "",
+        steps.to_markdown(index=False),
+        "",
+    ]
+    if not args.no_compile:
+        comp = bench_compile(max(2, args.reps // 2), args.cell_steps)
+        comp.to_csv(OUT / "perf_compile.csv", index=False)
+        print(comp.to_string(index=False), flush=True)
+        lines += [
+            f"`torch.compile` (inductor, every block compiled in place), full step; pays = the time saved over "
+            f"{args.cell_steps} training steps (one converged cell) exceeds the compile time:",
+            "",
+            comp.to_markdown(index=False),
+            "",
+        ]
+    lines[0] = lines[0].format(round(time.perf_counter() - t0))
+    write_section(OUT / "README.md", "precision", lines)
+
+
+if __name__ == "__main__":
+    main()
