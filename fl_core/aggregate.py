@@ -4,12 +4,10 @@ and no library averages over the *subset* of clients that trained each parameter
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 import torch
 
-if TYPE_CHECKING:
-    from fl_core.methods.base import ClientUpdate
+from fl_core.plan import ClientUpdate
 
 
 def weighted_mean_deltas(updates: Iterable[ClientUpdate]) -> dict[str, torch.Tensor]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -11,13 +10,10 @@ import torch
 from fl_core.config import RunConfig
 from fl_core.costs import CostLog, step_flops
 from fl_core.data import Splits
-from fl_core.methods.base import TrainPlan
 from fl_core.models import EMB, HEAD, BlockModel
+from fl_core.plan import TrainPlan
+from fl_core.rng import seeded_rng, torch_seed
 from fl_core.visits import expected_visits
-
-
-def _key(k) -> int:
-    return k if isinstance(k, int) and k >= 0 else zlib.crc32(str(k).encode())
 
 
 class PrefixCache:
@@ -77,11 +73,10 @@ class RunContext:
 
     # -- randomness: every stream derives from the cell seed and a key, not from call order ---
     def rng(self, *key) -> np.random.Generator:
-        seq = np.random.SeedSequence(self.cfg.seed, spawn_key=tuple(_key(k) for k in key))
-        return np.random.default_rng(seq)
+        return seeded_rng(self.cfg.seed, *key)
 
     def torch_seed(self, *key) -> int:
-        return int(self.rng("torch", *key).integers(2**62))
+        return torch_seed(self.cfg.seed, *key)
 
     # -- data ------------------------------------------------------------------------------
     def num_samples(self, cid: int) -> int:

@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
-from fl_core.models.blocks import ArchInfo
+if TYPE_CHECKING:
+    import numpy as np
+
+    from fl_core.models.blocks import ArchInfo
 
 BYTES_PER_PARAM = 4  # float32 on the wire
 
@@ -59,6 +63,15 @@ class CostRecord:
     peak_memory_bytes: int = (
         0  # analytic (fl_core.cost_model.client_step_memory / pass_memory), max over the pass
     )
+
+    def add_pass(self, lengths: np.ndarray, flops_fwd: float, flops_bwd: float = 0.0) -> None:
+        """Count one pass over a batch whose rows have token ``lengths`` (padded to the longest):
+        the one place a pass over data is counted."""
+        self.flops_fwd += flops_fwd
+        self.flops_bwd += flops_bwd
+        self.samples += len(lengths)
+        self.tokens += int(lengths.sum())
+        self.padded_tokens += len(lengths) * int(lengths.max())
 
 
 @dataclass

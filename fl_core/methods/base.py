@@ -2,7 +2,7 @@
 
 Hook names follow Flower's ``Strategy`` (``configure_train`` / ``aggregate``); the simulator calls
 them and nothing else, so a new method never touches the simulator. A method that overrides one
-hook is a dozen lines (see ``methods/fixed.py``).
+hook is a dozen lines (see ``methods/reference.py``).
 
 Round ``t`` as the simulator runs it::
 
@@ -11,6 +11,7 @@ Round ``t`` as the simulator runs it::
         method.client_begin(t, c, plans[c])                # e.g. load personal state
         batches = method.order_batches(t, c, batches)      # e.g. a curriculum
         ... local training; method.after_backward(c, plan) after each backward ...
+        kept = method.keep_local(c, plans[c])               # trained but not uploaded
         method.client_end(t, c, plans[c], update)          # e.g. keep personal state
     new = method.aggregate(t, updates)                     # new global values (default per-block FedAvg)
 """
@@ -18,17 +19,26 @@ Round ``t`` as the simulator runs it::
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict
 
 from fl_core.aggregate import per_block_fedavg
+from fl_core.context import RunContext
+from fl_core.plan import ClientUpdate, TrainPlan
 
-if TYPE_CHECKING:
-    from fl_core.context import RunContext
+__all__ = [
+    "METHODS",
+    "ClientUpdate",
+    "Method",
+    "NoParams",
+    "TrainPlan",
+    "make_method",
+    "register",
+    "validate_params",
+]
 
 
 #: Stated in every run's method info (issue 12): dropout differs with the depth a method trains.
@@ -40,37 +50,6 @@ DROPOUT_NOTE = (
 
 class NoParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-@dataclass(frozen=True)
-class TrainPlan:
-    """What one client trains in one round.
-
-    ``blocks``: selected block indices; ``head``: train the head; ``only``: if set, only parameters
-    whose name contains it are trained inside the selected blocks (e.g. ``"lora_"``). A plan with
-    ``info["sit_out"]`` set means the client does not take part this round (it fits no budget).
-    """
-
-    blocks: frozenset[int]
-    head: bool = True
-    only: str | None = None
-    info: dict[str, Any] = field(default_factory=dict, compare=False)
-
-    @staticmethod
-    def of(blocks, head: bool = True, only: str | None = None, **info: Any) -> TrainPlan:
-        return TrainPlan(frozenset(int(b) for b in blocks), head, only, info)
-
-
-@dataclass
-class ClientUpdate:
-    """What a client sends back: the change of what it trained, and its sample count."""
-
-    cid: int
-    num_samples: int
-    plan: TrainPlan
-    delta: dict[str, torch.Tensor]
-    train_loss: float
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class Method:
@@ -117,6 +96,10 @@ class Method:
 
     def after_backward(self, cid: int, plan: TrainPlan) -> None:
         """After each backward, before the optimizer step (e.g. mask gradients)."""
+
+    def keep_local(self, cid: int, plan: TrainPlan) -> set[str]:
+        """Trained parameters that stay on the client (not uploaded, not counted as upload)."""
+        return set()
 
     def client_end(self, rnd: int, cid: int, plan: TrainPlan, update: ClientUpdate) -> None:
         """After client ``cid`` trained, before the global values are restored."""
@@ -186,6 +169,9 @@ def validate_params(name: str, params: dict[str, Any], num_blocks: int) -> BaseM
     return p
 
 
-def make_method(name: str, params: dict[str, Any], ctx: RunContext) -> Method:
+def make_method(name: str, params: dict[str, Any] | BaseModel, ctx: RunContext) -> Method:
+    """The method ``name`` on ``ctx``; ``params``: a raw dict (validated here) or validated params."""
     cls = METHODS[name]
-    return cls(validate_params(name, params, ctx.model.num_blocks), ctx)
+    if not isinstance(params, BaseModel):
+        params = validate_params(name, params, ctx.model.num_blocks)
+    return cls(params, ctx)

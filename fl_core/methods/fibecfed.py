@@ -59,7 +59,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -68,15 +68,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from fl_core.aggregate import per_block_fedavg
+from fl_core.context import RunContext
 from fl_core.cost_model import pass_memory
 from fl_core.costs import BYTES_PER_PARAM, CostRecord, Timer, step_flops
+from fl_core.evaluate import metrics, predict
 from fl_core.methods.base import Method, TrainPlan, register
 from fl_core.models import HEAD
 from fl_core.models.lora import LORA_DROPOUT, LORA_TAG, LoraPair, add_lora, lora_pairs
-
-if TYPE_CHECKING:
-    from fl_core.context import RunContext
-    from fl_core.methods.base import ClientUpdate
+from fl_core.trainer import Hooks, Loop, make_optimizer, train
 
 
 # -- 1. Fisher curriculum ------------------------------------------------------------------------
@@ -297,9 +296,7 @@ class FibecFed(Method):
             for c in range(n_clients):
                 if len(ctx.clients[c]) == 0:
                     continue
-                with Timer() as t:
-                    self.masks[c] = self._trial_masks(c, pairs, recs[c])
-                recs[c].wall_s += t.s
+                self.masks[c] = self._trial_masks(c, pairs, recs[c])  # the trainer adds its wall time
         for c in range(n_clients):
             recs[c].peak_memory_bytes = self._setup_memory(c)
             ctx.costs.add(recs[c])
@@ -336,56 +333,47 @@ class FibecFed(Method):
             f, b = ctx.flops(idx, self.plan, self.names)
         else:
             f, b = step_flops(ctx.model.arch, len(idx), seq, first_grad or 0, [share] * ctx.model.num_blocks)
-        rec.flops_fwd += f * (2 if extra_forward else 1)
-        rec.flops_bwd += b if backward else 0.0
-        rec.samples += len(idx)
-        rec.tokens += int(ctx.splits.train.lengths[idx].sum())
-        rec.padded_tokens += len(idx) * seq
+        rec.add_pass(ctx.splits.train.lengths[idx], f * (2 if extra_forward else 1), b if backward else 0.0)
 
     def _trial_masks(self, cid: int, pairs: list[LoraPair], rec: CostRecord) -> dict[str, torch.Tensor]:
         """Trial epochs of the global LoRA (+ head) without mask; EMA of per-neuron ΔW-change scores;
         returns the masked rows of B per PL projection. The model is restored afterwards."""
-        from fl_core.client import make_optimizer  # lazy: fl_core.client imports the method registry
-
         ctx, p, model = self.ctx, self.p, self.ctx.model
         snapshot = model.state(self.names)
-        lr = ctx.cfg.fl.lr
         torch.manual_seed(ctx.torch_seed("fibecfed-trial", cid))
-        model.set_trainable(set(self.names))
         params = [model.params[n] for n in self.names]
         opt = make_optimizer(
             params, ctx, kind="adamw"
         )  # the spec's trial optimizer, whatever fl.optimizer is
-        first = ctx.first_grad(self.plan)
+        lr = opt.param_groups[0]["lr"]
         with torch.no_grad():
             prev = {q.b: q.delta_weight(model).float() for q in pairs}
         score = {q.b: torch.zeros(prev[q.b].shape[0], device=ctx.device) for q in pairs}
-        model.hf.train()
+
+        @torch.no_grad()
+        def epoch_end(ep: int) -> None:  # f_j = mean_k ((ΔW_new − ΔW_old)/lr)², F ← γF + (1−γ)f
+            for q in pairs:
+                new = q.delta_weight(model).float()
+                f = ((new - prev[q.b]) / lr).pow(2).mean(dim=1)
+                score[q.b] = p.mask_ema * score[q.b] + (1 - p.mask_ema) * f
+                prev[q.b] = new
+
+        idx_all, bs = ctx.clients[cid], ctx.cfg.fl.batch_size
+        epochs = []
+        for ep in range(p.mask_epochs):
+            perm = idx_all[ctx.rng("fibecfed-trial-data", cid, ep).permutation(len(idx_all))]
+            epochs.append([perm[s : s + bs] for s in range(0, len(perm), bs)])
         try:
-            for ep in range(p.mask_epochs):
-                idx_all = ctx.clients[cid]
-                perm = idx_all[ctx.rng("fibecfed-trial-data", cid, ep).permutation(len(idx_all))]
-                bs = ctx.cfg.fl.batch_size
-                for s in range(0, len(perm), bs):
-                    idx = perm[s : s + bs]
-                    ids, mask, y = ctx.tensors(idx)
-                    loss = F.cross_entropy(model.forward(ids, mask, first), y)
-                    if torch.isfinite(loss):
-                        opt.zero_grad(set_to_none=True)
-                        loss.backward()
-                        if ctx.cfg.fl.grad_clip:
-                            torch.nn.utils.clip_grad_norm_(params, ctx.cfg.fl.grad_clip)
-                        opt.step()
-                    self._count(rec, idx, backward=True)
-                with torch.no_grad():
-                    for q in pairs:
-                        new = q.delta_weight(model).float()
-                        f = ((new - prev[q.b]) / lr).pow(2).mean(dim=1)
-                        score[q.b] = p.mask_ema * score[q.b] + (1 - p.mask_ema) * f
-                        prev[q.b] = new
+            train(
+                ctx,
+                self.plan,
+                self.names,
+                epochs,
+                rec,
+                Loop(opt=opt, nonfinite="skip", hooks=Hooks(epoch_end=epoch_end)),
+            )
         finally:
             model.load(snapshot)
-            model.set_trainable(set())
         flat = torch.cat([score[q.b] for q in pairs])
         k = int(round(p.mask_ratio * flat.numel()))
         masked = torch.zeros(flat.numel(), dtype=torch.bool, device=flat.device)
@@ -432,22 +420,16 @@ class FibecFed(Method):
             if g is not None:
                 g[rows] = 0.0
 
-    def client_end(self, rnd, cid, plan, update: ClientUpdate):
-        from fl_core.client import local_batches  # lazy: fl_core.client imports the method registry
+    def keep_local(self, cid, plan):
+        return set(self.pl_names)  # the PL LoRA never leaves the client
 
+    def client_end(self, rnd, cid, plan, update):
         model = self.ctx.model
         self.personal[cid] = {n: model.params[n].detach().cpu().clone() for n in self.pl_names}
-        for n in self.pl_names:
-            update.delta.pop(n, None)
-        update.extra["batches"] = len(local_batches(self.ctx, self, rnd, cid))
-        for rec in reversed(self.ctx.costs.records):  # the record client.py just added counted PL too
-            if rec.round == rnd and rec.client == cid and rec.kind == "train":
-                rec.bytes_up = BYTES_PER_PARAM * sum(d.numel() for d in update.delta.values())
-                break
 
     def aggregate(self, rnd, updates):
         """FedAvg of GAL LoRA + head, weighted by the number of batches each client ran."""
-        weighted = [dataclasses.replace(u, num_samples=u.extra["batches"]) for u in updates]
+        weighted = [dataclasses.replace(u, num_samples=u.num_batches) for u in updates]
         new = per_block_fedavg(weighted, self.ctx.global_values)
         group = self.ctx.model.group_of
         assert all(group[n] == HEAD or group[n] in self.gal for n in new), "PL LoRA must not be aggregated"
@@ -480,8 +462,6 @@ class FibecFed(Method):
     def personalized_eval(self) -> dict[str, float] | None:
         """Each client's own test split with the global GAL LoRA + head and its own PL LoRA (the
         init for a client that never trained); predictions pooled over clients."""
-        from fl_core.evaluate import metrics, predict  # lazy: fl_core.evaluate imports the context
-
         ctx = self.ctx
         if not ctx.client_test:
             return None

@@ -56,8 +56,9 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.stats import truncnorm
 
 from fl_core.cost_model import pass_memory
-from fl_core.costs import BYTES_PER_PARAM, CostRecord, Timer, step_flops
+from fl_core.costs import BYTES_PER_PARAM, CostRecord
 from fl_core.methods.base import Method, TrainPlan, register
+from fl_core.trainer import Loop, train
 
 log = logging.getLogger(__name__)
 
@@ -251,55 +252,48 @@ class Selective(Method):
         if self.p.score_batches > 0:
             batches = batches[: self.p.score_batches]
         total = sum(len(b) for b in batches)
-        share = ctx.trained_share(names)
         rec = CostRecord(round=rnd, client=cid, kind="score", bytes_up=BYTES_PER_PARAM * num)
         torch.manual_seed(ctx.torch_seed("score", rnd, cid))
-        model.set_trainable(set(names))
         for n in names:
             model.params[n].grad = None
-        model.hf.train()
+
+        def loss_fn(logits, y):  # Σ over samples / total: the accumulated grad is the pass's mean gradient
+            return F.cross_entropy(logits, y, reduction="sum") / total
+
         try:
-            with Timer() as t:
-                for idx in batches:
-                    ids, mask, y = ctx.tensors(idx)
-                    # Σ over samples / total: the accumulated grad is the mean gradient over the pass.
-                    loss = F.cross_entropy(model.forward(ids, mask, 0), y, reduction="sum") / total
-                    loss.backward()
-                    seq = int(ctx.splits.train.lengths[idx].max())
-                    f, b = step_flops(model.arch, len(idx), seq, ctx.first_grad(plan), share)
-                    rec.flops_fwd += f
-                    rec.flops_bwd += b
-                    rec.samples += len(idx)
-                    rec.tokens += int(ctx.splits.train.lengths[idx].sum())
-                    rec.padded_tokens += len(idx) * seq
-                scores = np.zeros(num)
-                wnorm = np.zeros(num)
-                with torch.no_grad():
-                    for n in names:
-                        j = model.group_of[n]
-                        g = model.params[n].grad
-                        if g is None:
-                            continue
-                        g = g.detach().to(torch.float64)
-                        if self.mode == "snr":
-                            std = float(g.std(correction=0)) if g.numel() > 1 else 0.0
-                            scores[j] += float(g.mean()) ** 2 / (std + EPS)
-                        else:
-                            scores[j] += float(g.square().sum())
-                        if self.mode == "rgn":
-                            wnorm[j] += float(model.params[n].detach().to(torch.float64).square().sum())
-                if self.mode == "rgn":
-                    scores = np.sqrt(scores) / (np.sqrt(wnorm) + EPS)
+            train(ctx, plan, names, [batches], rec, Loop(opt=None, loss_fn=loss_fn, nonfinite="keep"))
+            scores = self._grad_scores(names)
         finally:
             for n in names:
                 model.params[n].grad = None
-            model.set_trainable(set())
-        rec.wall_s = t.s
         rec.peak_memory_bytes = pass_memory(model, names, 0, _shapes(ctx, batches))  # grads, no optimizer
         ctx.costs.add(rec)
         if not np.isfinite(scores).all():
             log.warning("selective: non-finite scores for client %d at round %d; set to 0", cid, rnd)
             scores = np.nan_to_num(scores, nan=0.0, posinf=0.0, neginf=0.0)
+        return scores
+
+    @torch.no_grad()
+    def _grad_scores(self, names: list[str]) -> np.ndarray:
+        """Per-block score of the accumulated gradients (``grad``: Σ‖g‖², ``snr``, ``rgn``)."""
+        model, num = self.ctx.model, self.num_blocks
+        scores = np.zeros(num)
+        wnorm = np.zeros(num)
+        for n in names:
+            j = model.group_of[n]
+            g = model.params[n].grad
+            if g is None:
+                continue
+            g = g.detach().to(torch.float64)
+            if self.mode == "snr":
+                std = float(g.std(correction=0)) if g.numel() > 1 else 0.0
+                scores[j] += float(g.mean()) ** 2 / (std + EPS)
+            else:
+                scores[j] += float(g.square().sum())
+            if self.mode == "rgn":
+                wnorm[j] += float(model.params[n].detach().to(torch.float64).square().sum())
+        if self.mode == "rgn":
+            scores = np.sqrt(scores) / (np.sqrt(wnorm) + EPS)
         return scores
 
     # -- selection -------------------------------------------------------------------------------

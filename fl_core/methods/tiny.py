@@ -55,7 +55,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -78,8 +77,10 @@ from fl_core.cost_model import (
 )
 from fl_core.methods.base import Method, TrainPlan, register
 from fl_core.methods.lora import Lora, LoraParams
+from fl_core.models import MODELS
 from fl_core.models.blocks import ArchInfo
 from fl_core.models.lora import LORA_DROPOUT
+from fl_core.rng import seeded_rng
 
 log = logging.getLogger(__name__)
 
@@ -132,8 +133,6 @@ class BudgetParams(BaseModel):
 
 
 def _check_model_name(name: str, key: str) -> None:
-    from fl_core.models import MODELS
-
     if name not in MODELS and not Path(name).is_dir():
         raise ValueError(f"{key}: unknown model '{name}'; allowed: {sorted(MODELS)} or a local HF model dir")
 
@@ -141,12 +140,10 @@ def _check_model_name(name: str, key: str) -> None:
 def client_levels(cfg, p: BudgetParams) -> list[float]:
     """Each client's budget fraction: the same for all, or one seeded draw per client (``hetero``,
     the cell seed's ``device-budget`` stream, so ``tiny`` and ``lora_budget`` get the same devices)."""
-    from fl_core.context import RunContext
-
     n = cfg.fl.num_clients
     if p.budget != "hetero":
         return [float(p.budget)] * n
-    rng = RunContext.rng(SimpleNamespace(cfg=cfg), "device-budget")  # the same stream as ctx.rng(...)
+    rng = seeded_rng(cfg.seed, "device-budget")  # the same stream as ctx.rng("device-budget")
     return [float(x) for x in rng.choice(list(p.levels), size=n)]
 
 

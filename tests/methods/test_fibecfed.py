@@ -221,7 +221,7 @@ def test_gal_aggregate_is_batch_weighted_mean(trained):
     ctx, m, clients = trained["ctx"], trained["method"], trained["clients"]
     updates, new = trained["rounds"][1]
     w = np.array([pacing_count(len(m.order[u.cid]), 1, ctx.cfg.fl.rounds) for u in updates], dtype=float)
-    assert [u.extra["batches"] for u in updates] == w.tolist()  # one local epoch, no step cap
+    assert [u.num_batches for u in updates] == w.tolist()  # one local epoch, no step cap
     samples = np.array([u.num_samples for u in updates], dtype=float)
     assert not np.isclose(w[0] / w.sum(), samples[0] / samples.sum())  # the test can tell the two apart
     assert len(clients) == 2
