@@ -19,9 +19,9 @@ import torch
 from perf_readme import write_section  # benchmarks/ is the script's dir
 from tqdm.auto import tqdm
 
-from fl_core.config import load_grid
 from fl_core.provenance import git_revision
 from fl_core.simulator import run_cell
+from fl_core.validate import load_grid
 
 OUT = Path("results/perf")
 BEFORE = {"prefix_cache": False, "length_buckets": 0}

@@ -7,8 +7,9 @@ import logging
 import os
 import sys
 
-from fl_core.config import ConfigError, load_grid
+from fl_core.config import ConfigError
 from fl_core.errors import StoreError
+from fl_core.validate import load_grid
 
 
 def _offline_defaults() -> None:

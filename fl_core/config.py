@@ -1,8 +1,8 @@
 """Configs are data: pydantic schemas for one run (a *cell*) and for a grid of cells.
 
-Every check runs before any training starts. An unknown key, method, dataset or model, a
-non-positive alpha, ``k`` larger than the model's block count, ``clients_per_round`` larger than
-``num_clients`` ... each raises :class:`ConfigError` naming the key and the allowed values.
+Schemas only: loading a YAML file and the registry checks (unknown method, dataset or model, ``k``
+larger than the model's block count ...) are :mod:`fl_core.validate`. Every problem raises
+:class:`ConfigError` naming the key and the allowed values, before any training starts.
 """
 
 from __future__ import annotations
@@ -10,10 +10,8 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
@@ -175,7 +173,7 @@ class GridConfig(Strict):
         ]
 
 
-def _format_error(err: ValidationError, source: str) -> str:
+def format_error(err: ValidationError, source: str) -> str:
     lines = [f"invalid config {source}:"]
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"]) or "(top level)"
@@ -188,83 +186,5 @@ def _format_error(err: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
-def _allowed_keys(model: type[BaseModel]) -> str:
+def allowed_keys(model: type[BaseModel]) -> str:
     return ", ".join(model.model_fields)
-
-
-def parse_grid(raw: dict[str, Any], source: str = "<dict>") -> GridConfig:
-    """Validate a grid dict fully: schema, registry names, method params against the model."""
-    if not isinstance(raw, dict):
-        raise ConfigError(f"invalid config {source}: expected a mapping of keys, got {type(raw).__name__}")
-    try:
-        grid = GridConfig.model_validate(raw)
-    except ValidationError as err:
-        msg = _format_error(err, source)
-        if any(e["type"] == "extra_forbidden" for e in err.errors()):
-            msg += f"\n  allowed top-level keys: {_allowed_keys(GridConfig)}"
-            msg += f"\n  allowed fl keys: {_allowed_keys(FLConfig)}\n  allowed data keys: {_allowed_keys(DataConfig)}"
-        raise ConfigError(msg) from None
-    check_names(grid.model, grid.datasets, grid.methods, source)
-    return grid
-
-
-def check_names(model: str, datasets: list[str], methods: list[MethodSpec], source: str) -> None:
-    """Registry checks: dataset, model and method names, and each method's params."""
-    from fl_core.data import DATASETS, is_local_dataset
-    from fl_core.methods import METHODS, validate_params
-    from fl_core.models import MODELS, num_blocks
-
-    for i, d in enumerate(datasets):
-        if d not in DATASETS and not is_local_dataset(d):
-            raise ConfigError(
-                f"invalid config {source}: datasets[{i}]: unknown dataset '{d}'; "
-                f"allowed: {sorted(DATASETS)} or a local path to a saved datasets.DatasetDict"
-            )
-    if model not in MODELS and not (model and (Path(model) / "config.json").is_file()):
-        raise ConfigError(
-            f"invalid config {source}: model: unknown model '{model}'; allowed: {sorted(MODELS)} or a local HF "
-            "model dir (with a config.json)"
-        )
-    n_blocks = num_blocks(model)
-    for i, m in enumerate(methods):
-        if m.name not in METHODS:
-            raise ConfigError(
-                f"invalid config {source}: methods[{i}].name: unknown method '{m.name}'; allowed: {sorted(METHODS)}"
-            )
-        try:
-            validate_params(m.name, m.params, n_blocks)
-        except (ValidationError, ValueError) as err:
-            detail = _format_error(err, "") if isinstance(err, ValidationError) else str(err)
-            detail = detail.replace("invalid config :", "").strip()
-            raise ConfigError(f"invalid config {source}: methods[{i}].params ({m.name}): {detail}") from None
-    labels = [m.display for m in methods]
-    dup = {x for x in labels if labels.count(x) > 1}
-    if dup:
-        raise ConfigError(
-            f"invalid config {source}: methods: duplicate label(s) {sorted(dup)}; set a distinct 'label'"
-        )
-
-
-def load_grid(path: str | Path, overrides: dict[str, Any] | None = None) -> GridConfig:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ConfigError(f"invalid YAML in {path}: {err}") from None
-    if overrides:
-        raw = {**raw, **overrides}
-    return parse_grid(raw, str(path))
-
-
-def load_run(path: str | Path) -> RunConfig:
-    """A single-cell YAML (keys of :class:`RunConfig`)."""
-    path = Path(path)
-    raw = yaml.safe_load(path.read_text())
-    try:
-        run = RunConfig.model_validate(raw)
-    except ValidationError as err:
-        raise ConfigError(_format_error(err, str(path))) from None
-    check_names(run.model, [run.dataset], [run.method], str(path))
-    return run

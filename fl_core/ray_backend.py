@@ -19,16 +19,15 @@ import secrets
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from fl_core.cell import cell_name, checkpoint_for, execute_cell, failed_result
 from fl_core.config import GridConfig, RunConfig
+from fl_core.tracking import Tracker
 
 
 def _run_remote(
     cell_dict: dict[str, Any], grid_dict: dict[str, Any], threads: int
 ) -> tuple[dict, dict, dict]:
     import torch
-
-    from fl_core.config import GridConfig, RunConfig
-    from fl_core.sweep import checkpoint_for, execute_cell
 
     torch.set_num_threads(threads)  # no oversubscription: one cell's threads = its CPUs
     cell, grid = RunConfig.model_validate(cell_dict), GridConfig.model_validate(grid_dict)
@@ -115,9 +114,6 @@ def run_cells_ray(
 
     if not cells:
         return
-    from fl_core.sweep import cell_name, failed_result
-    from fl_core.tracking import Tracker
-
     init_ray()
     tracker = Tracker(grid.wandb, group=grid.name, root=grid.output_dir)
     res = grid.ray

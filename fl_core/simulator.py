@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from pydantic import BaseModel
 
 from fl_core.checkpoint import Checkpoint
 from fl_core.client import run_client
@@ -21,8 +22,9 @@ from fl_core.config import RunConfig
 from fl_core.context import RunContext
 from fl_core.data import client_test_split, label_counts, load_splits, partition
 from fl_core.evaluate import evaluate_global
-from fl_core.methods import METHODS, ClientUpdate, Method, make_method, validate_params
+from fl_core.methods import METHODS, Method, make_method, validate_params
 from fl_core.models import HEAD, build_model, load_tokenizer, model_label, num_blocks
+from fl_core.plan import ClientUpdate
 
 
 def resolve_device(name: str) -> torch.device:
@@ -50,7 +52,8 @@ def participation_schedule(ctx: RunContext) -> list[list[int]]:
     ]
 
 
-def build_context(cfg: RunConfig) -> RunContext:
+def build_context(cfg: RunConfig, params: BaseModel | None = None) -> RunContext:
+    """Data, partition and model of a cell; ``params``: the method's validated params (else validated here)."""
     tok = load_tokenizer(cfg.model)
     splits = load_splits(cfg.dataset, tok, cfg.fl.max_len, cfg.data.test_fraction, cfg.data.split_seed)
     if cfg.data.max_train_samples and cfg.data.max_train_samples < len(splits.train):
@@ -71,7 +74,8 @@ def build_context(cfg: RunConfig) -> RunContext:
         splits.train.labels, cfg.fl.num_clients, cfg.alpha, cfg.seed, cfg.data.min_partition_size
     )
     device = resolve_device(cfg.fl.device)
-    params = validate_params(cfg.method.name, cfg.method.params, num_blocks(cfg.model))
+    if params is None:
+        params = validate_params(cfg.method.name, cfg.method.params, num_blocks(cfg.model))
     chosen = METHODS[cfg.method.name].select_model(params, cfg, splits.num_labels)
     if chosen != cfg.model:  # the method picked the architecture (e.g. budget-aware schedules)
         cfg = cfg.model_copy(update={"model": chosen})
@@ -116,6 +120,78 @@ def run_round(
     return updates, new
 
 
+def _evaluate(ctx: RunContext, method: Method, row: dict[str, Any]) -> None:
+    """accuracy/macro_f1/loss: global model, global test set; personal_*: the clients' own test
+    splits pooled, with each client's personal state if the method keeps one, else the global model."""
+    overall, on_clients = evaluate_global(ctx)
+    row.update(overall)
+    pers = method.personalized_eval()
+    if pers is None:
+        pers = on_clients
+    if pers:
+        row.update({f"personal_{k}": v for k, v in pers.items()})
+
+
+def round_row(
+    ctx: RunContext, method: Method, rnd: int, updates: list[ClientUpdate], new: dict[str, torch.Tensor]
+) -> tuple[dict[str, Any], bool]:
+    """The logged row of round ``rnd`` (evaluated when due or diverged), and whether it diverged."""
+    fl = ctx.cfg.fl
+    train_loss = (
+        float(np.average([u.train_loss for u in updates], weights=[u.num_samples for u in updates]))
+        if updates
+        else 0.0
+    )
+    row: dict[str, Any] = {"round": rnd, "train_loss": train_loss}
+    row.update({f"method_{k}": v for k, v in method.round_info(rnd).items()})
+    diverged = not math.isfinite(train_loss) or any(not torch.isfinite(v).all() for v in new.values())
+    if diverged or (rnd + 1) % fl.eval_every == 0 or rnd == fl.rounds - 1:
+        _evaluate(ctx, method, row)
+        diverged = diverged or not math.isfinite(row["loss"])
+    return row, diverged
+
+
+def _checkpoint_state(
+    ctx: RunContext, method: Method, rnd: int, rounds: list, selections: list, elapsed_s: float
+) -> dict:
+    return {
+        "config_hash": ctx.cfg.hash(),
+        "round": rnd,
+        "values": ctx.model.state(sorted(ctx.touched)),
+        "method": method.state_dict(),
+        "touched": ctx.touched,
+        "costs": ctx.costs.records,
+        "rounds": rounds,
+        "selections": selections,
+        "elapsed_s": elapsed_s,
+    }
+
+
+def _resume(ctx: RunContext, method: Method, checkpoint: Checkpoint | None) -> tuple[list, list, int, float]:
+    """(rounds, selections, first round to run, wall time of earlier attempts up to their last
+    checkpoint) from the checkpoint of this very config, if any."""
+    saved = checkpoint.load() if checkpoint else None
+    if saved is None or saved.get("config_hash") != ctx.cfg.hash():
+        return [], [], 0, 0.0
+    ctx.model.load(saved["values"])
+    method.load_state_dict(saved["method"])
+    ctx.touched, ctx.costs.records = saved["touched"], saved["costs"]
+    prior_s = float(saved.get("elapsed_s", 0.0))
+    return saved["rounds"], saved["selections"], saved["round"] + 1, prior_s
+
+
+def start_cell(cfg: RunConfig) -> tuple[RunContext, Method]:
+    """The context and the set-up method of a cell (its params validated once, here)."""
+    torch.manual_seed(cfg.seed)
+    params = validate_params(cfg.method.name, cfg.method.params, num_blocks(cfg.model))
+    ctx = build_context(cfg, params)
+    method = make_method(cfg.method.name, params, ctx)
+    method.setup()
+    if cfg.fl.prefix_cache:
+        ctx.enable_prefix_cache(method.never_trained_below())
+    return ctx, method
+
+
 def run_cell(
     cfg: RunConfig,
     on_round: Callable[[dict[str, Any]], None] | None = None,
@@ -123,60 +199,23 @@ def run_cell(
     checkpoint: Checkpoint | None = None,
 ) -> CellResult:
     """Run one cell to the end (or until it diverges) and return everything it measured."""
-    from tqdm.auto import tqdm
+    from tqdm.auto import tqdm  # tqdm.auto probes for IPython: only when a cell runs
 
     t0 = time.perf_counter()
-    torch.manual_seed(cfg.seed)
-    ctx = build_context(cfg)
-    method = make_method(cfg.method.name, cfg.method.params, ctx)
-    method.setup()
-    if cfg.fl.prefix_cache:
-        ctx.enable_prefix_cache(method.never_trained_below())
-    model = ctx.model
+    ctx, method = start_cell(cfg)
     schedule = participation_schedule(ctx)
-    rounds: list[dict[str, Any]] = []
-    selections: list[dict[str, Any]] = []
+    rounds, selections, start, prior_s = _resume(ctx, method, checkpoint)
+    for row in rounds if on_round else ():  # on_round sees the whole history, restored rounds too
+        on_round(row)
     status = "ok"
-    start, prior_s = 0, 0.0  # prior_s: wall time of earlier attempts, up to their last checkpoint
-    saved = checkpoint.load() if checkpoint else None
-    if saved is not None and saved.get("config_hash") == cfg.hash():
-        model.load(saved["values"])
-        method.load_state_dict(saved["method"])
-        ctx.touched, ctx.costs.records = saved["touched"], saved["costs"]
-        rounds, selections, start = saved["rounds"], saved["selections"], saved["round"] + 1
-        prior_s = float(saved.get("elapsed_s", 0.0))
-        for row in rounds if on_round else ():  # on_round sees the whole history, restored rounds too
-            on_round(row)
+    desc = f"{cfg.method.display} a={cfg.alpha} s={cfg.seed}"
+    rng = range(start, cfg.fl.rounds)
     bar = tqdm(
-        range(start, cfg.fl.rounds),
-        desc=f"{cfg.method.display} a={cfg.alpha} s={cfg.seed}",
-        leave=False,
-        disable=not progress,
-        unit="round",
-        initial=start,
-        total=cfg.fl.rounds,
+        rng, desc=desc, leave=False, disable=not progress, unit="round", initial=start, total=cfg.fl.rounds
     )
     for rnd in bar:
         updates, new = run_round(ctx, method, rnd, schedule[rnd], selections)
-        train_loss = (
-            float(np.average([u.train_loss for u in updates], weights=[u.num_samples for u in updates]))
-            if updates
-            else 0.0
-        )
-        row: dict[str, Any] = {"round": rnd, "train_loss": train_loss}
-        row.update({f"method_{k}": v for k, v in method.round_info(rnd).items()})
-        diverged = not math.isfinite(train_loss) or any(not torch.isfinite(v).all() for v in new.values())
-        if diverged or (rnd + 1) % cfg.fl.eval_every == 0 or rnd == cfg.fl.rounds - 1:
-            # accuracy/macro_f1/loss: global model, global test set; personal_*: the clients' own test
-            # splits pooled, with each client's personal state if the method keeps one, else the global model
-            overall, on_clients = evaluate_global(ctx)
-            row.update(overall)
-            pers = method.personalized_eval()
-            if pers is None:
-                pers = on_clients
-            if pers:
-                row.update({f"personal_{k}": v for k, v in pers.items()})
-            diverged = diverged or not math.isfinite(row["loss"])
+        row, diverged = round_row(ctx, method, rnd, updates, new)
         rounds.append(row)
         if on_round:
             on_round(row)
@@ -185,20 +224,17 @@ def run_cell(
             status = "diverged"
             break
         if checkpoint and checkpoint.due(rnd) and rnd < cfg.fl.rounds - 1:
-            checkpoint.save(
-                {
-                    "config_hash": cfg.hash(),
-                    "round": rnd,
-                    "values": model.state(sorted(ctx.touched)),
-                    "method": method.state_dict(),
-                    "touched": ctx.touched,
-                    "costs": ctx.costs.records,
-                    "rounds": rounds,
-                    "selections": selections,
-                    "elapsed_s": prior_s + time.perf_counter() - t0,
-                }
-            )
+            elapsed = prior_s + time.perf_counter() - t0
+            checkpoint.save(_checkpoint_state(ctx, method, rnd, rounds, selections, elapsed))
     bar.close()
+    return cell_result(ctx, method, status, rounds, selections, prior_s + time.perf_counter() - t0)
+
+
+def cell_result(
+    ctx: RunContext, method: Method, status: str, rounds: list, selections: list, wall_s: float
+) -> CellResult:
+    """Everything a finished cell measured, with the facts of its run."""
+    model = ctx.model
     counts = label_counts(ctx.splits.train.labels, ctx.clients, ctx.splits.num_labels)
     return CellResult(
         status=status,
@@ -211,7 +247,7 @@ def run_cell(
             "split_hash": ctx.splits.split_hash,
         },
         info={
-            "wall_s": prior_s + time.perf_counter() - t0,  # every attempt
+            "wall_s": wall_s,  # every attempt
             "device": str(ctx.device),
             "model": model_label(ctx.cfg.model),
             "method": method.run_info(),

@@ -63,8 +63,8 @@ def test_sigkill_mid_cell_then_resume_matches(tmp_path):
     """A real SIGKILL after a checkpoint; the restarted process finishes with identical metrics."""
     import yaml
 
-    from fl_core.config import parse_grid
     from fl_core.store import ResultStore
+    from fl_core.validate import parse_grid
     from tests.conftest import tiny_grid_dict
 
     d = tiny_grid_dict(tmp_path, methods=[{"name": "full"}])

@@ -1,7 +1,8 @@
 import pytest
 import yaml
 
-from fl_core.config import ConfigError, load_grid, parse_grid
+from fl_core.config import ConfigError
+from fl_core.validate import load_grid, parse_grid
 from tests.conftest import tiny_grid_dict
 
 

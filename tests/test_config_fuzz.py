@@ -5,7 +5,8 @@ import copy
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fl_core.config import ConfigError, parse_grid
+from fl_core.config import ConfigError
+from fl_core.validate import parse_grid
 from tests.conftest import tiny_grid_dict
 
 BASE = tiny_grid_dict(__import__("pathlib").Path("/tmp/unused"))

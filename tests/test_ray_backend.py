@@ -9,9 +9,9 @@ import time
 
 import pytest
 
-from fl_core.config import parse_grid
 from fl_core.store import ResultStore
 from fl_core.sweep import run_sweep
+from fl_core.validate import parse_grid
 from tests.conftest import tiny_grid_dict
 
 ray = pytest.importorskip(

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fl_core.config import parse_grid
 from fl_core.store import ResultStore, StoreError
 from fl_core.sweep import run_sweep
+from fl_core.validate import parse_grid
 from tests.conftest import tiny_cell, tiny_grid_dict
 
 

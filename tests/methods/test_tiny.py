@@ -273,7 +273,7 @@ def test_lora_budget_records_which_memory_figure_decided():
 
 
 def test_lora_budget_that_fits_no_rank_is_skipped_by_the_sweep():
-    from fl_core.sweep import execute_cell
+    from fl_core.cell import execute_cell
 
     ctx = build_context(cell("full"))
     with pytest.raises(DoesNotFit, match="no rank"):

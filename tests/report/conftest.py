@@ -109,8 +109,8 @@ SMOKE_GRID = {
 @pytest.fixture(scope="session")
 def smoke_grid(tmp_path_factory):
     """(grid, config path) of a real 2-cell tiny-bert sweep that has run (RANDOM weights)."""
-    from fl_core.config import parse_grid
     from fl_core.sweep import run_sweep
+    from fl_core.validate import parse_grid
 
     root = tmp_path_factory.mktemp("smoke")
     raw = {**SMOKE_GRID, "output_dir": str(root / "results")}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from fl_core.config import parse_grid
 from fl_core.report.build import report_dir
+from fl_core.validate import parse_grid
 
 
 def test_report_dir_rule(tmp_path):

@@ -1,0 +1,108 @@
+"""One cell of a sweep, as the sweep and the Ray workers run it: execute it, never raise for a
+failure inside it, and summarise its result (headline numbers, provenance)."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from typing import Any
+
+import pandas as pd
+
+from fl_core import simulator
+from fl_core.checkpoint import Checkpoint
+from fl_core.config import GridConfig, RunConfig
+from fl_core.errors import CellNotRunnable
+from fl_core.faults import is_storage_error
+from fl_core.provenance import git_revision, versions
+from fl_core.tracking import Tracker
+
+
+def cell_name(cell: RunConfig) -> str:
+    return f"{cell.dataset}|a={cell.alpha}|{cell.method.display}|s={cell.seed}"
+
+
+def headline(rounds: list[dict[str, Any]], costs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Headline numbers of one cell (what the summary table aggregates)."""
+    evals = [r for r in rounds if "accuracy" in r]
+    c = pd.DataFrame(costs)
+    out: dict[str, Any] = {"rounds_run": len(rounds)}
+    if evals:
+        out.update(
+            final_accuracy=evals[-1]["accuracy"],
+            final_macro_f1=evals[-1]["macro_f1"],
+            best_accuracy=max(r["accuracy"] for r in evals),
+            final_loss=evals[-1]["loss"],
+        )
+        for k in ("personal_accuracy", "personal_macro_f1"):
+            if k in evals[-1]:
+                out[f"final_{k}"] = evals[-1][k]
+    if not c.empty:
+        out.update(
+            client_flops=float((c.flops_fwd + c.flops_bwd).sum()),
+            bytes_up=int(c.bytes_up.sum()),
+            bytes_down=int(c.bytes_down.sum()),
+            client_wall_s=float(c.wall_s.sum()),
+            extra_pass_flops=float((c.flops_fwd + c.flops_bwd)[c.kind != "train"].sum()),
+        )
+    return out
+
+
+def base_result(cell: RunConfig) -> dict[str, Any]:
+    return {
+        "config_hash": cell.hash(),
+        "method": cell.method.name,
+        "label": cell.method.display,
+        "dataset": cell.dataset,
+        "alpha": cell.alpha,
+        "seed": cell.seed,
+        "model": cell.model,
+        "versions": versions(),
+        "git_revision": git_revision(),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+
+
+def failed_result(cell: RunConfig, reason: str, tb: str = "") -> dict[str, Any]:
+    return {**base_result(cell), "status": "failed", "reason": reason, "traceback": tb}
+
+
+def execute_cell(
+    cell: RunConfig,
+    tracker: Tracker | None = None,
+    progress: bool = True,
+    checkpoint: Checkpoint | None = None,
+) -> tuple[dict, dict, dict]:
+    """Run one cell; never raises for a method that cannot run or a crash inside the cell
+    (KeyboardInterrupt passes through: the last checkpoint stays, no result is written)."""
+    base = base_result(cell)
+    if tracker:
+        tracker.start(cell, cell_name(cell))
+    try:
+        res = simulator.run_cell(
+            cell, on_round=tracker.log if tracker else None, progress=progress, checkpoint=checkpoint
+        )
+    except CellNotRunnable as err:
+        result = {**base, "status": "skipped", "reason": str(err)}
+        if tracker:
+            tracker.finish({"status": "skipped"})
+        return result, {}, {}
+    except Exception as err:  # noqa: BLE001 — recorded, the sweep goes on, and the CLI exits non-zero
+        result = failed_result(cell, f"{type(err).__name__}: {err}", traceback.format_exc())
+        if tracker:
+            tracker.finish({"status": "failed"})
+        if is_storage_error(err):  # not the cell's fault: the sweep records it and stops (fl_core/faults.py)
+            raise
+        return result, {}, {}
+    summary = headline(res.rounds, res.costs)
+    result = {**base, "status": res.status, "info": res.info, "summary": summary}
+    if res.status == "diverged":
+        result["reason"] = f"non-finite loss or weights at round {res.rounds[-1]['round']}"
+    if tracker:
+        tracker.finish({"status": res.status, **summary})
+    sel = [{**s, "blocks": ";".join(map(str, s["blocks"]))} for s in res.selections]
+    return result, {"rounds": res.rounds, "costs": res.costs, "selections": sel}, {"partition": res.partition}
+
+
+def checkpoint_for(grid: GridConfig, cell: RunConfig) -> Checkpoint:
+    return Checkpoint(f"{grid.output_dir}/checkpoints/{cell.hash()}.pt", grid.checkpoint_every)
