@@ -14,7 +14,7 @@ ranking. Since ``||Δ||/sqrt(n)`` is the RMS, the score equals ``sqrt(1 + (mean/
 how coherently the entries move, not how far (a scaled update has the same score). Near-zero-mean
 updates score ≈ 1 under every reading, so each round's block scores and their spread (max − min) are
 recorded (:meth:`FedTLU.round_info`: ``applied_blocks``, ``block_scores``, ``block_score_spread``) to
-show whether the ranking was decisive or a near-tie. See ``shared/methods/fedtlu.md``.
+show whether the ranking was decisive or a near-tie. Spec: fedtlu.md (project specs).
 
 Round (our reading of the paper, as in the spec):
 1. clients train every block + head (``client_training: all``);

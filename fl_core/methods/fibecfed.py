@@ -1,6 +1,6 @@
 r"""FibecFed (Liu, Ren, Jin, Zhang, Zhou, Valduriez, Dou, EMNLP 2024, arXiv 2410.00131):
 Fisher-information curriculum + global aggregation layers (GAL) + sparse LoRA in the personal layers.
-Spec: ``shared/methods/fibecfed.md``. All three mechanisms are decided ONCE, in :meth:`setup`, for
+Spec: fibecfed.md (project specs). All three mechanisms are decided ONCE, in :meth:`setup`, for
 every client (eagerly, before round 0; their client compute is recorded as ``kind="setup"`` costs).
 
 1. Fisher curriculum (per client). Difficulty of sample i at the initial model θ₀ (pretrained +

@@ -1,4 +1,4 @@
-"""FedAvg over LoRA adapters (``shared/methods/baselines.md``): Hu et al. 2022 adapters on the
+"""FedAvg over LoRA adapters (spec: baselines.md, project specs): Hu et al. 2022 adapters on the
 attention query/value projections of every block, injected with ``peft``; clients train the adapters
 and the head, and only those travel (the frozen base weights never change).
 

@@ -1,4 +1,4 @@
-"""Reference methods (``shared/methods/baselines.md``): full fine-tuning, head only, fixed top/bottom-k."""
+"""Reference methods (spec: baselines.md, project specs): full fine-tuning, head only, fixed top/bottom-k."""
 
 from __future__ import annotations
 

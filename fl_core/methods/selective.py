@@ -11,7 +11,7 @@ their maximum and solves, over the ``N`` sampled clients,
 exactly as a MILP (:func:`solve_selection`, HiGHS via ``scipy.optimize.milp``; ``n_j`` is one-hot
 encoded so the concave penalty becomes linear). ``n_j (N − n_j)`` counts the client pairs that disagree
 on block ``j``. Client ``i`` then trains its chosen blocks + head; per-block FedAvg over the clients
-that trained each block. See ``shared/methods/selective.md``.
+that trained each block. Spec: selective.md (project specs).
 
 Modes (``score``): ``grad`` — the paper's method (above); the paper's heuristic baselines, per-client
 top-``b_i`` with no penalty: ``rgn`` (``||g_j|| / ||w_j||``, relative gradient norm) and ``snr``

@@ -1,7 +1,7 @@
 """Budget-aware layer training of tiny transformers (CAFF) and LoRA under the same budgets.
 
 Pfeiffer, Aboelenien Ahmed, Khalili, Henkel, "Efficient Federated Finetuning of Tiny Transformers
-with Resource-Constrained Devices", arXiv 2411.07826 (2024); spec ``shared/methods/tiny.md``.
+with Resource-Constrained Devices", arXiv 2411.07826 (2024); spec: tiny.md (project specs).
 
 ``tiny``: every device c has budgets for peak memory and FLOPs per step and upload bytes per round
 (:mod:`fl_core.cost_model`). It trains the largest suffix ``t_c`` of blocks (+ head) that fits all
