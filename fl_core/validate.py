@@ -1,6 +1,6 @@
-"""Validation of a grid or run config: the schema (:mod:`fl_core.config`), then the registry checks
-(dataset, model and method names, each method's params against the model's block count), each
-failure a :class:`ConfigError` naming the key. Nothing here trains; it runs before any cell."""
+"""Validation of a grid or run config: the schema (:mod:`fl_core.config`, light), then the registry
+checks (dataset, model and method names, each method's params against the model's block count),
+each failure a :class:`ConfigError` naming the key. Nothing here trains; it runs before any cell."""
 
 from __future__ import annotations
 
@@ -20,9 +20,6 @@ from fl_core.config import (
     allowed_keys,
     format_error,
 )
-from fl_core.data import DATASETS, is_local_dataset
-from fl_core.methods import METHODS, validate_params
-from fl_core.models import MODELS, num_blocks
 
 
 def parse_grid(raw: dict[str, Any], source: str = "<dict>") -> GridConfig:
@@ -43,6 +40,12 @@ def parse_grid(raw: dict[str, Any], source: str = "<dict>") -> GridConfig:
 
 def check_names(model: str, datasets: list[str], methods: list[MethodSpec], source: str) -> None:
     """Registry checks: dataset, model and method names, and each method's params."""
+    # The registries load torch and the HF libraries (tens of seconds): imported only once the
+    # schema passed, so a misspelled key fails at once.
+    from fl_core.data import DATASETS, is_local_dataset
+    from fl_core.methods import METHODS, validate_params
+    from fl_core.models import MODELS, num_blocks
+
     for i, d in enumerate(datasets):
         if d not in DATASETS and not is_local_dataset(d):
             raise ConfigError(
