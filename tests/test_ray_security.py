@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from fl_core.config import parse_grid
 from fl_core.sweep import run_sweep
+from fl_core.validate import parse_grid
 from tests.conftest import offline_runs, tiny_grid_dict
 
 ray = pytest.importorskip("ray", reason="the Ray backend needs the [ray] extra")

@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from fl_core.checkpoint import Checkpoint
-from fl_core.config import parse_grid
 from fl_core.simulator import run_cell
 from fl_core.store import ResultStore
 from fl_core.sweep import checkpoint_for, run_sweep
+from fl_core.validate import parse_grid
 from tests.conftest import tiny_cell, tiny_grid_dict
 
 

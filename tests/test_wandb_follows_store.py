@@ -10,11 +10,11 @@ import shutil
 import pytest
 
 from fl_core.checkpoint import Checkpoint
-from fl_core.config import parse_grid
 from fl_core.ray_backend import FORWARD, SECRET, worker_env
 from fl_core.store import ResultStore
 from fl_core.sweep import checkpoint_for, run_sweep
 from fl_core.tracking import Tracker, run_id
+from fl_core.validate import parse_grid
 from tests.conftest import offline_runs, tiny_grid_dict, wandb_history
 
 FAKE_KEY = "f4e3" * 10  # a well-formed, fake 40-hex-digit W&B key

@@ -161,7 +161,7 @@ def test_lora_methods_share_one_dropout_default():
 def test_grids_write_the_dropout_into_every_lora_cells_hash(grid):
     from pathlib import Path
 
-    from fl_core.config import load_grid
+    from fl_core.validate import load_grid
 
     g = load_grid(Path(__file__).parents[2] / "configs" / f"{grid}.yaml")
     cells = [c for c in g.cells() if c.method.name in LORA_METHODS]
