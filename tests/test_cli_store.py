@@ -13,8 +13,9 @@ import pytest
 import yaml
 
 from fl_core.cli import main
-from fl_core.config import ConfigError, load_grid
+from fl_core.config import ConfigError
 from fl_core.store import ResultStore
+from fl_core.validate import load_grid
 from tests.conftest import tiny_grid_dict
 
 REPO = Path(__file__).resolve().parents[1]

@@ -18,11 +18,11 @@ import yaml
 
 import fl_core.sweep as sweep_mod
 from fl_core.cli import main
-from fl_core.config import parse_grid
 from fl_core.faults import StorageFault
 from fl_core.lock import StoreBusy, store_lock
 from fl_core.store import ResultStore, StoreError
 from fl_core.sweep import run_sweep
+from fl_core.validate import parse_grid
 from tests.conftest import tiny_cell, tiny_grid_dict
 
 REPO = Path(__file__).resolve().parents[1]

@@ -13,10 +13,10 @@ import yaml
 
 from fl_core.cli import main
 from fl_core.compact import COMPACT, read_compact
-from fl_core.config import parse_grid
 from fl_core.report.build import build_report, report_dir
 from fl_core.report.load import load_results
 from fl_core.report.publish import PublishRefused
+from fl_core.validate import parse_grid
 from tests.conftest import tiny_grid_dict
 
 REPO = Path(__file__).resolve().parents[2]
