@@ -4,10 +4,11 @@ import pytest
 import torch
 
 from fl_core.client import make_optimizer, run_client
-from fl_core.config import ConfigError, parse_grid
+from fl_core.config import ConfigError
 from fl_core.methods import make_method
 from fl_core.precision import autocast
 from fl_core.simulator import Checkpoint, build_context, run_cell, run_round
+from fl_core.validate import parse_grid
 from tests.conftest import tiny_cell, tiny_grid_dict
 
 

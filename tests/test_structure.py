@@ -20,7 +20,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("fl_core.simulator", "fl_core.client", "fl_core.validate"),
     ("fl_core.methods",),
     ("fl_core.trainer", "fl_core.evaluate", "fl_core.aggregate"),
-    ("fl_core.context",),
+    ("fl_core.context", "fl_core.visits"),
     (
         "fl_core.models",
         "fl_core.data",
@@ -37,7 +37,7 @@ LAYERS: list[tuple[str, ...]] = [
         "fl_core.provenance",
         "fl_core.errors",
     ),
-    ("fl_core.plan", "fl_core.rng", "fl_core.metrics", "fl_core.model_names"),
+    ("fl_core.plan", "fl_core.rng", "fl_core.metrics", "fl_core.model_names", "fl_core.precision"),
 ]
 
 # Known arrows up, each with the issue that removes it (none left).
