@@ -69,6 +69,15 @@ class DataConfig(Strict):
     max_train_samples: int | None = Field(None, ge=1)
     max_test_samples: int | None = Field(None, ge=1)
     val_fraction: float = Field(0.0, ge=0, lt=1, description="share of train held out for model selection")
+    evaluate_on: Literal["test", "val"] = Field(
+        "test", description="'val': the validation rows replace the test split before training (tuning)"
+    )
+
+    @model_validator(mode="after")
+    def _val(self) -> DataConfig:
+        if self.evaluate_on == "val" and self.val_fraction <= 0:
+            raise ValueError("data.evaluate_on='val' needs data.val_fraction > 0")
+        return self
 
 
 class WandbConfig(Strict):
@@ -97,6 +106,7 @@ class MethodSpec(Strict):
     name: str
     label: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
+    lr: float | None = Field(None, gt=0, description="this method's learning rate (overrides fl.lr)")
 
     @property
     def display(self) -> str:
@@ -121,10 +131,23 @@ class RunConfig(Strict):
     fl: FLConfig = FLConfig()
     data: DataConfig = DataConfig()
 
+    @model_validator(mode="after")
+    def _method_lr(self) -> RunConfig:
+        if self.method.lr is not None and self.fl.lr != self.method.lr:  # the method's lr is the one used
+            object.__setattr__(self, "fl", self.fl.model_copy(update={"lr": self.method.lr}))
+        return self
+
     def hash(self) -> str:
-        """Content hash of everything that changes the numbers (not where they are written)."""
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()[:16]
+        """Content hash of everything that changes the numbers (not where they are written). Keys
+        added after stores were published enter it only when set, so those stores stay valid."""
+        d = self.model_dump(mode="json")
+        for section, key, default in _LATER_KEYS:
+            if d[section].get(key) == default:
+                d[section].pop(key)
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+_LATER_KEYS = [("method", "lr", None), ("data", "evaluate_on", "test")]
 
 
 class GridConfig(Strict):
@@ -149,6 +172,7 @@ class GridConfig(Strict):
     )
     checkpoint_every: int = Field(1, ge=0, description="in-cell checkpoint every N rounds (0: never)")
     output_dir: str = "results"
+    tuned: str | None = Field(None, description="learning rates chosen by `layerbench tune` (a YAML file)")
 
     @field_validator("datasets", "alphas", "seeds")
     @classmethod
@@ -167,10 +191,17 @@ class GridConfig(Strict):
         return v
 
     def cells(self) -> list[RunConfig]:
-        return [
-            RunConfig(dataset=d, alpha=a, method=m, seed=s, model=self.model, fl=self.fl, data=self.data)
-            for d, a, m, s in itertools.product(self.datasets, self.alphas, self.methods, self.seeds)
-        ]
+        from fl_core.tuned import cell_lr
+
+        out = []
+        for d, a, m, s in itertools.product(self.datasets, self.alphas, self.methods, self.seeds):
+            lr = cell_lr(self, d, m)
+            if lr is not None:  # the method's own or tuned lr: in the spec (hash) and in fl.lr
+                m = m.model_copy(update={"lr": lr})
+            out.append(
+                RunConfig(dataset=d, alpha=a, method=m, seed=s, model=self.model, fl=self.fl, data=self.data)
+            )
+        return out
 
 
 def format_error(err: ValidationError, source: str) -> str:

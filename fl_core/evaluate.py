@@ -56,6 +56,11 @@ def evaluate_global(ctx: RunContext) -> tuple[dict[str, float], dict[str, float]
     labels = ctx.splits.test.labels
     preds, losses = predict_rows(ctx, "test")
     overall = metrics(labels, preds, float(losses.sum()))
+    if ctx.splits.val is not None:  # validation rows (carved from train) for model selection
+        vp, vl = predict_rows(ctx, "val")
+        overall.update(
+            {f"val_{k}": v for k, v in metrics(ctx.splits.val.labels, vp, float(vl.sum())).items()}
+        )
     idx = np.concatenate(ctx.client_test) if ctx.client_test else np.empty(0, dtype=np.int64)
     clients = metrics(labels[idx], preds[idx], float(losses[idx].sum())) if len(idx) else None
     return overall, clients

@@ -21,6 +21,7 @@ from fl_core.client import run_client
 from fl_core.config import RunConfig
 from fl_core.context import RunContext
 from fl_core.data import client_test_split, label_counts, load_splits, partition
+from fl_core.data.val import carve_val
 from fl_core.evaluate import evaluate_global
 from fl_core.methods import METHODS, Method, make_method, validate_params
 from fl_core.models import HEAD, build_model, load_tokenizer, model_label, num_blocks
@@ -63,12 +64,14 @@ def build_context(cfg: RunConfig, params: BaseModel | None = None) -> RunContext
         splits = type(splits)(
             splits.train.subset(np.sort(keep)), splits.test, splits.label_names, splits.split_hash
         )
+    splits = carve_val(splits, cfg.data.val_fraction, cfg.data.split_seed, cfg.data.evaluate_on)
+    cfg = METHODS[cfg.method.name].adjust_cell(cfg, len(splits.train))  # e.g. centralized: one client
     if cfg.data.max_test_samples and cfg.data.max_test_samples < len(splits.test):
         keep = np.random.default_rng(cfg.data.split_seed + 1).permutation(len(splits.test))[
             : cfg.data.max_test_samples
         ]
         splits = type(splits)(
-            splits.train, splits.test.subset(np.sort(keep)), splits.label_names, splits.split_hash
+            splits.train, splits.test.subset(np.sort(keep)), splits.label_names, splits.split_hash, splits.val
         )
     clients = partition(
         splits.train.labels, cfg.fl.num_clients, cfg.alpha, cfg.seed, cfg.data.min_partition_size

@@ -38,6 +38,7 @@ class Splits:
     test: TokenizedData
     label_names: list[str]
     split_hash: str  # content hash of the split (which rows went where)
+    val: TokenizedData | None = None  # rows carved from train for model selection (data.val_fraction)
 
     @property
     def num_labels(self) -> int:

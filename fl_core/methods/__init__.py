@@ -1,6 +1,7 @@
 """Registered methods. Importing this package registers every built-in method."""
 
 from fl_core.methods import (  # noqa: F401  (registration side effects; lora before tiny)
+    centralized,
     fedtlu,
     fibecfed,
     lora,

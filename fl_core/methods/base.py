@@ -76,6 +76,12 @@ class Method:
             raise ValueError(f"k={k} but the model has {num_blocks} blocks; allowed: 0..{num_blocks}")
 
     @classmethod
+    def adjust_cell(cls, cfg: Any, num_train: int) -> Any:
+        """The cell's config as this method runs it (before partitioning); default unchanged. A
+        reference mode may reshape the federation (e.g. ``centralized``: one client)."""
+        return cfg
+
+    @classmethod
     def select_model(cls, params: BaseModel, cfg: Any, num_labels: int) -> str:
         """The model this cell builds; default the config's. A budget-aware method may pick another."""
         return cfg.model

@@ -1,0 +1,88 @@
+"""Validation split carved from train, per-method / tuned learning rates, hash compatibility."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+
+from fl_core.config import ConfigError, DataConfig, parse_grid
+from fl_core.data.splits import Splits, TokenizedData
+from fl_core.data.val import carve_val
+from fl_core.simulator import build_context, run_cell
+from tests.conftest import tiny_cell, tiny_grid_dict
+
+
+def _splits(n: int = 100) -> Splits:
+    y = np.arange(n) % 4
+    data = TokenizedData(np.arange(n)[:, None].astype(np.int32), np.ones(n, np.int32), y)
+    return Splits(
+        data, TokenizedData(np.zeros((10, 1), np.int32), np.ones(10, np.int32), y[:10]), list("abcd"), "h"
+    )
+
+
+def test_val_rows_come_from_train_stratified_and_seeded():
+    s = _splits()
+    out = carve_val(s, 0.2, seed=3)
+    tr, va = out.train.ids[:, 0], out.val.ids[:, 0]
+    assert len(va) == 20 and len(tr) == 80 and not set(tr) & set(va) and set(tr) | set(va) == set(range(100))
+    assert np.bincount(out.val.labels).tolist() == [5, 5, 5, 5]  # stratified
+    assert out.test is s.test
+    assert np.array_equal(carve_val(s, 0.2, seed=3).val.ids[:, 0], va)
+    assert not np.array_equal(carve_val(s, 0.2, seed=4).val.ids[:, 0], va)
+    assert carve_val(s, 0.0, seed=3) is s
+
+
+def test_evaluate_on_val_replaces_the_test_split():
+    s = _splits()
+    out = carve_val(s, 0.2, seed=3, evaluate_on="val")
+    assert out.val is None and len(out.test) == 20 and set(out.test.ids[:, 0]) <= set(range(100))
+    assert np.array_equal(out.test.ids, carve_val(s, 0.2, seed=3).val.ids)
+    with pytest.raises(ValueError, match="val_fraction"):
+        DataConfig(evaluate_on="val")
+
+
+def test_cell_with_val_fraction_logs_val_metrics():
+    cell = tiny_cell("head")
+    cell = cell.model_copy(update={"data": cell.data.model_copy(update={"val_fraction": 0.2})})
+    ctx = build_context(cell)
+    assert len(ctx.splits.val) == 40 and len(ctx.splits.train) == 160
+    res = run_cell(cell, progress=False)
+    assert {"val_accuracy", "val_loss", "accuracy"} <= set(res.rounds[-1])
+
+
+def test_method_lr_overrides_fl_lr_and_enters_the_hash(tmp_path):
+    g = parse_grid(tiny_grid_dict(tmp_path, methods=[{"name": "full", "lr": 1e-4}, {"name": "head"}]))
+    full, head = g.cells()
+    assert full.fl.lr == 1e-4 and full.method.lr == 1e-4 and head.fl.lr == g.fl.lr
+    plain = parse_grid(tiny_grid_dict(tmp_path)).cells()[0]
+    assert plain.hash() != full.hash()
+    with pytest.raises(ConfigError, match="lr"):
+        parse_grid(tiny_grid_dict(tmp_path, methods=[{"name": "full", "lr": -1}]))
+
+
+def test_unset_new_keys_keep_old_hashes():
+    """A store written before method.lr / data.evaluate_on existed still matches its cells."""
+    import hashlib
+    import json
+
+    cell = tiny_cell("full")
+    d = cell.model_dump(mode="json")
+    d["method"].pop("lr")
+    d["data"].pop("evaluate_on")
+    assert cell.hash() == hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def test_tuned_file_sets_lr_per_dataset_and_method(tmp_path):
+    f = tmp_path / "tuned.yaml"
+    f.write_text(yaml.safe_dump({"chosen": {"bbc_news": {"full": 3e-4, "head": 1e-3}}}))
+    g = parse_grid(tiny_grid_dict(tmp_path, tuned=str(f)))
+    assert [c.fl.lr for c in g.cells()] == [3e-4, 1e-3]
+    f.write_text(yaml.safe_dump({"chosen": {"bbc_news": {"full": 3e-4}}}))
+    with pytest.raises(ConfigError, match="bbc_news/head"):
+        parse_grid(tiny_grid_dict(tmp_path, tuned=str(f)))
+    f.write_text(yaml.safe_dump({"chosen": {"bbc_news": {"full": 3e-4, "nope": 1e-3}}}))
+    with pytest.raises(ConfigError, match="nope"):
+        parse_grid(tiny_grid_dict(tmp_path, tuned=str(f)))
+    with pytest.raises(ConfigError, match="layerbench tune"):
+        parse_grid(tiny_grid_dict(tmp_path, tuned=str(tmp_path / "missing.yaml")))
