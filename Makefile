@@ -8,7 +8,7 @@ BACKEND ?= sequential
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install bench report test test-all check-clone lint perf perf-flower clean
+.PHONY: install bench tune report test test-all check-clone lint perf perf-flower clean
 
 install: $(STAMP)
 
@@ -27,6 +27,10 @@ $(RAY_STAMP): $(STAMP)
 
 bench: $(STAMP) $(if $(filter ray,$(BACKEND)),$(RAY_STAMP))
 	$(BIN)/layerbench sweep $(CONFIG) --backend $(BACKEND) $(ARGS)
+
+# each method's lr per dataset on the validation split (Optuna); writes configs/tuned/<grid>.yaml
+tune: $(STAMP)
+	$(BIN)/layerbench tune $(CONFIG) $(ARGS)
 
 report: $(STAMP)
 	$(BIN)/layerbench report $(CONFIG) $(ARGS)

@@ -224,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--no-wandb", action="store_true", help="do not log the report to W&B")
     r.add_argument("--force", action="store_true", help="replace the published report even with fewer cells")
     r.set_defaults(fn=cmd_report)
+    from fl_core.tune_record import add_parser as add_tune
+
+    add_tune(sub)
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     args = p.parse_args([a for a in argv if a != "--debug"])

@@ -1,0 +1,120 @@
+"""``layerbench tune``: each method's learning rate per dataset, chosen on validation rows only.
+
+Optuna (a kept library: resumable SQLite studies, pruners) runs one study per (dataset, method) at
+one alpha (default: the grid's hardest, the smallest Dirichlet alpha) and one seed, over a log grid
+of learning rates (``GridSampler``; the grid points are enqueued in order, so a resumed or re-run
+study is deterministic). Each trial is a normal cell with ``data.evaluate_on: val``: the validation
+rows (``data.val_fraction`` of train) replace the test split before the model exists, so tuning
+cannot read a test row. ``MedianPruner`` stops a trial whose per-round validation accuracy falls
+below the median of earlier trials at the same round. The objective is the mean validation accuracy
+of the last two evaluations (it favours an lr that has settled, not one that spiked once).
+
+Outputs (committed): ``configs/tuned/<grid>.yaml`` (what the grid reads via ``tuned:``),
+``<grid>_trials.csv`` (every trial: lr, state, value, validation curve) and ``<grid>.md``.
+The SQLite DB stays under the grid's ``output_dir`` (``tune/<grid>.db``, not in git).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import optuna
+
+from fl_core.config import ConfigError, GridConfig, MethodSpec, RunConfig
+from fl_core.errors import CellNotRunnable
+
+log = logging.getLogger(__name__)
+DEFAULT_LRS = (3e-5, 1e-4, 3e-4, 1e-3, 3e-3)
+
+
+@dataclass(frozen=True)
+class TuneSpec:
+    alpha: float | str
+    seed: int
+    lrs: tuple[float, ...] = DEFAULT_LRS
+    warmup_evals: int = 2  # evaluations before the pruner may stop a trial
+
+
+def hardest_alpha(grid: GridConfig) -> float | str:
+    numeric = [a for a in grid.alphas if a != "iid"]
+    return min(numeric) if numeric else "iid"
+
+
+def tuning_cell(grid: GridConfig, dataset: str, method: MethodSpec, spec: TuneSpec, lr: float) -> RunConfig:
+    """The cell of one trial: the grid's settings, the trial's lr, evaluation on validation rows."""
+    if grid.data.val_fraction <= 0:
+        raise ConfigError("tune needs data.val_fraction > 0 in the grid (validation rows carved from train)")
+    data = grid.data.model_copy(update={"evaluate_on": "val"})
+    return RunConfig(
+        dataset=dataset,
+        alpha=spec.alpha,
+        method=method.model_copy(update={"lr": lr}),
+        seed=spec.seed,
+        model=grid.model,
+        fl=grid.fl,
+        data=data,
+    )
+
+
+def _objective(grid: GridConfig, dataset: str, method: MethodSpec, spec: TuneSpec):
+    from fl_core.simulator import run_cell
+
+    def objective(trial: optuna.Trial) -> float:
+        lr = trial.suggest_float("lr", min(spec.lrs), max(spec.lrs), log=True)
+        cell = tuning_cell(grid, dataset, method, spec, lr)
+        curve: list[tuple[int, float]] = []
+
+        def on_round(row: dict) -> None:
+            if "accuracy" in row:  # in a tuning cell this is the validation split's accuracy
+                curve.append((int(row["round"]), float(row["accuracy"])))
+                trial.set_user_attr("curve", curve)
+                trial.report(curve[-1][1], step=curve[-1][0])
+                if len(curve) > spec.warmup_evals and trial.should_prune():
+                    raise optuna.TrialPruned()
+
+        try:
+            res = run_cell(cell, on_round=on_round, progress=False)
+        except CellNotRunnable as err:
+            trial.set_user_attr("reason", str(err))
+            raise
+        trial.set_user_attr("status", res.status)
+        if res.status != "ok":
+            return 0.0
+        last = [a for _, a in curve[-2:]]
+        return sum(last) / len(last)
+
+    return objective
+
+
+def _study(storage: str, name: str, spec: TuneSpec) -> optuna.Study:
+    study = optuna.create_study(
+        study_name=name,
+        storage=storage,
+        load_if_exists=True,
+        direction="maximize",
+        sampler=optuna.samplers.GridSampler({"lr": list(spec.lrs)}, seed=0),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0),
+    )
+    for t in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.RUNNING]):
+        study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)  # a killed run
+    return study
+
+
+def _done_lrs(study: optuna.Study) -> set[float]:
+    ok = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    return {t.params["lr"] for t in study.get_trials(deepcopy=False, states=ok) if "lr" in t.params}
+
+
+def tune_one(
+    grid: GridConfig, storage: str, dataset: str, method: MethodSpec, spec: TuneSpec
+) -> optuna.Study:
+    """Run (or resume) the study of one (dataset, method); every lr of the grid once."""
+    name = f"{grid.name}|{dataset}|{method.display}|a={spec.alpha}|s={spec.seed}"
+    study = _study(storage, name, spec)
+    todo = [lr for lr in spec.lrs if lr not in _done_lrs(study)]
+    for lr in todo:
+        study.enqueue_trial({"lr": lr})
+    if todo:
+        study.optimize(_objective(grid, dataset, method, spec), n_trials=len(todo), catch=(CellNotRunnable,))
+    return study

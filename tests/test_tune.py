@@ -1,0 +1,77 @@
+"""layerbench tune: per-(dataset, method) lr on validation rows only; resumable; never reads test."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import yaml
+
+import fl_core.simulator as sim
+from fl_core.config import ConfigError, parse_grid
+from fl_core.data.splits import Splits
+from fl_core.tune import TuneSpec, hardest_alpha
+from fl_core.tune_record import run_tune
+from tests.conftest import tiny_grid_dict
+
+
+class PoisonSplit:
+    """Stands in for the test split: any use of it fails the test."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"the test split was read during tuning (.{name})")
+
+    def __len__(self):
+        raise AssertionError("the test split was read during tuning (len)")
+
+
+@pytest.fixture
+def poisoned_test(monkeypatch):
+    real = sim.load_splits
+
+    def load(*a, **k) -> Splits:
+        s = real(*a, **k)
+        return Splits(s.train, PoisonSplit(), s.label_names, s.split_hash)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(sim, "load_splits", load)
+
+
+def _grid(tmp_path, **over):
+    d = tiny_grid_dict(tmp_path, alphas=[0.5, 1.0])
+    d["data"] = {**d["data"], "val_fraction": 0.2}
+    d.update(over)
+    return parse_grid(d)
+
+
+def test_the_poison_works(tmp_path, poisoned_test):
+    cell = _grid(tmp_path).cells()[0]
+    with pytest.raises(AssertionError, match="test split was read"):
+        sim.run_cell(cell, progress=False)
+
+
+def test_tune_reads_only_validation_rows_and_writes_a_record(tmp_path, poisoned_test):
+    grid = _grid(tmp_path)
+    spec = TuneSpec(alpha=hardest_alpha(grid), seed=0, lrs=(1e-4, 1e-2), warmup_evals=0)
+    assert spec.alpha == 0.5
+    out = run_tune(grid, "t.yaml", spec, tmp_path / "tuned" / "t.yaml")
+    doc = yaml.safe_load(out.read_text())
+    assert set(doc["chosen"]["bbc_news"]) == {"full", "head"}
+    assert all(lr in (1e-4, 1e-2) for lr in doc["chosen"]["bbc_news"].values())
+    trials = pd.read_csv(out.with_name("t_trials.csv"))
+    assert len(trials) == 4 and set(trials.state) <= {"complete", "pruned"}
+    assert trials.val_accuracy.str.split(";").str.len().ge(1).all()
+    best = trials[trials.state == "complete"].sort_values("value").groupby("method").tail(1)
+    for _, r in best.iterrows():  # the chosen lr is the best completed trial's
+        assert doc["chosen"]["bbc_news"][r.method] == r.lr
+    assert "chosen lr" in out.with_suffix(".md").read_text()
+    # the grid reads it: cells carry the tuned lr
+    g2 = _grid(tmp_path, tuned=str(out))
+    assert {c.method.display: c.fl.lr for c in g2.cells()} == doc["chosen"]["bbc_news"]
+    # resumable: a second call finds every lr done and runs nothing new
+    again = run_tune(grid, "t.yaml", spec, tmp_path / "tuned" / "t2.yaml")
+    assert len(pd.read_csv(again.with_name("t2_trials.csv"))) == 4
+
+
+def test_tune_needs_a_validation_split(tmp_path):
+    grid = parse_grid(tiny_grid_dict(tmp_path))
+    with pytest.raises(ConfigError, match="val_fraction"):
+        run_tune(grid, "t.yaml", TuneSpec(alpha=1.0, seed=0, lrs=(1e-4,)), tmp_path / "t.yaml")
