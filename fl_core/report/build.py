@@ -171,6 +171,14 @@ def write_report(
         for p in pngs:
             pdf = p.parent / (p.name[: -len(".png")] + ".pdf")
             lines += [f"![{p.name[: -len('.png')]}]({_rel(p, out)}) ([PDF]({_rel(pdf, out)}))", ""]
+    from fl_core.report.cd import friedman_cd
+
+    lines += [
+        "## Ranking across cells (Friedman, critical difference)",
+        "",
+        *friedman_cd(res, out / "figures"),
+        "",
+    ]
     lines += ["## Paper claims", ""]
     if claims_error is not None:
         lines += [f"**The claims file could not be used**: {claims_error}", ""]

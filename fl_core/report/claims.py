@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from fl_core.config import ConfigError
 from fl_core.metrics import CLAIMABLE
 from fl_core.report.load import Results, alpha_str
-from fl_core.report.stats import paired_test, verdict
+from fl_core.report.stats import min_detectable_effect, paired_test, verdict
 from fl_core.report.tables import FLOAT_FORMAT, val_selected_accuracy
 
 #: metric → higher is better? (cells columns; ``acc_at_val_round`` is computed from rounds.csv)
@@ -214,6 +214,9 @@ def evaluate_claim(res: Results, claim: Claim, level: float = 0.05, min_seeds: i
                     margin = t.margin * abs(float(p.b.mean()))
                 pt = paired_test(p.a.to_numpy(), p.b.to_numpy(), t.direction, margin, METRICS[t.metric])
                 v = verdict(pt, level, min_seeds)
+                mde = min_detectable_effect(pt.n, pt.sd_diff, level)
+                if v.startswith("inconclusive: the difference") and math.isfinite(mde):
+                    v = f"inconclusive: no difference larger than {_f(mde, _pct(t.metric))} ({v.split('(')[-1]}"
                 if pt.n == 0:  # say why nothing paired when one side never ran (e.g. no LoRA rank fits)
                     v = _never_ran(res, (la, lb), d, a) or v
                 rows.append(
@@ -224,6 +227,7 @@ def evaluate_claim(res: Results, claim: Claim, level: float = 0.05, min_seeds: i
                         "alpha": a,
                         **pt.as_dict(),
                         "seeds": " ".join(map(str, p.seed)),
+                        "mde": mde,
                         "verdict": v,
                         "notes": "; ".join(notes),
                     }
@@ -287,6 +291,7 @@ def evaluate_claims(res: Results, claims: ClaimsFile) -> tuple[pd.DataFrame, pd.
         "sd_diff",
         "ci_lo",
         "ci_hi",
+        "mde",
         "d_z",
         "t",
         "p_t",
@@ -302,6 +307,10 @@ def evaluate_claims(res: Results, claims: ClaimsFile) -> tuple[pd.DataFrame, pd.
         if k not in d:
             d[k] = "" if k in ("seeds", "notes", "alternative") else math.nan
     return pd.DataFrame(summary), d[cols]
+
+
+def _pct(metric: str) -> bool:
+    return "accuracy" in metric or "f1" in metric
 
 
 def _f(x: float, pct: bool = False, digits: int = 3, unit: str = "pp") -> str:
@@ -323,7 +332,10 @@ def claims_markdown(claims: ClaimsFile, summary: pd.DataFrame, detail: pd.DataFr
         "**not supported** = the opposite one-sided bound lies on the wrong side of the threshold; "
         f"**inconclusive** = neither, or fewer than {claims.min_seeds} paired seeds; **not evaluated** = a method "
         "is not in this grid. A claim is supported only if all its comparisons are. Accuracy differences are "
-        "in percentage points (pp). With few seeds the Wilcoxon test cannot reach p < 0.05 (n = 4: p ≥ 0.0625); "
+        "in percentage points (pp). MDE: the minimum detectable effect, the smallest true difference the "
+        f"one-sided paired t-test at {claims.alpha} would detect with 80% power given the observed spread of the "
+        'paired differences (statsmodels); an inconclusive comparison reads "no difference larger than MDE". '
+        "With few seeds the Wilcoxon test cannot reach p < 0.05 (n = 4: p ≥ 0.0625); "
         "it is reported as a check, the verdict uses the t-test. The one-sided test at 0.05 matches a one-sided 95% "
         "bound, so a supported claim's two-sided 95% CI can still touch the threshold when 0.025 < p < 0.05.",
         "",
@@ -346,12 +358,12 @@ def claims_markdown(claims: ClaimsFile, summary: pd.DataFrame, detail: pd.DataFr
         out += [f"- a = `{c.a.text()}`, b = {', '.join(f'`{x.text()}`' for x in c.b)}; tests: {tests}", ""]
         rows = detail[detail.claim == c.id]
         out += [
-            "| dataset | alpha | a | b | metric | n | mean a | mean b | a − b [95% CI] | d_z | p (t) | p (Wilcoxon) "
-            "| verdict |",
-            "|" + "---|" * 13,
+            "| dataset | alpha | a | b | metric | n | mean a | mean b | a − b [95% CI] | MDE (80% power) | d_z | p (t) "
+            "| p (Wilcoxon) | verdict |",
+            "|" + "---|" * 14,
         ]
         for _, r in rows.iterrows():
-            pct = "accuracy" in r.metric or "f1" in r.metric
+            pct = _pct(r.metric)
             diff = "—" if not r.n else (f"{_f(r.mean_diff, pct)} [{_f(r.ci_lo, pct)}, {_f(r.ci_hi, pct)}]")
             ma = _f(r.mean_a, pct, unit="%") if r.n else "—"
             mb = _f(r.mean_b, pct, unit="%") if r.n else "—"
@@ -359,7 +371,7 @@ def claims_markdown(claims: ClaimsFile, summary: pd.DataFrame, detail: pd.DataFr
             verdict_txt = r.verdict + (f" ({r.notes})" if show_notes else "")
             out.append(
                 f"| {r.dataset} | {r.alpha} | {r.a} | {r.b} | {r.metric} | {int(r.n)} | {ma} | {mb} | {diff} | "
-                f"{_f(r.d_z)} | {_f(r.p_t)} | {_f(r.p_wilcoxon)} | {verdict_txt} |"
+                f"{_f(r.mde, pct) if r.n else '—'} | {_f(r.d_z)} | {_f(r.p_t)} | {_f(r.p_wilcoxon)} | {verdict_txt} |"
             )
         out.append("")
     return "\n".join(out)

@@ -149,3 +149,19 @@ def verdict(test: PairedTest, level: float = 0.05, min_n: int = 3) -> str:
             return "not supported"
     p = "n/a" if math.isnan(test.p_t) else f"{test.p_t:.3g}"
     return f"inconclusive: the difference is not significant (one-sided p={p})"
+
+
+def min_detectable_effect(n: int, sd_diff: float, level: float = 0.05, power: float = 0.8) -> float:
+    """Smallest true mean difference a one-sided paired t-test at ``level`` with ``n`` pairs detects
+    with probability ``power``, given the observed sd of the differences (statsmodels' noncentral-t
+    power solver; Cohen 1988, ch. 2): ``d_z* · sd_diff``. NaN below 2 pairs; 0 when sd is 0."""
+    if n < 2 or not math.isfinite(sd_diff):
+        return math.nan
+    if sd_diff == 0:
+        return 0.0
+    from statsmodels.stats.power import TTestPower
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        d = TTestPower().solve_power(effect_size=None, nobs=n, alpha=level, power=power, alternative="larger")
+    return float(np.atleast_1d(d)[0]) * sd_diff

@@ -203,7 +203,9 @@ def accuracy_table(res: Results) -> Table:
         "seeds: how many seeds finished normally; diverged, skipped, failed and missing cells are listed in notes "
         "with their reason",
     ]
-    return Table("accuracy", "Accuracy", pd.DataFrame(rows), pd.DataFrame(disp), legend)
+    from fl_core.report.convergence import annotate
+
+    return annotate(Table("accuracy", "Accuracy", pd.DataFrame(rows), pd.DataFrame(disp), legend), res)
 
 
 # -- cost ---------------------------------------------------------------------------------------

@@ -150,3 +150,21 @@ def test_a_broken_claims_file_does_not_cost_the_tables(fixture_results, tmp_path
     readme, parts = write_report(res, tmp_path / "out", title="t", header=[], claims_path=bad)
     assert "**The claims file could not be used**: invalid claims file" in readme.read_text()
     assert (tmp_path / "out" / "tables" / "accuracy.csv").is_file() and parts["claims"] is None
+
+
+def test_inconclusive_reads_no_difference_larger_than_the_mde(fixture_results):
+    from fl_core.report.stats import min_detectable_effect
+
+    claim = Claim(
+        id="x",
+        paper="p",
+        claim="c",
+        a="top-2",
+        b="full",
+        tests=[{"metric": "final_accuracy", "direction": "noninferior", "margin": 0.05}],
+    )
+    row = next(r for r in evaluate_claim(fixture_results, claim) if r["alpha"] == "1.0")
+    assert (
+        row["mde"] == pytest.approx(min_detectable_effect(row["n"], row["sd_diff"], 0.05)) and row["mde"] > 0
+    )
+    assert row["verdict"].startswith(f"inconclusive: no difference larger than {100 * row['mde']:.2f} pp")

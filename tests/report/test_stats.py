@@ -82,3 +82,17 @@ def test_verdicts_three_ways():
 def test_mismatched_pairs_raise():
     with pytest.raises(ValueError, match="differ in length"):
         paired_test([1, 2, 3], [1, 2])
+
+
+def test_min_detectable_effect_has_80_percent_power():
+    from fl_core.report.stats import min_detectable_effect
+
+    n, sd = 5, 0.02
+    mde = min_detectable_effect(n, sd, 0.05)
+    # power of the one-sided paired t-test at the MDE, from scipy's noncentral t: 0.8
+    t_crit = stats.t.ppf(0.95, n - 1)
+    power = 1 - stats.nct.cdf(t_crit, n - 1, mde / sd * math.sqrt(n))
+    assert power == pytest.approx(0.8, abs=1e-4)
+    assert min_detectable_effect(10, sd) < mde < min_detectable_effect(3, sd)  # more seeds, smaller MDE
+    assert min_detectable_effect(n, 2 * sd) == pytest.approx(2 * mde)
+    assert math.isnan(min_detectable_effect(1, sd)) and min_detectable_effect(n, 0.0) == 0.0

@@ -1,0 +1,82 @@
+"""Ranking all methods across cells: Friedman test + critical-difference diagram (Demšar 2006).
+
+``autorank`` (a kept library) does the statistics: the Friedman omnibus test on the methods' ranks
+and the Nemenyi post-hoc critical difference, and draws the CD diagram. Blocks are the (dataset,
+alpha) cells (seed-mean of the metric); with fewer than ``MIN_BLOCKS`` cells, (dataset, alpha,
+seed) triples are the blocks instead (repeated measures on the same partitions), and the report says
+so. A method missing from any block (failed, diverged, skipped, fewer seeds) is left out
+of the ranking and named.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import math
+import warnings
+from pathlib import Path
+
+import pandas as pd
+
+from fl_core.report.load import Results
+
+log = logging.getLogger(__name__)
+MIN_BLOCKS = 5
+
+
+def rank_matrix(res: Results, metric: str = "final_accuracy") -> tuple[pd.DataFrame, str, list[str]]:
+    """(blocks × methods matrix, what a block is, methods left out)."""
+    ok = res.cells[res.cells.status == "ok"].copy()
+    ok[metric] = ok[metric].astype(float)
+    by_cell = ok.groupby(["dataset", "alpha"]).ngroups >= MIN_BLOCKS
+    keys = ["dataset", "alpha"] if by_cell else ["dataset", "alpha", "seed"]
+    m = ok.pivot_table(index=keys, columns="label", values=metric, aggfunc="mean")
+    m = m[[lab for lab in res.labels if lab in m.columns]]
+    dropped = [lab for lab in m.columns if m[lab].isna().any()]  # keeps every block (autorank needs >= 5)
+    m = m.drop(columns=dropped)
+    what = (
+        "(dataset, alpha) cells, seed-mean"
+        if by_cell
+        else "(dataset, alpha, seed) triples (fewer than 5 cells)"
+    )
+    return m, what, dropped
+
+
+def friedman_cd(res: Results, out_dir: Path, metric: str = "final_accuracy") -> list[str]:
+    """Markdown lines of the ranking section; draws ``out_dir/cd_<metric>.png|pdf`` when it can."""
+    from autorank import autorank, plot_stats
+
+    m, what, dropped = rank_matrix(res, metric)
+    lines = [f"Methods ranked by {metric} over {len(m)} blocks: {what}."]
+    if dropped:
+        lines.append(f"Left out (missing in some block): {', '.join(dropped)}.")
+    if m.shape[1] < 3 or len(m) < MIN_BLOCKS:
+        return [*lines, f"Not ranked: a Friedman test here needs >= 3 methods and >= {MIN_BLOCKS} blocks."]
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):  # autorank prints
+        warnings.simplefilter("ignore")
+        r = autorank(m, alpha=0.05, verbose=False, order="descending", force_mode="nonparametric")
+    ranks = ", ".join(f"{lab} {v:.2f}" for lab, v in r.rankdf.meanrank.sort_values().items())
+    cd = f"; Nemenyi critical difference {r.cd:.2f} ranks" if r.cd is not None and math.isfinite(r.cd) else ""
+    lines += [
+        f"Friedman test (autorank): p = {r.pvalue:.3g}{cd}. Mean ranks (1 = best): {ranks}.",
+    ]
+    try:
+        import matplotlib.pyplot as plt
+
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with contextlib.redirect_stdout(io.StringIO()):
+            ax = plot_stats(r, allow_insignificant=True)
+        fig = ax.get_figure()
+        png = out_dir / f"cd_{metric}.png"
+        fig.savefig(png, dpi=150, bbox_inches="tight")
+        fig.savefig(png.with_suffix(".pdf"), bbox_inches="tight")
+        plt.close(fig)
+        lines += [
+            "",
+            f"![critical-difference diagram]({out_dir.name}/{png.name}) ([PDF]({out_dir.name}/{png.stem}.pdf))",
+        ]
+    except Exception as err:  # noqa: BLE001 — a figure problem must not cost the ranking text
+        log.warning("CD diagram not drawn: %s", err)
+        lines.append(f"(CD diagram not drawn: {err})")
+    return lines

@@ -1,0 +1,75 @@
+"""Is the reference converged? Flags for the accuracy table (issue 11).
+
+Per (dataset, alpha): ``full``'s seed-mean accuracy curve must have plateaued (its last two
+evaluations within ``PLATEAU_PP``) and, when the grid has ``centralized`` (the equal-compute upper
+bound), reach ``TARGET`` of it. A cell that fails either is flagged in the table, never published
+silently; the gap to ``centralized`` is stated for every (dataset, alpha).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from fl_core.report.load import Results
+
+PLATEAU_PP = 1.0
+TARGET = 0.95
+
+
+def mean_curve(res: Results, rows: pd.DataFrame) -> pd.Series:
+    """Seed-mean test accuracy per evaluated round of the ok cells ``rows`` (rounds all seeds have)."""
+    curves = []
+    for h in rows[rows.status == "ok"].config_hash:
+        r = res.table(h, "rounds")
+        if not r.empty and "accuracy" in r:
+            curves.append(r.dropna(subset=["accuracy"]).set_index("round").accuracy)
+    if not curves:
+        return pd.Series(dtype=float)
+    return pd.concat(curves, axis=1).dropna().mean(axis=1)
+
+
+def _final(rows: pd.DataFrame) -> float:
+    ok = rows[rows.status == "ok"].final_accuracy.astype(float)
+    ok = ok[np.isfinite(ok)]
+    return float(ok.mean()) if len(ok) else math.nan
+
+
+def check(res: Results, d: str, a: str) -> tuple[str, str]:
+    """(flag for full's row, or "", one line for the dataset × alpha group, or "")."""
+    c = res.cells[(res.cells.dataset == d) & (res.cells.alpha == a)]
+    full, cen = c[c.method == "full"], c[c.method == "centralized"]
+    if full.empty:
+        return "", ""
+    flags, line = [], ""
+    curve = mean_curve(res, full)
+    if len(curve) >= 2:
+        step = 100 * abs(curve.iloc[-1] - curve.iloc[-2])
+        if step > PLATEAU_PP:
+            flags.append(f"last two evaluations differ by {step:.1f} pp (> {PLATEAU_PP:g})")
+    f, z = _final(full), _final(cen)
+    if math.isfinite(f) and math.isfinite(z) and z > 0:
+        line = f"full vs centralized (equal compute): {100 * (f - z):+.1f} pp ({100 * f / z:.1f}% of centralized)"
+        if f < TARGET * z:
+            flags.append(f"below {100 * TARGET:g}% of centralized")
+    return ("NOT CONVERGED: " + "; ".join(flags)) if flags else "", line
+
+
+def annotate(table, res: Results):
+    """Flag ``full``'s rows and add the centralized-gap line per (dataset, alpha) to the accuracy table."""
+    groups = [] if table.data.empty else table.data.groupby(["dataset", "alpha"], sort=False).groups
+    for d, a in groups:
+        flag, line = check(res, d, a)
+        if line:
+            table.group_notes[(d, a)] = line
+        if flag:
+            for frame in (table.data, table.display):
+                idx = frame.index[(frame.dataset == d) & (frame.alpha == a) & (table.data.method == "full")]
+                frame.loc[idx, "notes"] = [flag + ("; " + n if n else "") for n in frame.loc[idx, "notes"]]
+    table.legend.append(
+        f"NOT CONVERGED (full's notes): full's seed-mean accuracy changed by > {PLATEAU_PP:g} pp between its last two "
+        f"evaluations, or it is below {100 * TARGET:g}% of centralized (one client, all data, the same optimizer steps)"
+    )
+    return table

@@ -1,0 +1,44 @@
+"""Unconverged `full` cells are flagged in the accuracy table; the gap to centralized is stated."""
+
+from __future__ import annotations
+
+import pytest
+
+import fl_core.report.convergence as conv
+from fl_core.report.load import load_results
+from fl_core.report.tables import accuracy_table
+
+
+@pytest.fixture(scope="module")
+def res(tmp_path_factory, make_store_module):
+    m = make_store_module
+    methods = [
+        ("full", "full", {}, (0.80, 0.90), list(range(6)), 22_000_000, 1.0, m.SEEDS),
+        ("centralized", "centralized", {}, (0.92, 0.92), list(range(6)), 22_000_000, 1.0, m.SEEDS),
+    ]
+    return load_results(m.make_store(tmp_path_factory.mktemp("conv"), methods=methods))
+
+
+def _full_notes(t, alpha):
+    d = t.display
+    return d[(d.method == "full") & (d.alpha == alpha)].notes.iloc[0]
+
+
+def test_full_below_95_percent_of_centralized_is_flagged(res):
+    t = accuracy_table(res)
+    assert _full_notes(t, "0.1").startswith("NOT CONVERGED: below 95% of centralized")  # ~0.80 vs 0.92
+    assert _full_notes(t, "1.0") == ""  # ~0.90 vs 0.92: ~98%, and its curve has plateaued
+    c = res.cells[res.cells.alpha == "1.0"]
+    f, z = (c[c.method == m].final_accuracy.mean() for m in ("full", "centralized"))
+    line = t.group_notes[("bbc_news", "1.0")]
+    assert (
+        line
+        == f"full vs centralized (equal compute): {100 * (f - z):+.1f} pp ({100 * f / z:.1f}% of centralized)"
+    )
+    assert all("NOT CONVERGED" not in n for n in t.display[t.display.method == "centralized"].notes)
+
+
+def test_a_curve_still_moving_is_flagged(res, monkeypatch):
+    # the fixture curve's last step is 1% of the final accuracy: 0.9 pp at alpha 1.0
+    monkeypatch.setattr(conv, "PLATEAU_PP", 0.5)
+    assert "last two evaluations differ by 0.9 pp" in _full_notes(accuracy_table(res), "1.0")
