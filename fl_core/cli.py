@@ -227,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     from fl_core.tune_record import add_parser as add_tune
 
     add_tune(sub)
+    from fl_core.report.headline import add_parser as add_headline
+
+    add_headline(sub)
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     args = p.parse_args([a for a in argv if a != "--debug"])

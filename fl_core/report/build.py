@@ -51,9 +51,9 @@ def report_dir(grid: GridConfig) -> Path:
 
 def default_claims_path(config_path: str | Path | None) -> Path | None:
     if config_path is not None:
-        p = Path(config_path).parent / "claims.yaml"
-        if p.is_file():
-            return p
+        for p in (Path(config_path).with_suffix(".claims.yaml"), Path(config_path).parent / "claims.yaml"):
+            if p.is_file():  # the grid's own claims file, else the one next to it
+                return p
     return DEFAULT_CLAIMS if DEFAULT_CLAIMS.is_file() else None
 
 

@@ -1,0 +1,47 @@
+"""configs/reference.yaml: loads, every registered method is in it, every claim resolves to its methods."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fl_core.config import ConfigError, load_grid
+from fl_core.methods import METHODS
+from fl_core.report.build import default_claims_path
+from fl_core.report.claims import load_claims
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+REF = CONFIGS / "reference.yaml"
+
+
+def test_reference_grid_covers_every_method_and_its_claims():
+    g = load_grid(REF, {"tuned": None})
+    assert {m.name for m in g.methods} == set(METHODS)  # every registered method
+    assert len(g.seeds) >= 5 and set(g.alphas) == {0.1, 1.0} and g.data.val_fraction > 0
+    assert g.fl.rounds // g.fl.eval_every >= 8
+    assert default_claims_path(REF) == CONFIGS / "reference.claims.yaml"
+    labels = {m.display for m in g.methods}
+    for c in load_claims(default_claims_path(REF)).claims:
+        for ref in (c.a, *c.b):
+            if ref.label:
+                assert ref.label in labels, (c.id, ref.label)
+            else:  # matched by name + params, exactly one method of the grid
+                hits = [
+                    m
+                    for m in g.methods
+                    if m.name == ref.name
+                    and all(str(m.params.get(k)) == str(v) for k, v in ref.params.items())
+                ]
+                assert len(hits) == 1, (c.id, ref.text())
+    # the other claims are those of configs/claims.yaml
+    base = {c.id: c for c in load_claims(CONFIGS / "claims.yaml").claims}
+    for c in load_claims(default_claims_path(REF)).claims:
+        if c.id != "suffix-beats-lora-memory-budget":
+            assert c == base[c.id], c.id
+
+
+def test_reference_grid_needs_its_tuned_file_before_a_sweep(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # configs/tuned/reference.yaml is relative to the repo root
+    with pytest.raises(ConfigError, match="layerbench tune"):
+        load_grid(REF)
