@@ -53,9 +53,13 @@ def friedman_cd(res: Results, out_dir: Path, metric: str = "final_accuracy") -> 
         lines.append(f"Left out (missing in some block): {', '.join(dropped)}.")
     if m.shape[1] < 3 or len(m) < MIN_BLOCKS:
         return [*lines, f"Not ranked: a Friedman test here needs >= 3 methods and >= {MIN_BLOCKS} blocks."]
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):  # autorank prints
-        warnings.simplefilter("ignore")
-        r = autorank(m, alpha=0.05, verbose=False, order="descending", force_mode="nonparametric")
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):  # autorank prints
+            warnings.simplefilter("ignore")
+            r = autorank(m, alpha=0.05, verbose=False, order="descending", force_mode="nonparametric")
+    except Exception as err:  # noqa: BLE001 — a ranking problem must not cost the rest of the report
+        log.warning("Friedman test not run: %s", err)
+        return [*lines, f"Not ranked: autorank failed ({err})."]
     ranks = ", ".join(f"{lab} {v:.2f}" for lab, v in r.rankdf.meanrank.sort_values().items())
     cd = f"; Nemenyi critical difference {r.cd:.2f} ranks" if r.cd is not None and math.isfinite(r.cd) else ""
     lines += [
