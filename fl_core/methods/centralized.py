@@ -27,6 +27,8 @@ def equal_compute_steps(fl: Any, num_train: int) -> int:
 class Centralized(Full):
     """One client with all training data, full fine-tuning, the steps of a whole ``full`` round per round."""
 
+    family = "references"
+
     @classmethod
     def adjust_cell(cls, cfg: Any, num_train: int) -> Any:
         fl = cfg.fl
