@@ -4,7 +4,7 @@ Reads the store of ``layerbench sweep configs/reference_calibration.yaml`` (``fu
 ``centralized`` at alpha 1.0, one seed, evaluated every 3 rounds): the accuracy curve of each cell,
 whether ``full`` has plateaued and reached 95% of ``centralized``, and each cell's wall and
 training time. The grid estimate scales the measured ``full`` cell per method by that method's
-training-time ratio to ``full`` on the committed default grid (``results/cells_default.csv``), keeps
+training-time ratio to ``full`` on the committed default grid (``results/default/cells_default.csv``), keeps
 the per-cell overhead (model load, evaluation) as measured, and multiplies by alphas × seeds; tuning
 is methods × datasets × lrs cells at one alpha and one seed (no pruning assumed: an upper bound).
 ``--cpu-log`` (``time cputime done load`` lines sampled while the sweep ran) adds the process CPU
@@ -149,7 +149,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--store", default="/tmp/tune-calib")
     ap.add_argument("--grid", default="configs/reference.yaml")
-    ap.add_argument("--default-cells", default="results/cells_default.csv")
+    ap.add_argument("--default-cells", default="results/default/cells_default.csv")
     ap.add_argument("--cpu-log")
     ap.add_argument(
         "--default-total-min", type=float, default=31.0, help="wall time of `make bench` (README)"

@@ -83,7 +83,7 @@ def add_parser(sub) -> None:
     h = sub.add_parser(
         "headline", help="rewrite the top README's 'what wins where' table from a published grid"
     )
-    h.add_argument("csv", help="a published accuracy table, e.g. results/tables/accuracy.csv")
+    h.add_argument("csv", help="a published accuracy table, e.g. results/default/tables/accuracy.csv")
     h.add_argument("--readme", default="README.md")
     h.add_argument("--label", default=QUICK_LOOK)
     h.set_defaults(
