@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fl_core.config import load_grid
+from fl_core.validate import load_grid
 
 # labels of configs/reference.yaml not in the default grid: the default-grid label whose ratio they take
 SAME_AS = {

@@ -10,8 +10,11 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+from functools import lru_cache
+from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
@@ -191,8 +194,6 @@ class GridConfig(Strict):
         return v
 
     def cells(self) -> list[RunConfig]:
-        from fl_core.tuned import cell_lr
-
         out = []
         for d, a, m, s in itertools.product(self.datasets, self.alphas, self.methods, self.seeds):
             lr = cell_lr(self, d, m)
@@ -219,3 +220,33 @@ def format_error(err: ValidationError, source: str) -> str:
 
 def allowed_keys(model: type[BaseModel]) -> str:
     return ", ".join(model.model_fields)
+
+
+# -- learning rates chosen by `layerbench tune` (read here; checked against the grid in validate) ---
+@lru_cache(maxsize=16)
+def _read_tuned(path: str, mtime: float) -> dict:
+    raw = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(raw, dict) or not isinstance(raw.get("chosen"), dict):
+        raise ConfigError(
+            f"invalid tuned file {path}: expected a mapping with key 'chosen: {{dataset: {{label: lr}}}}'"
+        )
+    return raw
+
+
+def read_tuned(path: str | Path) -> dict:
+    """The file ``layerbench tune`` writes (``configs/tuned/<grid>.yaml``): dataset -> method label -> lr."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(
+            f"tuned: file {p} not found; run `layerbench tune <config>` first, or remove the 'tuned' key"
+        )
+    return _read_tuned(str(p), p.stat().st_mtime)
+
+
+def cell_lr(grid: GridConfig, dataset: str, method: MethodSpec) -> float | None:
+    """The lr of this (dataset, method) cell: the method's own, else the tuned one, else None (fl.lr)."""
+    if method.lr is not None:
+        return method.lr
+    if not grid.tuned:
+        return None
+    return float(read_tuned(grid.tuned)["chosen"][dataset][method.display])

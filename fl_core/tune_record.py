@@ -139,7 +139,7 @@ def add_parser(sub) -> None:
 
 
 def cmd_tune(args) -> int:
-    from fl_core.config import load_grid
+    from fl_core.validate import load_grid
 
     raw_tuned = load_grid(args.config, {"tuned": None})
     grid_tuned = yaml.safe_load(Path(args.config).read_text()).get("tuned")

@@ -19,6 +19,7 @@ from fl_core.config import (
     RunConfig,
     allowed_keys,
     format_error,
+    read_tuned,
 )
 
 
@@ -35,6 +36,8 @@ def parse_grid(raw: dict[str, Any], source: str = "<dict>") -> GridConfig:
             msg += f"\n  allowed fl keys: {allowed_keys(FLConfig)}\n  allowed data keys: {allowed_keys(DataConfig)}"
         raise ConfigError(msg) from None
     check_names(grid.model, grid.datasets, grid.methods, source)
+    if grid.tuned:
+        load_tuned(grid.tuned, grid)  # raises ConfigError naming what is wrong
     return grid
 
 
@@ -100,3 +103,31 @@ def load_run(path: str | Path) -> RunConfig:
         raise ConfigError(format_error(err, str(path))) from None
     check_names(run.model, [run.dataset], [run.method], str(path))
     return run
+
+
+def load_tuned(path: str | Path, grid: GridConfig) -> dict[str, dict[str, float]]:
+    """dataset -> label -> lr, checked against the grid: every (dataset, method without its own lr)
+    has a positive lr, and no unknown dataset or label is named."""
+    chosen = read_tuned(path)["chosen"]
+    labels = {m.display for m in grid.methods}
+    for d, per in chosen.items():
+        if d not in grid.datasets:
+            raise ConfigError(
+                f"tuned file {path}: dataset '{d}' is not in the grid; allowed: {grid.datasets}"
+            )
+        for lab, lr in (per or {}).items():
+            if lab not in labels:
+                raise ConfigError(
+                    f"tuned file {path}: {d}: unknown method label '{lab}'; allowed: {sorted(labels)}"
+                )
+            if not isinstance(lr, int | float) or isinstance(lr, bool) or not lr > 0:
+                raise ConfigError(f"tuned file {path}: {d}.{lab}: lr must be a number > 0, got {lr!r}")
+    missing = [
+        f"{d}/{m.display}"
+        for d in grid.datasets
+        for m in grid.methods
+        if m.lr is None and m.display not in (chosen.get(d) or {})
+    ]
+    if missing:
+        raise ConfigError(f"tuned file {path}: no lr for {missing}; re-run `layerbench tune` to finish it")
+    return chosen

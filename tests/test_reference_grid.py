@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from fl_core.config import ConfigError, load_grid
+from fl_core.config import ConfigError
 from fl_core.methods import METHODS
 from fl_core.report.build import default_claims_path
 from fl_core.report.claims import load_claims
+from fl_core.validate import load_grid
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 REF = CONFIGS / "reference.yaml"

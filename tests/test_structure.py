@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1] / "fl_core"
 # The first matching prefix wins.
 LAYERS: list[tuple[str, ...]] = [
     ("fl_core.cli",),
-    ("fl_core.sweep", "fl_core.ray_backend", "fl_core.report"),
+    ("fl_core.sweep", "fl_core.ray_backend", "fl_core.report", "fl_core.tune", "fl_core.tune_record"),
     ("fl_core.cell",),
     ("fl_core.simulator", "fl_core.client", "fl_core.validate"),
     ("fl_core.methods",),

@@ -7,10 +7,11 @@ import pytest
 import yaml
 
 import fl_core.simulator as sim
-from fl_core.config import ConfigError, parse_grid
+from fl_core.config import ConfigError
 from fl_core.data.splits import Splits
 from fl_core.tune import TuneSpec, hardest_alpha
 from fl_core.tune_record import run_tune
+from fl_core.validate import parse_grid
 from tests.conftest import tiny_grid_dict
 
 

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import yaml
 
-from fl_core.config import ConfigError, DataConfig, parse_grid
+from fl_core.config import ConfigError, DataConfig
 from fl_core.data.splits import Splits, TokenizedData
 from fl_core.data.val import carve_val
 from fl_core.simulator import build_context, run_cell
+from fl_core.validate import parse_grid
 from tests.conftest import tiny_cell, tiny_grid_dict
 
 
