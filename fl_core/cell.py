@@ -14,6 +14,7 @@ from fl_core.checkpoint import Checkpoint
 from fl_core.config import GridConfig, RunConfig
 from fl_core.errors import CellNotRunnable
 from fl_core.faults import is_storage_error
+from fl_core.metrics import ACCURACY, LOSS, MACRO_F1, final, personal
 from fl_core.provenance import git_revision, versions
 from fl_core.tracking import Tracker
 
@@ -23,20 +24,18 @@ def cell_name(cell: RunConfig) -> str:
 
 
 def headline(rounds: list[dict[str, Any]], costs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Headline numbers of one cell (what the summary table aggregates)."""
-    evals = [r for r in rounds if "accuracy" in r]
+    """Headline numbers of one cell (what the summary table aggregates; names from
+    :mod:`fl_core.metrics`). The evaluation before round 0 (``round = -1``) starts the curves and is
+    no result: it counts neither as a round run nor for the best accuracy."""
+    trained = [r for r in rounds if r["round"] >= 0]
+    evals = [r for r in trained if ACCURACY in r]
     c = pd.DataFrame(costs)
-    out: dict[str, Any] = {"rounds_run": len(rounds)}
+    out: dict[str, Any] = {"rounds_run": len(trained)}
     if evals:
-        out.update(
-            final_accuracy=evals[-1]["accuracy"],
-            final_macro_f1=evals[-1]["macro_f1"],
-            best_accuracy=max(r["accuracy"] for r in evals),
-            final_loss=evals[-1]["loss"],
-        )
-        for k in ("personal_accuracy", "personal_macro_f1"):
-            if k in evals[-1]:
-                out[f"final_{k}"] = evals[-1][k]
+        last = evals[-1]
+        out.update({final(m): last[m] for m in (ACCURACY, MACRO_F1, LOSS)})
+        out["best_" + ACCURACY] = max(r[ACCURACY] for r in evals)
+        out.update({final(k): last[k] for k in (personal(ACCURACY), personal(MACRO_F1)) if k in last})
     if not c.empty:
         out.update(
             client_flops=float((c.flops_fwd + c.flops_bwd).sum()),

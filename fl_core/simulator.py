@@ -208,6 +208,9 @@ def run_cell(
     ctx, method = start_cell(cfg)
     schedule = participation_schedule(ctx)
     rounds, selections, start, prior_s = _resume(ctx, method, checkpoint)
+    if start == 0:  # round 0 of the curves (``round = -1``): the pretrained body, its untrained head
+        rounds.append({"round": -1})
+        _evaluate(ctx, method, rounds[-1])
     for row in rounds if on_round else ():  # on_round sees the whole history, restored rounds too
         on_round(row)
     status = "ok"

@@ -11,7 +11,9 @@ from tests.conftest import tiny_cell
 def test_smoke_run_on_tiny_bert_is_labelled_random():
     res = run_cell(tiny_cell("full"), progress=False)
     assert res.status == "ok"
-    assert len(res.rounds) == 2 and "accuracy" in res.rounds[-1]
+    assert [r["round"] for r in res.rounds] == [-1, 0, 1] and "accuracy" in res.rounds[-1]
+    pre = res.rounds[0]  # the pretrained body with its untrained head, before any training
+    assert {"accuracy", "macro_f1", "loss", "personal_accuracy"} <= set(pre) and "train_loss" not in pre
     assert "RANDOM" in res.info["model"] and res.info["model_is_random"]
     assert np.asarray(res.partition["client_label_counts"]).sum() == res.info["num_train"]
 

@@ -60,9 +60,12 @@ def test_planted_pickle_checkpoint_never_runs_and_the_cell_restarts(tmp_path, ho
     warned = [r for r in caplog.records if "ignoring checkpoint" in r.getMessage()]
     assert len(warned) == 1 and str(path) in warned[0].getMessage()
     stored = ResultStore(grid.output_dir).load_table(cell.hash(), "rounds")
-    assert stored["round"].tolist() == list(range(grid.fl.rounds))  # from round 0, every round
+    assert stored["round"].tolist() == list(range(-1, grid.fl.rounds))  # from scratch: every round
     reference = run_cell(cell, progress=False)
-    assert stored["train_loss"].round(12).tolist() == [round(r["train_loss"], 12) for r in reference.rounds]
+    trained = stored[stored["round"] >= 0]  # the evaluation before round 0 has no train loss
+    assert trained["train_loss"].round(12).tolist() == [
+        round(r["train_loss"], 12) for r in reference.rounds if r["round"] >= 0
+    ]
 
 
 def test_torn_checkpoint_restarts_the_cell(tmp_path, caplog):
@@ -74,7 +77,7 @@ def test_torn_checkpoint_restarts_the_cell(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="fl_core.checkpoint"):
         assert ckpt.load() is None
         res = run_cell(cell, progress=False, checkpoint=ckpt)
-    assert len(res.rounds) == cell.fl.rounds
+    assert len(res.rounds) == cell.fl.rounds + 1  # + the evaluation before round 0
     assert sum("ignoring checkpoint" in r.getMessage() for r in caplog.records) == 2  # one per load
 
 

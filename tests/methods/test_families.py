@@ -26,3 +26,26 @@ def test_cell_records_family_and_the_servers_applied_blocks():
     full = run_cell(tiny_cell("full"), progress=False)
     assert full.info["family"] == "references"
     assert not any(k.startswith("method_applied") for r in full.rounds for k in r)
+
+
+def test_headline_leaves_out_the_evaluation_before_round_0():
+    from fl_core.cell import headline
+
+    rows = [
+        {
+            "round": -1,
+            "accuracy": 0.9,
+            "macro_f1": 0.9,
+            "loss": 0.1,
+        },  # (an implausible start: it must not count)
+        {"round": 0, "train_loss": 1.0, "accuracy": 0.5, "macro_f1": 0.4, "loss": 1.2},
+        {"round": 1, "train_loss": 0.9, "accuracy": 0.6, "macro_f1": 0.5, "loss": 1.0},
+    ]
+    h = headline(rows, [])
+    assert h == {
+        "rounds_run": 2,
+        "final_accuracy": 0.6,
+        "final_macro_f1": 0.5,
+        "final_loss": 1.0,
+        "best_accuracy": 0.6,
+    }
