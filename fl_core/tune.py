@@ -66,7 +66,7 @@ def _objective(grid: GridConfig, dataset: str, method: MethodSpec, spec: TuneSpe
         curve: list[tuple[int, float]] = []
 
         def on_round(row: dict) -> None:
-            if "accuracy" in row:  # in a tuning cell this is the validation split's accuracy
+            if "accuracy" in row and row["round"] >= 0:  # validation accuracy; not the pre-training eval
                 curve.append((int(row["round"]), float(row["accuracy"])))
                 trial.set_user_attr("curve", curve)
                 trial.report(curve[-1][1], step=curve[-1][0])
