@@ -14,6 +14,8 @@ from pathlib import Path
 import datasets as hfd
 import pandas as pd
 
+from fl_core.dataset_names import is_local_dataset  # noqa: F401  (re-exported)
+
 Loader = Callable[[], hfd.Dataset]
 DATASETS: dict[str, Loader] = {}
 
@@ -69,11 +71,6 @@ def rotten_tomatoes() -> hfd.Dataset:
     df["label"] = df["category"].map({n: i for i, n in enumerate(names)})
     df["text"] = df["text"].astype(str).str.strip()
     return _frame_to_dataset(df, names)
-
-
-def is_local_dataset(name: str) -> bool:
-    """A ``save_to_disk`` directory: a DatasetDict (dataset_dict.json) or a Dataset (state.json)."""
-    return bool(name) and any((Path(name) / f).is_file() for f in ("dataset_dict.json", "state.json"))
 
 
 def load_source(name: str) -> hfd.Dataset | hfd.DatasetDict:
