@@ -83,15 +83,12 @@ import torch
 from fl_core.costs import BYTES_PER_PARAM, step_flops
 from fl_core.errors import CellNotRunnable
 from fl_core.models.blocks import ArchInfo
+from fl_core.params.tiny import LORA_COST_TARGETS, RESOURCES, Backend, Resource  # noqa: F401 (re-exported)
 from fl_core.profiling import Measurement, inject_lora, measure_step, measured_peak  # noqa: F401 (re-exported)
 
 Optimizer = Literal["adamw", "sgd"]
-Backend = Literal["cpu", "cuda"]
-Resource = Literal["memory", "flops", "upload"]
-RESOURCES: tuple[Resource, ...] = ("memory", "flops", "upload")
 FP32 = 4
 LORA_TARGETS = ("query", "value")
-LORA_COST_TARGETS = frozenset({"query", "key", "value"})  # d×d projections fed by the block input
 
 
 class DoesNotFit(CellNotRunnable, ValueError):

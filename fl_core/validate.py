@@ -1,6 +1,7 @@
 """Validation of a grid or run config: the schema (:mod:`fl_core.config`, light), then the registry
 checks (dataset, model and method names, each method's params against the model's block count),
-each failure a :class:`ConfigError` naming the key. Nothing here trains; it runs before any cell."""
+each failure a :class:`ConfigError` naming the key. Nothing here trains or imports torch (the names
+and params come from torch-free declarations), so a bad config fails at once, before any cell."""
 
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ from fl_core.config import (
     format_error,
     read_tuned,
 )
+from fl_core.dataset_names import DATASET_NAMES, is_local_dataset
+from fl_core.model_specs import MODELS, num_blocks
+from fl_core.params import DECLARED, check_params
 
 
 def parse_grid(raw: dict[str, Any], source: str = "<dict>") -> GridConfig:
@@ -43,17 +47,11 @@ def parse_grid(raw: dict[str, Any], source: str = "<dict>") -> GridConfig:
 
 def check_names(model: str, datasets: list[str], methods: list[MethodSpec], source: str) -> None:
     """Registry checks: dataset, model and method names, and each method's params."""
-    # The registries load torch and the HF libraries (tens of seconds): imported only once the
-    # schema passed, so a misspelled key fails at once.
-    from fl_core.data import DATASETS, is_local_dataset
-    from fl_core.methods import METHODS, validate_params
-    from fl_core.models import MODELS, num_blocks
-
     for i, d in enumerate(datasets):
-        if d not in DATASETS and not is_local_dataset(d):
+        if d not in DATASET_NAMES and not is_local_dataset(d):
             raise ConfigError(
                 f"invalid config {source}: datasets[{i}]: unknown dataset '{d}'; "
-                f"allowed: {sorted(DATASETS)} or a local path to a saved datasets.DatasetDict"
+                f"allowed: {sorted(DATASET_NAMES)} or a local path to a saved datasets.DatasetDict"
             )
     if model not in MODELS and not (model and (Path(model) / "config.json").is_file()):
         raise ConfigError(
@@ -62,12 +60,12 @@ def check_names(model: str, datasets: list[str], methods: list[MethodSpec], sour
         )
     n_blocks = num_blocks(model)
     for i, m in enumerate(methods):
-        if m.name not in METHODS:
+        if m.name not in DECLARED:
             raise ConfigError(
-                f"invalid config {source}: methods[{i}].name: unknown method '{m.name}'; allowed: {sorted(METHODS)}"
+                f"invalid config {source}: methods[{i}].name: unknown method '{m.name}'; allowed: {sorted(DECLARED)}"
             )
         try:
-            validate_params(m.name, m.params, n_blocks)
+            check_params(m.name, m.params, n_blocks)
         except (ValidationError, ValueError) as err:
             detail = format_error(err, "") if isinstance(err, ValidationError) else str(err)
             detail = detail.replace("invalid config :", "").strip()

@@ -32,12 +32,21 @@ LAYERS: list[tuple[str, ...]] = [
         "fl_core.lock",
         "fl_core.compact",
         "fl_core.config",
+        "fl_core.params",
         "fl_core.store",
         "fl_core.tracking",
         "fl_core.provenance",
         "fl_core.errors",
     ),
-    ("fl_core.plan", "fl_core.rng", "fl_core.metrics", "fl_core.model_names", "fl_core.precision"),
+    (
+        "fl_core.plan",
+        "fl_core.rng",
+        "fl_core.metrics",
+        "fl_core.model_names",
+        "fl_core.precision",
+        "fl_core.model_specs",
+        "fl_core.dataset_names",
+    ),
 ]
 
 # Known arrows up, each with the issue that removes it (none left).

@@ -23,10 +23,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
 
 from fl_core.aggregate import per_block_fedavg
 from fl_core.context import RunContext
+from fl_core.params import DECLARED, NoParams
 from fl_core.plan import ClientUpdate, TrainPlan
 
 __all__ = [
@@ -48,10 +49,6 @@ DROPOUT_NOTE = (
 )
 
 
-class NoParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 class Method:
     """Base class. Subclasses set ``name`` (via :func:`register`), ``Params`` and ``configure_train``."""
 
@@ -70,10 +67,9 @@ class Method:
     # -- validation (before any training) -----------------------------------------------------
     @classmethod
     def check(cls, params: BaseModel, num_blocks: int) -> None:
-        """Raise ``ValueError`` naming the param if it does not fit a model with ``num_blocks``."""
-        k = getattr(params, "k", None)
-        if k is not None and not 0 <= k <= num_blocks:
-            raise ValueError(f"k={k} but the model has {num_blocks} blocks; allowed: 0..{num_blocks}")
+        """Raise ``ValueError`` naming the param if it does not fit a model with ``num_blocks``: the
+        method's torch-free declaration (:mod:`fl_core.params`) holds the logic."""
+        DECLARED[cls.name].check(params, num_blocks)
 
     @classmethod
     def adjust_cell(cls, cfg: Any, num_train: int) -> Any:
@@ -161,6 +157,10 @@ def register(name: str) -> Callable[[type[Method]], type[Method]]:
     def deco(cls: type[Method]) -> type[Method]:
         if name in METHODS:
             raise ValueError(f"method {name!r} registered twice")
+        if name not in DECLARED or DECLARED[name].params is not cls.Params:
+            raise ValueError(
+                f"method {name!r}: declare its Params in fl_core.params (validation reads them there)"
+            )
         cls.name = name
         METHODS[name] = cls
         return cls

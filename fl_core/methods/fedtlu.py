@@ -37,17 +37,16 @@ summaries (spec). The score is computed in float64 with an ``eps``; the head is 
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 
 from fl_core.methods.base import Method, TrainPlan, register
 from fl_core.models import HEAD
+from fl_core.params.fedtlu import FedTLUParams, ScoreMode
 
 EPS = 1e-12
-ScoreMode = Literal["block", "tensor_sum"]
 
 
 def tlu_score(delta: torch.Tensor, eps: float = EPS) -> float:
@@ -93,17 +92,6 @@ def top_k_blocks(scores: np.ndarray, k: int) -> list[int]:
     s = np.where(np.isnan(scores), -np.inf, scores)
     order = np.lexsort((np.arange(len(s)), -s))  # primary: -score, secondary: index
     return sorted(int(j) for j in order[:k])
-
-
-class FedTLUParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    k: int | None = Field(None, ge=0, description="blocks updated per round; None: L // 2")
-    warmup_rounds: int = Field(0, ge=0, description="full FedAvg rounds before targeting starts")
-    client_training: Literal["all", "selected"] = "all"
-    rescore_every: int = Field(5, ge=1, description="`selected` only: every n-th round trains all blocks")
-    score: ScoreMode = Field(
-        "block", description="block: score of the block's whole update (default); tensor_sum: ablation"
-    )
 
 
 @register("fedtlu")

@@ -59,12 +59,11 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from fl_core.aggregate import per_block_fedavg
@@ -74,7 +73,8 @@ from fl_core.costs import BYTES_PER_PARAM, CostRecord, Timer, step_flops
 from fl_core.evaluate import metrics, predict
 from fl_core.methods.base import Method, TrainPlan, register
 from fl_core.models import HEAD
-from fl_core.models.lora import LORA_DROPOUT, LORA_TAG, LoraPair, add_lora, lora_pairs
+from fl_core.models.lora import LORA_TAG, LoraPair, add_lora, lora_pairs
+from fl_core.params.fibecfed import FibecFedParams
 from fl_core.trainer import Hooks, Loop, make_optimizer, train
 
 
@@ -196,27 +196,6 @@ def gal_sensitivity(ctx: RunContext, idx: np.ndarray, eps: float = 0.5) -> np.nd
 
 
 # -- the method ------------------------------------------------------------------------------------
-class FibecFedParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    lora_r: int = Field(8, ge=1)
-    lora_alpha: float = Field(16, gt=0)
-    lora_dropout: float = Field(LORA_DROPOUT, ge=0, lt=1, description="shared with lora, lora_budget")
-    target_modules: tuple[str, ...] = Field(("query", "value"), min_length=1)
-    curriculum: bool = Field(True, description="Fisher curriculum + pacing (YAML on/off/true/false)")
-    pacing_b0: float = Field(0.6, gt=0, le=1)
-    pacing_a: float = Field(0.8, gt=0)
-    n_gal: int | Literal["all"] | None = Field(
-        None, description="GAL count; default round(0.75·L) half up, ⌊0.75·L + ½⌋; 'all' = no PL"
-    )
-    gal_samples: int = Field(10, ge=1)
-    gal_eps: float = Field(0.5, gt=0)
-    mask_ratio: float = Field(
-        0.05, ge=0, lt=1, description="share of PL neurons masked; 0 = no sparse update"
-    )
-    mask_epochs: int = Field(3, ge=1)
-    mask_ema: float = Field(0.5, ge=0, lt=1)
-
-
 @register("fibecfed")
 class FibecFed(Method):
     """FibecFed (Liu et al. 2024): Fisher curriculum, shared GAL LoRA + personal PL LoRA, sparse PL update."""
@@ -225,14 +204,6 @@ class FibecFed(Method):
 
     Params = FibecFedParams
     personalized = True
-
-    @classmethod
-    def check(cls, params, num_blocks):
-        n = params.n_gal
-        if isinstance(n, int) and not 0 <= n <= num_blocks:
-            raise ValueError(
-                f"n_gal={n} but the model has {num_blocks} blocks; allowed: 0..{num_blocks} or 'all'"
-            )
 
     def __init__(self, params, ctx) -> None:
         super().__init__(params, ctx)

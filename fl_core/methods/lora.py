@@ -10,20 +10,11 @@ defaults to the shared ``LORA_DROPOUT`` (0.05), the same as ``fibecfed`` and ``l
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from fl_core.methods.base import Method, TrainPlan, register
-from fl_core.models.lora import ADAPTER, LORA_DROPOUT, LORA_TAG, LoraPair, add_lora, lora_pairs
+from fl_core.models.lora import ADAPTER, LORA_TAG, LoraPair, add_lora, lora_pairs
+from fl_core.params.lora import LORA_DROPOUT, LoraParams
 
 __all__ = ["ADAPTER", "LORA_DROPOUT", "LORA_TAG", "Lora", "LoraPair", "LoraParams", "add_lora", "lora_pairs"]
-
-
-class LoraParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    lora_r: int = Field(8, ge=1, description="adapter rank")
-    lora_alpha: float = Field(16, gt=0, description="LoRA alpha (scaling = alpha / r)")
-    lora_dropout: float = Field(LORA_DROPOUT, ge=0, lt=1, description="shared with fibecfed, lora_budget")
-    target_modules: tuple[str, ...] = Field(("query", "value"), min_length=1)
 
 
 @register("lora")

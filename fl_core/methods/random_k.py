@@ -8,19 +8,9 @@ as FedTLU (clients train every block with ``client_training: all``, or only the 
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field
-
 from fl_core.methods.base import Method, TrainPlan, register
 from fl_core.models import HEAD
-
-
-class RandomParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    k: int = Field(2, ge=0)
-    mode: Literal["client", "server"] = "client"
-    client_training: Literal["all", "selected"] = "all"
+from fl_core.params.random_k import RandomParams
 
 
 @register("random")

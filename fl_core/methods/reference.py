@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from fl_core.methods.base import Method, TrainPlan, register
-
-
-class KParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    k: int = Field(2, ge=0, description="number of blocks trained (+ head)")
+from fl_core.params.reference import KParams
 
 
 @register("full")

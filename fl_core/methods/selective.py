@@ -46,18 +46,18 @@ kept in ``self.history``; each plan's ``info`` holds the client's budget and sco
 from __future__ import annotations
 
 import logging
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.stats import truncnorm
 
 from fl_core.cost_model import pass_memory
 from fl_core.costs import BYTES_PER_PARAM, CostRecord
 from fl_core.methods.base import Method, TrainPlan, register
+from fl_core.params.selective import HeuristicParams, SelectiveParams
 from fl_core.trainer import Loop, train
 
 log = logging.getLogger(__name__)
@@ -175,32 +175,6 @@ def _shapes(ctx, batches) -> set[tuple[int, int]]:
 
 
 # -- params ---------------------------------------------------------------------------------------
-class _BudgetParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    b: int = Field(2, ge=0, description="blocks per client (homogeneous budget)")
-    budget: Literal["homo", "hetero"] = "homo"
-    b_min: int = Field(1, ge=0, description="hetero: smallest budget")
-    b_max: int = Field(4, ge=0, description="hetero: largest budget")
-    b_mean: float | None = Field(None, description="hetero: centre of the normal; None: b_min (half-normal)")
-    b_std: float = Field(1.0, gt=0, description="hetero: scale of the normal")
-    score_batches: int = Field(-1, ge=-1, description="batches in the scoring pass; -1: one local epoch")
-    select_every: int = Field(1, ge=1, description="rounds between re-selections")
-
-
-class SelectiveParams(_BudgetParams):
-    score: Literal["grad", "rgn", "snr", "top", "bottom"] = "grad"
-    lam: float = Field(0.1, ge=0, description="disagreement penalty on max-normalized scores (grad only)")
-    fill_budget: bool = Field(
-        True,
-        description="grad: pad each client's MILP choice up to b_i by score, as the official "
-        "find_selection_set (default); false: the unfilled MILP solution, an ablation",
-    )
-
-
-class HeuristicParams(_BudgetParams):
-    pass
-
-
 # -- the method -----------------------------------------------------------------------------------
 @register("selective")
 class Selective(Method):
@@ -211,19 +185,6 @@ class Selective(Method):
 
     Params = SelectiveParams
     mode: str = ""  # fixed by the aliases; else params.score
-
-    @classmethod
-    def check(cls, params, num_blocks):
-        super().check(params, num_blocks)
-        if params.score_batches == 0:
-            raise ValueError("score_batches=0; allowed: -1 (one local epoch) or >= 1")
-        if params.budget == "homo" and params.b > num_blocks:
-            raise ValueError(f"b={params.b} but the model has {num_blocks} blocks; allowed: 0..{num_blocks}")
-        if params.budget == "hetero" and not params.b_min <= params.b_max <= num_blocks:
-            raise ValueError(
-                f"b_min={params.b_min}, b_max={params.b_max}: need b_min <= b_max <= "
-                f"{num_blocks} (the model's blocks)"
-            )
 
     def __init__(self, params, ctx) -> None:
         super().__init__(params, ctx)

@@ -54,19 +54,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing import Any
 
 from fl_core.cost_model import (
-    LORA_COST_TARGETS,
     RESOURCES,
-    Backend,
     Budget,
     DoesNotFit,
     MeasuredMemory,
-    Resource,
     StepCost,
     arch_of,
     full_cost,
@@ -77,15 +71,11 @@ from fl_core.cost_model import (
 )
 from fl_core.methods.base import Method, TrainPlan, register
 from fl_core.methods.lora import Lora, LoraParams
-from fl_core.models import MODELS
 from fl_core.models.blocks import ArchInfo
-from fl_core.models.lora import LORA_DROPOUT
+from fl_core.params.tiny import CANDIDATES, LEVELS, BudgetParams, LoraBudgetParams, TinyParams  # noqa: F401
 from fl_core.rng import seeded_rng
 
 log = logging.getLogger(__name__)
-
-LEVELS = (0.125, 0.25, 0.5)
-CANDIDATES = ("minilm-l2", "minilm-l4", "minilm-l6")
 
 
 class ArchitectureMismatch(ValueError):
@@ -93,50 +83,6 @@ class ArchitectureMismatch(ValueError):
 
 
 # -- budgets shared by tiny and lora_budget -------------------------------------------------------
-class BudgetParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    budget: float | Literal["hetero"] = Field(
-        0.25, description="device budget as a fraction of the reference's full fine-tuning cost, or 'hetero'"
-    )
-    levels: tuple[float, ...] = Field(LEVELS, min_length=1, description="fractions 'hetero' draws from")
-    constrain: tuple[Resource, ...] = Field(RESOURCES, min_length=1, description="which budgets apply")
-    reference: str | None = Field(
-        None, description="model whose full fine-tuning cost the fractions refer to"
-    )
-    kernels: Backend = Field("cpu", description="activation memory model of the devices (cost_model backend)")
-    memory_fit: Literal["measured", "analytic"] = Field(
-        "measured",
-        description="memory budgets fit on each configuration's measured peak (torch.profiler, cached; "
-        "default) or on the analytic sum (ablation; always recorded as the cross-check)",
-    )
-
-    @field_validator("budget")
-    @classmethod
-    def _budget(cls, v):
-        if v != "hetero" and not 0 < v <= 1:
-            raise ValueError(f"budget must be in (0, 1] or 'hetero', got {v}")
-        return v
-
-    @field_validator("levels")
-    @classmethod
-    def _levels(cls, v):
-        if not all(0 < x <= 1 for x in v):
-            raise ValueError(f"levels must be in (0, 1], got {list(v)}")
-        return v
-
-    @field_validator("constrain")
-    @classmethod
-    def _constrain(cls, v):
-        if len(set(v)) != len(v):
-            raise ValueError(f"constrain lists a resource twice: {list(v)}")
-        return v
-
-
-def _check_model_name(name: str, key: str) -> None:
-    if name not in MODELS and not Path(name).is_dir():
-        raise ValueError(f"{key}: unknown model '{name}'; allowed: {sorted(MODELS)} or a local HF model dir")
-
-
 def client_levels(cfg, p: BudgetParams) -> list[float]:
     """Each client's budget fraction: the same for all, or one seeded draw per client (``hetero``,
     the cell seed's ``device-budget`` stream, so ``tiny`` and ``lora_budget`` get the same devices)."""
@@ -226,11 +172,6 @@ def choose_architecture(
     return ArchChoice(best, t, score)
 
 
-class TinyParams(BudgetParams):
-    candidates: tuple[str, ...] = Field(CANDIDATES, min_length=1, description="architectures to choose from")
-    schedule: Literal["suffix", "successive"] = "suffix"
-
-
 @dataclass(frozen=True)
 class DevicePlan:
     """Everything ``tiny`` decides before round 0 (a pure function of the run config)."""
@@ -257,13 +198,6 @@ class Tiny(Method):
     family = "budget"
 
     Params = TinyParams
-
-    @classmethod
-    def check(cls, params: TinyParams, num_blocks: int) -> None:
-        for i, c in enumerate(params.candidates):
-            _check_model_name(c, f"candidates[{i}]")
-        if params.reference is not None:
-            _check_model_name(params.reference, "reference")
 
     @classmethod
     def plan_devices(cls, p: TinyParams, cfg, num_labels: int, own: ArchInfo | None = None) -> DevicePlan:
@@ -388,22 +322,6 @@ class Tiny(Method):
 
 
 # -- LoRA under the same budgets ------------------------------------------------------------------
-class LoraBudgetParams(BudgetParams):
-    ranks: tuple[int, ...] = Field(
-        (32, 16, 8, 4, 2, 1), min_length=1, description="ranks to try, largest fitting wins"
-    )
-    lora_alpha: float = Field(16, gt=0)
-    lora_dropout: float = Field(LORA_DROPOUT, ge=0, lt=1, description="shared with lora, fibecfed")
-    target_modules: tuple[str, ...] = Field(("query", "value"), min_length=1)
-
-    @field_validator("ranks")
-    @classmethod
-    def _ranks(cls, v):
-        if not all(r >= 1 for r in v):
-            raise ValueError(f"ranks must be >= 1, got {list(v)}")
-        return v
-
-
 @register("lora_budget")
 class LoraBudget(Lora):
     """FedAvg-LoRA (the ``lora`` method) at the largest rank from ``ranks`` that fits every device's
@@ -412,16 +330,6 @@ class LoraBudget(Lora):
     family = "budget"
 
     Params = LoraBudgetParams
-
-    @classmethod
-    def check(cls, params: LoraBudgetParams, num_blocks: int) -> None:
-        if params.reference is not None:
-            _check_model_name(params.reference, "reference")
-        unknown = set(params.target_modules) - LORA_COST_TARGETS
-        if unknown:
-            raise ValueError(
-                f"target_modules: the cost model covers {sorted(LORA_COST_TARGETS)}, got {sorted(unknown)}"
-            )
 
     def __init__(self, params: LoraBudgetParams, ctx) -> None:
         super().__init__(params, ctx)

@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any
 import torch
 from peft import LoraConfig, inject_adapter_in_model
 
+from fl_core.params.lora import LORA_DROPOUT  # noqa: F401  (re-exported; torch-free home)
+
 if TYPE_CHECKING:
     from fl_core.models.blocks import BlockModel
 
-LORA_DROPOUT = 0.05  # shared default of lora / lora_budget / fibecfed (issue 12)
 LORA_TAG = "lora_"  # substring of every adapter parameter name (peft's lora_A / lora_B)
 ADAPTER = "default"
 

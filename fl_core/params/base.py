@@ -1,0 +1,50 @@
+"""What validation needs of a method, torch-free: its pydantic ``Params`` and its ``check`` against
+the model's block count, declared by name (:func:`declare`). :mod:`fl_core.validate` reads only this,
+so a bad config is rejected before torch loads; each method class in :mod:`fl_core.methods` names
+the same ``Params`` (``register`` verifies it) and its ``check`` calls the declared one."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+Check = Callable[[Any, int], None]
+
+
+class NoParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def check_k(params: BaseModel, num_blocks: int) -> None:
+    """The default check: a ``k`` param (if any) fits the model's blocks."""
+    k = getattr(params, "k", None)
+    if k is not None and not 0 <= k <= num_blocks:
+        raise ValueError(f"k={k} but the model has {num_blocks} blocks; allowed: 0..{num_blocks}")
+
+
+@dataclass(frozen=True)
+class Declared:
+    """One method's declaration: its params model and ``check(params, num_blocks)`` (raises ValueError)."""
+
+    params: type[BaseModel]
+    check: Check
+
+
+DECLARED: dict[str, Declared] = {}
+
+
+def declare(name: str, params: type[BaseModel] = NoParams, check: Check = check_k) -> None:
+    if name in DECLARED:
+        raise ValueError(f"method {name!r} declared twice")
+    DECLARED[name] = Declared(params, check)
+
+
+def check_params(name: str, raw: dict[str, Any], num_blocks: int) -> BaseModel:
+    """Validated params of method ``name`` (raises pydantic ``ValidationError`` or ``ValueError``)."""
+    decl = DECLARED[name]
+    p = decl.params.model_validate(raw)
+    decl.check(p, num_blocks)
+    return p

@@ -1,0 +1,19 @@
+"""Params of ``random`` (:mod:`fl_core.methods.random_k`)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from fl_core.params.base import declare
+
+
+class RandomParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    k: int = Field(2, ge=0)
+    mode: Literal["client", "server"] = "client"
+    client_training: Literal["all", "selected"] = "all"
+
+
+declare("random", RandomParams)
