@@ -81,10 +81,10 @@ def _select(grid, args):
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    overrides = {"output_dir": args.output_dir} if args.output_dir else None
+    grid = load_grid(args.config, overrides)  # torch-free: a bad config fails before torch loads
     from fl_core.sweep import run_sweep
 
-    overrides = {"output_dir": args.output_dir} if args.output_dir else None
-    grid = load_grid(args.config, overrides)
     filtered = any(v is not None for v in (args.dataset, args.alpha, args.method, args.seed))
     cells = _select(grid, args) if filtered or args.command == "run" else None
     if cells is not None and not cells:
@@ -155,9 +155,9 @@ def quiet_progress(no_progress: bool) -> bool:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    grid = load_grid(args.config, {"output_dir": args.output_dir} if args.output_dir else None)
     from fl_core.report import build_report
 
-    grid = load_grid(args.config, {"output_dir": args.output_dir} if args.output_dir else None)
     readme = build_report(
         grid,
         args.config,
