@@ -57,7 +57,7 @@ def _bad_precision(g):
         (_bad_precision, "fl.precision"),
     ],
 )
-@pytest.mark.parametrize("command", ["sweep", "run", "report"])
+@pytest.mark.parametrize("command", ["sweep", "run", "report", "tune"])
 def test_bad_config_is_rejected_before_torch(tmp_path, break_it, must_name, command):
     grid = _smoke()
     break_it(grid)

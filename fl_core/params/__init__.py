@@ -2,6 +2,7 @@
 package declares every built-in method. A new method adds its module and one line here."""
 
 from fl_core.params import (  # noqa: F401  (declaration side effects)
+    centralized,
     fedtlu,
     fibecfed,
     lora,
