@@ -16,7 +16,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from fl_core.store import StoreError
+from fl_core.errors import StoreError
 
 LOCK, OWNER = ".sweep.lock", ".sweep.owner"
 

@@ -21,6 +21,7 @@ import pandas as pd
 
 from fl_core.config import RunConfig
 from fl_core.errors import StoreError
+from fl_core.lock import clean_partials
 
 MANIFEST = "MANIFEST.json"
 
@@ -126,6 +127,4 @@ class ResultStore:
     def clean_temp(self) -> list[Path]:
         """Remove temp dirs and checkpoint partials whose writer process is gone (never a finished cell,
         never a live writer's); returns what was removed."""
-        from fl_core.lock import clean_partials
-
         return clean_partials(self.root)
