@@ -170,6 +170,9 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     OUT.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    load = os.getloadavg()[
+        0
+    ]  # other jobs on the cores make absolute times noisy (the ratios are interleaved)
     peak = matmul_peak(args.reps)
     steps = bench_steps(args.reps, peak)
     peak_after = matmul_peak(args.reps)  # again after the steps: the spread shows the host's drift
@@ -179,7 +182,7 @@ def main() -> None:
         "## precision ({} s)",
         "",
         f"`python benchmarks/precision_speed.py --reps {args.reps}` (in `make perf`): {os.cpu_count()} CPUs "
-        f"**shared with other jobs while measured** (absolute times are noisy; the ratios are interleaved), "
+        f"(1-min load average {load:.1f} at start; above the CPU count, other jobs shared the cores), "
         f"torch {torch.__version__}, {torch.get_num_threads()} threads; git `{git_revision()}`; "
         f"{time.strftime('%Y-%m-%d %H:%M')}",
         "",
