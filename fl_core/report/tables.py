@@ -126,6 +126,19 @@ def _num(prefix: str, s: Summary, ci: bool = True) -> dict[str, float]:
     return out
 
 
+def _row_key(d: str, a: object, lab: str, g: pd.DataFrame, ok: pd.DataFrame) -> dict:
+    """The columns every table row starts with: which cell group it is and how many seeds finished."""
+    return {
+        "dataset": d,
+        "alpha": a,
+        "label": lab,
+        "method": _first(g, "method"),
+        "params": _first(g, "params"),
+        "seeds": len(g),
+        "seeds_ok": len(ok),
+    }
+
+
 def _first(g: pd.DataFrame, col: str, default=""):
     return g[col].iloc[0] if col in g and len(g) else default
 
@@ -161,13 +174,7 @@ def accuracy_table(res: Results) -> Table:
         none = _no_value(g)
         rows.append(
             {
-                "dataset": d,
-                "alpha": a,
-                "label": lab,
-                "method": _first(g, "method"),
-                "params": _first(g, "params"),
-                "seeds": len(g),
-                "seeds_ok": len(ok),
+                **_row_key(d, a, lab, g, ok),
                 **_num(final(ACCURACY), acc),
                 **_num(final(MACRO_F1), f1),
                 **_num("acc_at_val_round", vs),
@@ -273,13 +280,7 @@ def cost_table(res: Results, target_fraction: float = 0.95, reference: str = "fu
         extra = summarize(ok.extra_pass_flops)
         mem = summarize(ok.peak_memory_bytes)
         row = {
-            "dataset": d,
-            "alpha": a,
-            "label": lab,
-            "method": _first(g, "method"),
-            "params": _first(g, "params"),
-            "seeds": len(g),
-            "seeds_ok": len(ok),
+            **_row_key(d, a, lab, g, ok),
             "target_accuracy": target,
             "seeds_reached_target": len(reached) if math.isfinite(target) else math.nan,
             **_num("rounds_to_target", rs, ci=False),
