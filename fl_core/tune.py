@@ -11,12 +11,17 @@ of the last two evaluations (it favours an lr that has settled, not one that spi
 
 Outputs (committed): ``configs/tuned/<grid>.yaml`` (what the grid reads via ``tuned:``),
 ``<grid>_trials.csv`` (every trial: lr, state, value, validation curve) and ``<grid>.md``.
-The SQLite DB stays under the grid's ``output_dir`` (``tune/<grid>.db``, not in git).
+The record is rewritten after every study and is the resume point across machines: a
+(dataset, method) whose rows carry the current ``study_key`` is kept, not tuned again. The SQLite
+DB stays under the grid's ``output_dir`` (``tune/<grid>.db``, not in git) and resumes a study cut
+off mid-way.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import time
 from dataclasses import dataclass
 
 import optuna
@@ -57,6 +62,13 @@ def tuning_cell(grid: GridConfig, dataset: str, method: MethodSpec, spec: TuneSp
     )
 
 
+def study_key(grid: GridConfig, dataset: str, method: MethodSpec, spec: TuneSpec) -> str:
+    """What a study's trials depend on besides the lr (the trial cell's hash, the lr grid, the
+    pruning warm-up): a record or study made under another key is stale and tuned again."""
+    cell = tuning_cell(grid, dataset, method, spec, 1.0).hash()
+    return hashlib.sha256(f"{cell}|{spec.lrs}|{spec.warmup_evals}".encode()).hexdigest()[:12]
+
+
 def _objective(grid: GridConfig, dataset: str, method: MethodSpec, spec: TuneSpec):
     from fl_core.simulator import run_cell
 
@@ -73,11 +85,14 @@ def _objective(grid: GridConfig, dataset: str, method: MethodSpec, spec: TuneSpe
                 if len(curve) > spec.warmup_evals and trial.should_prune():
                     raise optuna.TrialPruned()
 
+        t0 = time.perf_counter()
         try:
             res = run_cell(cell, on_round=on_round, progress=False)
         except CellNotRunnable as err:
             trial.set_user_attr("reason", str(err))
             raise
+        finally:
+            trial.set_user_attr("wall_s", round(time.perf_counter() - t0, 1))
         trial.set_user_attr("status", res.status)
         if res.status != "ok":
             return 0.0
@@ -110,7 +125,7 @@ def tune_one(
     grid: GridConfig, storage: str, dataset: str, method: MethodSpec, spec: TuneSpec
 ) -> optuna.Study:
     """Run (or resume) the study of one (dataset, method); every lr of the grid once."""
-    name = f"{grid.name}|{dataset}|{method.display}|a={spec.alpha}|s={spec.seed}"
+    name = f"{grid.name}|{dataset}|{method.display}|a={spec.alpha}|s={spec.seed}|{study_key(grid, dataset, method, spec)}"
     study = _study(storage, name, spec)
     todo = [lr for lr in spec.lrs if lr not in _done_lrs(study)]
     for lr in todo:

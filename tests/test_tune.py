@@ -76,3 +76,29 @@ def test_tune_needs_a_validation_split(tmp_path):
     grid = parse_grid(tiny_grid_dict(tmp_path))
     with pytest.raises(ConfigError, match="val_fraction"):
         run_tune(grid, "t.yaml", TuneSpec(alpha=1.0, seed=0, lrs=(1e-4,)), tmp_path / "t.yaml")
+
+
+def test_the_committed_record_resumes_on_a_fresh_machine(tmp_path, monkeypatch):
+    """One study per call (filters), a new DB each time: the record grows, current entries are
+    kept without a trial, and a changed setting makes them stale (tuned again)."""
+    grid = _grid(tmp_path)
+    spec = TuneSpec(alpha=0.5, seed=0, lrs=(1e-4, 1e-2), warmup_evals=0)
+    out = tmp_path / "tuned" / "t.yaml"
+    for i, label in enumerate(["full", "head"]):
+        run_tune(grid, "t.yaml", spec, out, storage=f"sqlite:///{tmp_path}/db{i}.db", methods=[label])
+    doc = yaml.safe_load(out.read_text())
+    assert set(doc["chosen"]["bbc_news"]) == {"full", "head"}
+    trials = pd.read_csv(out.with_name("t_trials.csv"))
+    assert len(trials) == 4 and trials.wall_s.gt(0).all() and trials.tune_key.nunique() == 2
+
+    def no_training(*a, **k):
+        raise AssertionError("a current record entry was tuned again")
+
+    monkeypatch.setattr(sim, "run_cell", no_training)
+    run_tune(grid, "t.yaml", spec, out, storage=f"sqlite:///{tmp_path}/fresh.db")
+    assert yaml.safe_load(out.read_text())["chosen"] == doc["chosen"]
+    assert pd.read_csv(out.with_name("t_trials.csv")).equals(trials)
+
+    longer = _grid(tmp_path, fl={**tiny_grid_dict(tmp_path)["fl"], "rounds": 3})
+    with pytest.raises(AssertionError, match="tuned again"):
+        run_tune(longer, "t.yaml", spec, out, storage=f"sqlite:///{tmp_path}/fresh2.db")
