@@ -25,6 +25,7 @@ from fl_core.report.figures import all_figures, budget_rows, slug
 from fl_core.report.load import Results, load_results
 from fl_core.report.publish import choose_source
 from fl_core.report.tables import Table, accuracy_table, cost_table, markdown, write_table
+from fl_core.report.tuning import tuning_section
 
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[2]
@@ -251,14 +252,18 @@ def build_report(
         f"- config: `{cfg_path.as_posix()}` (sha256 `{sha}…`)"
         + (f": {grid.description}" if grid.description else ""),
         f"- model: {model_label(grid.model)}; {fl.rounds} rounds, {fl.num_clients} clients, {fl.clients_per_round} per "
-        f"round, {fl.local_steps or 'all'} local steps × batch {fl.batch_size}, lr {fl.lr}, max_len {fl.max_len}, "
+        f"round, {fl.local_steps or 'all'} local steps × batch {fl.batch_size}, "
+        + (f"lr {fl.lr}" if not grid.tuned else "lr tuned per dataset and method (Learning rates below)")
+        + f", max_len {fl.max_len}, "
         f"evaluated every {fl.eval_every} rounds",
         f"- grid: datasets {', '.join(grid.datasets)}; alphas {', '.join(map(str, grid.alphas))}; seeds "
         f"{', '.join(map(str, grid.seeds))}; methods {', '.join(m.display for m in grid.methods)}",
         f"- git revision of the report code: `{git_revision()}`",
     ]
     dump = yaml.safe_dump(grid.model_dump(mode="json"), sort_keys=False, width=110)
+    wall = float(res.cells["wall_s"].fillna(0).sum()) if "wall_s" in res.cells else 0.0
     footer = [
+        *tuning_section(grid.tuned, out, wall),
         "## Config",
         "",
         "<details><summary>the grid, as validated</summary>",

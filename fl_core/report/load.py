@@ -108,6 +108,7 @@ def _cell_row(cfg: dict[str, Any], result: dict[str, Any], h: str, run_dir: Path
         "model_is_random": info.get("model_is_random"),
         "num_blocks": info.get("num_blocks"),
         "family": info.get("family", ""),  # the method's declared family (older stores: none)
+        "wall_s": float(info.get("wall_s") or "nan"),  # the cell's wall time, every attempt
         "git_revision": result.get("git_revision", ""),
         "finished_at": str(result.get("finished_at", "")),
         # what else the cell ran under (model, fl, data): cells of different grids / code versions differ here

@@ -1,0 +1,50 @@
+"""The report's learning-rate section: chosen lr, every lr's objective, curves, tuning's share."""
+
+from __future__ import annotations
+
+import pandas as pd
+import yaml
+
+from fl_core.report.tuning import tuning_section
+
+
+def _record(tmp_path):
+    path = tmp_path / "tuned" / "g.yaml"
+    path.parent.mkdir()
+    doc = {
+        "grid": "g",
+        "alpha": 0.1,
+        "seed": 0,
+        "lrs": [1e-4, 1e-3],
+        "objective": "last two",
+        "notes": ["bbc_news/lora-0.5: no trial could run; keeps fl.lr = 0.0001"],
+        "chosen": {"bbc_news": {"full": 1e-4, "head": 1e-3}},
+    }
+    path.write_text(yaml.safe_dump(doc))
+    rows = [
+        ("full", 1e-4, "complete", 0.91, "2;4", "0.8;0.9", 300.0),
+        ("full", 1e-3, "pruned", float("nan"), "2", "0.3", 60.0),
+        ("head", 1e-4, "complete", 0.55, "2;4", "0.5;0.6", 100.0),
+        ("head", 1e-3, "complete", 0.70, "2;4", "0.6;0.8", 140.0),
+    ]
+    cols = ["method", "lr", "state", "value", "rounds", "val_accuracy", "wall_s"]
+    t = pd.DataFrame(rows, columns=cols).assign(dataset="bbc_news")
+    t.to_csv(path.with_name("g_trials.csv"), index=False)
+    return path
+
+
+def test_the_section_shows_each_choice_its_objectives_curves_and_share(tmp_path):
+    lines = tuning_section(_record(tmp_path), tmp_path / "out", grid_wall_s=2400.0)
+    text = "\n".join(lines)
+    assert "| bbc_news | full | 0.0001 | 0.0001: 91.0, 0.001: pruned |" in text
+    assert "| bbc_news | head | 0.001 | 0.0001: 55.0, 0.001: 70.0 |" in text
+    assert "= 25 % of this grid's" in text  # 600 s of trials / 2400 s of cells
+    assert "no trial could run" in text
+    assert (tmp_path / "out" / "tuning" / "tuning_bbc_news.png").stat().st_size > 0
+    assert "(tuning/tuning_bbc_news.png)" in text
+
+
+def test_without_a_record_the_section_says_why(tmp_path):
+    assert "every method uses `fl.lr`" in "\n".join(tuning_section(None, tmp_path, 1.0))
+    missing = "\n".join(tuning_section(tmp_path / "nope.yaml", tmp_path, 1.0))
+    assert "is missing: run `make tune` first" in missing
