@@ -172,15 +172,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    _offline_defaults()
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    p = argparse.ArgumentParser(prog="layerbench", description=__doc__)
-    p.add_argument(
-        "--debug", action="store_true", help="show the traceback of an error (anywhere on the line)"
-    )
-    sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="registered methods, datasets and models").set_defaults(fn=cmd_list)
+def _add_sweep_parsers(sub) -> None:
+    """``sweep`` (every unfinished cell) and ``run`` (the cells matching filters): the same flags."""
     for name, help_ in [
         ("sweep", "run every unfinished cell of a grid"),
         ("run", "run the cells matching filters"),
@@ -203,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
             help="seconds to wait for another sweep on the store (-1: forever)",
         )
         s.set_defaults(fn=cmd_sweep)
+
+
+def _add_report_parser(sub) -> None:
     r = sub.add_parser("report", help="rebuild every table, figure and claim from the local results store")
     r.add_argument("config")
     r.add_argument("--output-dir", help="the results store (default: the grid's output_dir)")
@@ -224,15 +220,32 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--no-wandb", action="store_true", help="do not log the report to W&B")
     r.add_argument("--force", action="store_true", help="replace the published report even with fewer cells")
     r.set_defaults(fn=cmd_report)
-    from fl_core.tune_record import add_parser as add_tune
 
-    add_tune(sub)
+
+def build_parser() -> argparse.ArgumentParser:
+    """Every subcommand's parser; cheap (no command's heavy imports: torch, optuna, the report)."""
     from fl_core.report.headline import add_parser as add_headline
+    from fl_core.tune_cli import add_parser as add_tune
 
+    p = argparse.ArgumentParser(prog="layerbench", description=__doc__)
+    p.add_argument(
+        "--debug", action="store_true", help="show the traceback of an error (anywhere on the line)"
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="registered methods, datasets and models").set_defaults(fn=cmd_list)
+    _add_sweep_parsers(sub)
+    _add_report_parser(sub)
+    add_tune(sub)
     add_headline(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    _offline_defaults()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
-    args = p.parse_args([a for a in argv if a != "--debug"])
+    args = build_parser().parse_args([a for a in argv if a != "--debug"])
     args.debug = debug
     try:
         return args.fn(args)

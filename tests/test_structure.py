@@ -15,7 +15,14 @@ ROOT = Path(__file__).resolve().parents[1] / "fl_core"
 # The first matching prefix wins.
 LAYERS: list[tuple[str, ...]] = [
     ("fl_core.cli",),
-    ("fl_core.sweep", "fl_core.ray_backend", "fl_core.report", "fl_core.tune", "fl_core.tune_record"),
+    (
+        "fl_core.sweep",
+        "fl_core.ray_backend",
+        "fl_core.report",
+        "fl_core.tune",
+        "fl_core.tune_record",
+        "fl_core.tune_cli",
+    ),
     ("fl_core.cell",),
     ("fl_core.simulator", "fl_core.client", "fl_core.validate"),
     ("fl_core.methods",),
@@ -58,7 +65,6 @@ ALLOWED_CYCLE_EDGES: set[tuple[str, str]] = set()
 LONG_OK = {
     "fl_core.profiling.measure_step",
     "fl_core.cost_model.step_cost",
-    "fl_core.cli.main",  # the store work's cli
     "fl_core.report.build.write_report",
     "fl_core.report.build.build_report",
     "fl_core.report.figures.budget",
