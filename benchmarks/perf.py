@@ -30,7 +30,7 @@ from perf_readme import write_section  # benchmarks/ is the script's dir
 
 from fl_core.client import local_batches, train_steps
 from fl_core.config import DataConfig, FLConfig, MethodSpec, RunConfig
-from fl_core.costs import step_flops
+from fl_core.flops import step_flops
 from fl_core.methods import make_method
 from fl_core.methods.base import TrainPlan
 from fl_core.provenance import git_revision

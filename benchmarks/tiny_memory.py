@@ -2,9 +2,9 @@
 
 For t = 0..L (train the last t blocks + head) and LoRA ranks (default 4 and 8) on one model
 (default MiniLM-L6, batch 16, seq 64), prints and writes ``results/perf/tiny_memory.{csv,md}``:
-the analytic cost (:func:`fl_core.cost_model.step_cost`: weights, grads, optimizer state, stored
+the analytic cost (:func:`fl_core.budget_model.step_cost`: weights, grads, optimizer state, stored
 activations, FLOPs, upload) next to one real training step measured by
-:func:`fl_core.cost_model.measure_step` (CPU: torch.profiler memory events; CUDA:
+:func:`fl_core.budget_model.measure_step` (CPU: torch.profiler memory events; CUDA:
 max_memory_allocated). A second table gives, per budget level, the deepest suffix and the
 largest LoRA rank that fit (the inputs of the ``tiny`` and ``lora_budget`` methods).
 
@@ -26,7 +26,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from fl_core.cost_model import (  # noqa: E402
+from fl_core.budget_model import (  # noqa: E402
     RESOURCES,
     Budget,
     arch_of,
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         f"# Analytic vs measured training-step cost: {args.model}, batch {args.batch}, seq {args.seq}, "
         f"{args.optimizer}, {args.device}",
         "",
-        "Analytic: `fl_core.cost_model.step_cost` (weights + grads + optimizer state + stored activations; "
+        "Analytic: `fl_core.budget_model.step_cost` (weights + grads + optimizer state + stored activations; "
         "frozen prefix under no_grad). Measured: one real step after a warm-up (`measure_step`, peak via "
         f"{how}); step time = median of {args.repeats} steps on {torch.get_num_threads()} threads "
         "(shared CPUs: times are indicative). Fractions are of full fine-tuning (t = L).",

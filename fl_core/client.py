@@ -8,7 +8,8 @@ import numpy as np
 import torch
 
 from fl_core.context import RunContext
-from fl_core.costs import BYTES_PER_PARAM, CostRecord
+from fl_core.cost_record import CostRecord
+from fl_core.flops import BYTES_PER_PARAM
 from fl_core.methods.base import Method
 from fl_core.plan import ClientUpdate, TrainPlan
 from fl_core.trainer import Hooks, Loop, make_optimizer, train

@@ -8,8 +8,9 @@ import numpy as np
 import torch
 
 from fl_core.config import RunConfig
-from fl_core.costs import CostLog, step_flops
+from fl_core.cost_record import CostLog
 from fl_core.data import Splits
+from fl_core.flops import step_flops
 from fl_core.models import EMB, HEAD, BlockModel
 from fl_core.plan import TrainPlan
 from fl_core.rng import seeded_rng, torch_seed

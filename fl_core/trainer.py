@@ -17,9 +17,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from fl_core.budget_model import client_step_memory
 from fl_core.context import RunContext
-from fl_core.cost_model import client_step_memory
-from fl_core.costs import CostRecord, Timer, step_flops
+from fl_core.cost_record import CostRecord, Timer
+from fl_core.flops import step_flops
 from fl_core.plan import TrainPlan
 from fl_core.precision import run_precision
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from fl_core import simulator
 from fl_core.checkpoint import Checkpoint, CheckpointError, decode, encode
-from fl_core.costs import CostRecord
+from fl_core.cost_record import CostRecord
 from fl_core.errors import CellNotRunnable
 from fl_core.methods import METHODS
 from fl_core.methods.base import TrainPlan

@@ -8,7 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from fl_core.costs import CostRecord, step_flops
+from fl_core.cost_record import CostRecord
+from fl_core.flops import step_flops
 from fl_core.plan import TrainPlan
 from fl_core.simulator import build_context
 from fl_core.trainer import Hooks, Loop, make_optimizer, train

@@ -67,10 +67,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from fl_core.aggregate import per_block_fedavg
+from fl_core.budget_model import pass_memory
 from fl_core.context import RunContext
-from fl_core.cost_model import pass_memory
-from fl_core.costs import BYTES_PER_PARAM, CostRecord, Timer, step_flops
+from fl_core.cost_record import CostRecord, Timer
 from fl_core.evaluate import metrics, predict
+from fl_core.flops import BYTES_PER_PARAM, step_flops
 from fl_core.methods.base import Method, TrainPlan, register
 from fl_core.models import HEAD
 from fl_core.models.lora import LORA_TAG, LoraPair, add_lora, lora_pairs

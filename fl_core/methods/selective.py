@@ -54,8 +54,9 @@ import torch.nn.functional as F
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.stats import truncnorm
 
-from fl_core.cost_model import pass_memory
-from fl_core.costs import BYTES_PER_PARAM, CostRecord
+from fl_core.budget_model import pass_memory
+from fl_core.cost_record import CostRecord
+from fl_core.flops import BYTES_PER_PARAM
 from fl_core.methods.base import Method, TrainPlan, register
 from fl_core.params.selective import HeuristicParams, SelectiveParams
 from fl_core.trainer import Loop, train

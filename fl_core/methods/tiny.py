@@ -4,7 +4,7 @@ Pfeiffer, Aboelenien Ahmed, Khalili, Henkel, "Efficient Federated Finetuning of 
 with Resource-Constrained Devices", arXiv 2411.07826 (2024); spec: tiny.md (project specs).
 
 ``tiny``: every device c has budgets for peak memory and FLOPs per step and upload bytes per round
-(:mod:`fl_core.cost_model`). It trains the largest suffix ``t_c`` of blocks (+ head) that fits all
+(:mod:`fl_core.budget_model`). It trains the largest suffix ``t_c`` of blocks (+ head) that fits all
 of them, fixed for the run (``t_c = 0``: head only); a device that fits nothing sits out. The server
 averages every parameter over the devices that trained it (per-block FedAvg, the default
 aggregate), so deep blocks are averaged over everyone and shallow ones over strong devices only.
@@ -56,7 +56,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from fl_core.cost_model import (
+from fl_core.budget_model import (
     RESOURCES,
     Budget,
     DoesNotFit,

@@ -30,7 +30,9 @@ class BudgetParams(BaseModel):
     reference: str | None = Field(
         None, description="model whose full fine-tuning cost the fractions refer to"
     )
-    kernels: Backend = Field("cpu", description="activation memory model of the devices (cost_model backend)")
+    kernels: Backend = Field(
+        "cpu", description="activation memory model of the devices (budget_model backend)"
+    )
     memory_fit: Literal["measured", "analytic"] = Field(
         "measured",
         description="memory budgets fit on each configuration's measured peak (torch.profiler, cached; "

@@ -332,7 +332,7 @@ def cost_table(res: Results, target_fraction: float = 0.95, reference: str = "fu
         "totals: analytic client compute (forward + backward) and client ↔ server bytes over the whole run, "
         "mean ± std over seeds; extra-pass FLOPs: the part spent outside local training (scoring, setup)",
         "peak client memory: the largest analytic training-step peak of any client in the run (weights + grads + "
-        "optimizer state + stored activations, `fl_core.cost_model.client_step_memory`)"
+        "optimizer state + stored activations, `fl_core.budget_model.client_step_memory`)"
         if has_mem
         else "peak client memory: not recorded by any cell of this store",
     ]

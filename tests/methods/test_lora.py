@@ -174,13 +174,13 @@ def test_grids_write_the_dropout_into_every_lora_cells_hash(grid):
     assert other.hash() != c.hash()
 
 
-def test_cost_model_does_not_import_the_method_registry():
+def test_budget_model_does_not_import_the_method_registry():
     import ast
     import inspect
 
-    import fl_core.cost_model
+    import fl_core.budget_model
 
-    tree = ast.parse(inspect.getsource(fl_core.cost_model))
+    tree = ast.parse(inspect.getsource(fl_core.budget_model))
     imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     assert not {m for m in imported if m and m.startswith("fl_core.methods")}  # before: methods.lora, lazily

@@ -12,9 +12,9 @@ import itertools  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from fl_core.budget_model import RESOURCES, Budget, DoesNotFit, arch_of, full_cost, step_cost  # noqa: E402
 from fl_core.client import run_client  # noqa: E402
 from fl_core.config import DataConfig, FLConfig, MethodSpec, RunConfig  # noqa: E402
-from fl_core.cost_model import RESOURCES, Budget, DoesNotFit, arch_of, full_cost, step_cost  # noqa: E402
 from fl_core.methods import make_method  # noqa: E402
 from fl_core.methods.tiny import ArchitectureMismatch, Tiny, choose_architecture  # noqa: E402
 from fl_core.models import EMB, HEAD  # noqa: E402
@@ -63,7 +63,7 @@ def _hetero_seed(levels: list[float], need: set[float]) -> int:
     raise AssertionError("no seed mixes the levels")
 
 
-def test_the_fractions_above_match_the_cost_model():
+def test_the_fractions_above_match_the_budget_model():
     a = arch_of("tiny-bert", 5)
     full = full_cost(a, B, S)
     frac = [step_cost(a, B, S, t=t).flops / full.flops for t in range(3)]

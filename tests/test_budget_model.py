@@ -13,8 +13,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-from fl_core.config import DataConfig, FLConfig, MethodSpec, RunConfig  # noqa: E402
-from fl_core.cost_model import (  # noqa: E402
+from fl_core.budget_model import (  # noqa: E402
     Budget,
     DoesNotFit,
     arch_of,
@@ -29,8 +28,9 @@ from fl_core.cost_model import (  # noqa: E402
     param_counts,
     step_cost,
 )
-from fl_core.costs import block_forward_flops, head_forward_flops  # noqa: E402
+from fl_core.config import DataConfig, FLConfig, MethodSpec, RunConfig  # noqa: E402
 from fl_core.errors import CellNotRunnable  # noqa: E402
+from fl_core.flops import block_forward_flops, head_forward_flops  # noqa: E402
 from fl_core.models import EMB, HEAD, build_model  # noqa: E402
 
 B, S, C = 4, 24, 4  # S differs from the head dim (16) so no two activation shapes coincide
@@ -225,7 +225,7 @@ def test_rejects_ambiguous_configurations(arch):
 # -- budgets fit on the measured peak (issue 12) ------------------------------------------------------
 def test_measured_peak_is_profiled_once_and_cached_on_disk(monkeypatch, tmp_path):
     import fl_core.profiling as prof
-    from fl_core.cost_model import MeasuredMemory
+    from fl_core.budget_model import MeasuredMemory
 
     monkeypatch.setenv("LAYERBENCH_CACHE", str(tmp_path))
     measure = MeasuredMemory("tiny-bert", C, 4, 8)
@@ -255,7 +255,7 @@ def test_budget_between_measured_and_analytic_is_decided_by_the_measurement():
         fl=FLConfig(batch_size=8, max_len=16, num_clients=2, clients_per_round=1), data=DataConfig(),
     )  # fmt: skip
     arch = arch_of("tiny-bert", C)
-    from fl_core.cost_model import MeasuredMemory
+    from fl_core.budget_model import MeasuredMemory
 
     m = MeasuredMemory("tiny-bert", C, 8, 16)
     frac = {}

@@ -1,4 +1,6 @@
-"""Analytic cost of one training configuration, and a profiler that measures one real step.
+"""What one training step costs a device (peak memory, FLOPs, upload), the device budgets and the
+largest configuration that fits them (``tiny``, ``lora_budget``), and a profiler that measures one
+real step. (The FLOPs formulas: :mod:`fl_core.flops`; per-round cost records: :mod:`fl_core.cost_record`.)
 
 A *configuration* is what a device trains on a BERT-style encoder with ``L`` blocks (embeddings
 always frozen, the head — pooler + classifier — always trained):
@@ -17,12 +19,12 @@ For a configuration, at batch ``B``, (padded) sequence length ``s``, ``N = B·s`
 
 (Pfeiffer et al. 2024, arXiv 2411.07826, "peak memory = weights + optimizer state + activations");
 optimizer state is 2×4 bytes per trained parameter for AdamW (two moments), 4 for SGD with
-momentum, 0 for plain SGD. FLOPs per step reuse :func:`fl_core.costs.step_flops`; upload is
+momentum, 0 for plain SGD. FLOPs per step reuse :func:`fl_core.flops.step_flops`; upload is
 4 bytes × trained parameters (what :func:`fl_core.client.run_client` sends).
 
 Stored activations (what autograd saves for backward), in bytes, per block. These were read off
 PyTorch's saved-tensor hooks on the HF BERT layer (``attn_implementation="sdpa"``, dropout > 0 as in
-BERT/MiniLM) and match them to the byte on CPU (``tests/test_cost_model.py`` checks it):
+BERT/MiniLM) and match them to the byte on CPU (``tests/test_budget_model.py`` checks it):
 
 - **trained block** (its weights get gradients)::
 
@@ -80,8 +82,8 @@ from typing import Any, Literal
 
 import torch
 
-from fl_core.costs import BYTES_PER_PARAM, step_flops
 from fl_core.errors import CellNotRunnable
+from fl_core.flops import BYTES_PER_PARAM, step_flops
 from fl_core.models.blocks import ArchInfo
 from fl_core.params.tiny import LORA_COST_TARGETS, RESOURCES, Backend, Resource  # noqa: F401 (re-exported)
 from fl_core.profiling import Measurement, inject_lora, measure_step, measured_peak  # noqa: F401 (re-exported)

@@ -1,0 +1,44 @@
+"""Analytic FLOPs of a BERT-style block, the head and one training step, and bytes per parameter on
+the wire. (What a step costs a device in memory, and the budget fits: :mod:`fl_core.budget_model`;
+the per-client, per-round records these numbers go into: :mod:`fl_core.cost_record`.)
+
+Forward FLOPs of one block on a batch of B sequences of (padded) length s, hidden d, MLP width f:
+``2·B·s·(4d² + 2df) + 4·B·s²·d`` (projections and MLP, then QKᵀ and AV). Backward through a block
+costs one forward for the input gradient (needed above the lowest trained block) plus one forward
+times the trained share of the block's weights for the weight gradient.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fl_core.models.blocks import ArchInfo
+
+BYTES_PER_PARAM = 4  # float32 on the wire
+
+
+def block_forward_flops(arch: ArchInfo, batch: int, seq: int) -> float:
+    d, f = arch.hidden, arch.intermediate
+    return 2.0 * batch * seq * (4 * d * d + 2 * d * f) + 4.0 * batch * seq * seq * d
+
+
+def head_forward_flops(arch: ArchInfo, batch: int) -> float:
+    return 2.0 * batch * (arch.hidden * arch.hidden + arch.hidden * arch.num_labels)
+
+
+def step_flops(
+    arch: ArchInfo, batch: int, seq: int, first_grad: int, trained_share: list[float]
+) -> tuple[float, float]:
+    """(forward, backward) FLOPs of one training step.
+
+    ``first_grad``: lowest block that backward reaches; ``trained_share[i]``: the share of block i's
+    parameters that is trained (1 for a trained block, ~0.01 for LoRA, 0 for frozen).
+    """
+    blk = block_forward_flops(arch, batch, seq)
+    head = head_forward_flops(arch, batch)
+    fwd = arch.num_blocks * blk + head
+    bwd = 2 * head
+    for i in range(first_grad, arch.num_blocks):
+        bwd += blk * (1.0 + trained_share[i])
+    return fwd, bwd
