@@ -123,7 +123,10 @@ def import_graph(root: Path = ROOT) -> dict[str, set[str]]:
     graph = {}
     for name, path in files.items():
         package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
-        graph[name] = _imports(ast.parse(path.read_text()), package, set(files)) - {name}
+        src = path.read_text()
+        graph[name] = _imports(ast.parse(src), package, set(files)) - {name}
+        if path.name == "__init__.py" and "pkgutil.iter_modules" in src:  # imports its modules by discovery
+            graph[name] |= {m for m in files if m.rsplit(".", 1)[0] == name}
     return graph
 
 
@@ -181,6 +184,14 @@ def long_functions(root: Path = ROOT) -> dict[str, int]:
 def test_graph_sees_lazy_imports_and_skips_type_checking():
     src = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import fl_core.b\ndef f():\n    from fl_core import c\n"
     assert _imports(ast.parse(src), "fl_core", {"fl_core", "fl_core.b", "fl_core.c"}) == {"fl_core.c"}
+
+
+def test_graph_sees_discovered_modules():
+    graph = import_graph()
+    assert {"fl_core.methods.lora", "fl_core.methods.tiny", "fl_core.methods.base"} <= graph[
+        "fl_core.methods"
+    ]
+    assert "fl_core.params.tiny" in graph["fl_core.params"]
 
 
 def test_find_cycle():

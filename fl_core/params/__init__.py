@@ -1,16 +1,17 @@
 """Torch-free method declarations (params + checks), one module per method module; importing this
-package declares every built-in method. A new method adds its module and one line here."""
+package declares every built-in method: each module of the package (``base`` aside) is imported, in
+sorted order. A new method adds its module here and its method module in :mod:`fl_core.methods`;
+no registry line. (``tiny`` imports ``lora`` for its dropout default: an explicit import, so the
+order does not matter.)"""
 
-from fl_core.params import (  # noqa: F401  (declaration side effects)
-    centralized,
-    fedtlu,
-    fibecfed,
-    lora,
-    random_k,
-    reference,
-    selective,
-    tiny,
-)
+import importlib
+import pkgutil
+
 from fl_core.params.base import DECLARED, Declared, NoParams, check_k, check_params, declare
 
-__all__ = ["DECLARED", "Declared", "NoParams", "check_k", "check_params", "declare"]
+#: the declaration modules, in the order they were imported
+MODULES: tuple[str, ...] = tuple(sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name != "base"))
+for _name in MODULES:
+    importlib.import_module(f"{__name__}.{_name}")
+
+__all__ = ["DECLARED", "MODULES", "Declared", "NoParams", "check_k", "check_params", "declare"]
