@@ -250,6 +250,57 @@ def optimizer_state_bytes(trained_params: int, optimizer: Optimizer = "adamw", m
     raise ValueError(f"optimizer must be 'adamw' or 'sgd', got {optimizer!r}")
 
 
+@dataclass(frozen=True)
+class _Trained:
+    """What a configuration trains: parameters in memory and trained, stored activations (blocks
+    only, no head), the lowest block backward reaches, and each block's trained share."""
+
+    weights: int
+    trained: int
+    activations: int
+    first: int
+    share: list[float]
+
+
+def _lora_trained(
+    arch: ArchInfo, batch: int, seq: int, r: int, targets: Iterable[str], dropout: float, backend: Backend
+) -> _Trained:
+    """LoRA rank ``r`` on every block (+ head): backward runs through every block."""
+    if r < 1:
+        raise ValueError(f"LoRA rank must be >= 1, got {r}")
+    L, pc = arch.num_blocks, param_counts(arch)
+    lora = lora_params_per_block(arch, r, targets)
+    act = L * lora_block_activation_bytes(arch, batch, seq, r, targets, dropout, backend)
+    act -= _lowest_lora_block_saving(arch, batch, seq, len(tuple(targets)), dropout, backend)
+    return _Trained(pc.total(L) + L * lora, L * lora + pc.head, act, 0, [lora / pc.block] * L)
+
+
+def _chosen_blocks(num_blocks: int, t: int | None, blocks: Iterable[int] | None) -> set[int]:
+    """The trained blocks: the last ``t``, else the set ``blocks`` (checked against the model)."""
+    if t is not None:
+        if not 0 <= t <= num_blocks:
+            raise ValueError(f"t={t} but the model has {num_blocks} blocks; allowed: 0..{num_blocks}")
+        return set(range(num_blocks - t, num_blocks))
+    chosen = {int(b) for b in blocks}
+    if not chosen <= set(range(num_blocks)):
+        raise ValueError(f"blocks {sorted(chosen)} outside 0..{num_blocks - 1}")
+    return chosen
+
+
+def _blocks_trained(arch: ArchInfo, batch: int, seq: int, chosen: set[int], backend: Backend) -> _Trained:
+    """The blocks ``chosen`` (+ head): backward runs down to the lowest, through the frozen above it."""
+    L, pc = arch.num_blocks, param_counts(arch)
+    first = min(chosen, default=L)
+    share, act = [0.0] * L, 0
+    for i in range(first, L):
+        if i in chosen:
+            share[i] = 1.0
+            act += trained_block_activation_bytes(arch, batch, seq, backend)
+        else:
+            act += passthrough_block_activation_bytes(arch, batch, seq, backend)
+    return _Trained(pc.total(L), len(chosen) * pc.block + pc.head, act, first, share)
+
+
 def step_cost(
     arch: ArchInfo,
     batch: int,
@@ -268,53 +319,26 @@ def step_cost(
     """Cost of one step training the last ``t`` blocks + head, or LoRA rank ``r`` on every block +
     head, or the block set ``blocks`` + head (exactly one of the three). ``measure`` (plan dict →
     bytes): the measured peak of the configuration, which then decides ``memory``."""
-    L = arch.num_blocks
     if sum(x is not None for x in (t, r, blocks)) != 1:
         raise ValueError("give exactly one of t (last t blocks), r (LoRA rank) or blocks")
-    pc = param_counts(arch)
-    act = head_activation_bytes(arch, batch, seq, backend)
-    share = [0.0] * L
     if r is not None:
-        if r < 1:
-            raise ValueError(f"LoRA rank must be >= 1, got {r}")
-        lora = lora_params_per_block(arch, r, lora_targets)
-        weights = pc.total(L) + L * lora
-        trained = L * lora + pc.head
-        act += L * lora_block_activation_bytes(arch, batch, seq, r, lora_targets, lora_dropout, backend)
-        act -= _lowest_lora_block_saving(arch, batch, seq, len(tuple(lora_targets)), lora_dropout, backend)
-        share = [lora / pc.block] * L
-        first = 0
+        tr = _lora_trained(arch, batch, seq, r, lora_targets, lora_dropout, backend)
     else:
-        if t is not None:
-            if not 0 <= t <= L:
-                raise ValueError(f"t={t} but the model has {L} blocks; allowed: 0..{L}")
-            chosen = set(range(L - t, L))
-        else:
-            chosen = {int(b) for b in blocks}
-            if not chosen <= set(range(L)):
-                raise ValueError(f"blocks {sorted(chosen)} outside 0..{L - 1}")
-        first = min(chosen, default=L)
-        weights = pc.total(L)
-        trained = len(chosen) * pc.block + pc.head
-        for i in range(first, L):
-            if i in chosen:
-                share[i] = 1.0
-                act += trained_block_activation_bytes(arch, batch, seq, backend)
-            else:
-                act += passthrough_block_activation_bytes(arch, batch, seq, backend)
-    fwd, bwd = step_flops(arch, batch, seq, first, share)
+        chosen = _chosen_blocks(arch.num_blocks, t, blocks)
+        tr = _blocks_trained(arch, batch, seq, chosen, backend)
+    fwd, bwd = step_flops(arch, batch, seq, tr.first, tr.share)
     if measure is not None:
         measured = measure(
             {"t": t} if t is not None else {"r": r} if r is not None else {"blocks": sorted(chosen)}
         )
     return StepCost(
-        weights=FP32 * weights,
-        grads=FP32 * trained,
-        optimizer=optimizer_state_bytes(trained, optimizer, momentum),
-        activations=act,
+        weights=FP32 * tr.weights,
+        grads=FP32 * tr.trained,
+        optimizer=optimizer_state_bytes(tr.trained, optimizer, momentum),
+        activations=head_activation_bytes(arch, batch, seq, backend) + tr.activations,
         flops_fwd=fwd,
         flops_bwd=bwd,
-        trained_params=trained,
+        trained_params=tr.trained,
         measured_memory=None if measure is None else int(measured),
     )
 

@@ -146,6 +146,22 @@ def measure_step(
         if optimizer == "adamw"
         else torch.optim.SGD(params, lr=lr, momentum=momentum)
     )
+    step = _train_step(m, params, opt, first, batch, seq_len, seed, dev)
+    times = _timed_steps(step, opt, dev, warmup, repeats)
+    peak, persistent, how = _peak_bytes(m, opt, step, dev)
+    m.set_trainable(set())
+    return Measurement(
+        int(peak), int(persistent), statistics.median(times) if times else math.nan, how, str(dev)
+    )
+
+
+def _sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def _train_step(m, params, opt, first: int, batch: int, seq_len: int, seed: int, dev: torch.device):
+    """One training step (as :mod:`fl_core.client` does) on a seeded random batch, as a callable."""
     gen = torch.Generator().manual_seed(seed)
     ids = torch.randint(1000, m.arch.vocab, (batch, seq_len), generator=gen).to(dev)
     mask = torch.ones(batch, seq_len, dtype=torch.long, device=dev)
@@ -159,38 +175,42 @@ def measure_step(
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
 
-    def sync() -> None:
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
+    return step
 
+
+def _timed_steps(step, opt, dev: torch.device, warmup: int, repeats: int) -> list[float]:
+    """Seconds of each of ``repeats`` steps after ``warmup`` untimed ones."""
     for _ in range(warmup):
         step()
     opt.zero_grad(set_to_none=True)
     times = []
     for _ in range(repeats):
-        sync()
+        _sync(dev)
         t0 = time.perf_counter()
         step()
-        sync()
+        _sync(dev)
         times.append(time.perf_counter() - t0)
     opt.zero_grad(set_to_none=True)
+    return times
+
+
+def _peak_bytes(m, opt, step, dev: torch.device) -> tuple[int, int, str]:
+    """(peak, persistent bytes, how it was measured) of one more step: weights, buffers and optimizer
+    state, plus the step's own peak (CUDA allocator stats; on CPU, the profiler's memory events)."""
     state = [v for s in opt.state.values() for v in s.values() if torch.is_tensor(v)]
     persistent = _storage_bytes([*m.hf.parameters(), *m.hf.buffers(), *state])
     if dev.type == "cuda":
-        sync()
+        _sync(dev)
         torch.cuda.reset_peak_memory_stats(dev)
         base = torch.cuda.memory_allocated(dev)
         step()
-        sync()
-        peak = torch.cuda.max_memory_allocated(dev) - base + persistent
-        how = "torch.cuda.max_memory_allocated"
-    else:
-        peak = persistent + _profiled_peak_delta(step)
-        how = "torch.profiler CPU memory events"
-    m.set_trainable(set())
-    return Measurement(
-        int(peak), int(persistent), statistics.median(times) if times else math.nan, how, str(dev)
-    )
+        _sync(dev)
+        return (
+            torch.cuda.max_memory_allocated(dev) - base + persistent,
+            persistent,
+            "torch.cuda.max_memory_allocated",
+        )
+    return persistent + _profiled_peak_delta(step), persistent, "torch.profiler CPU memory events"
 
 
 # -- measured peaks for budget fits, cached on disk ----------------------------------------------

@@ -64,8 +64,6 @@ ALLOWED_CYCLE_EDGES: set[tuple[str, str]] = set()
 
 # Functions over the limit in files other work owns (cost model and profiler: issue 12; report/: the report rewrite).
 LONG_OK = {
-    "fl_core.profiling.measure_step",
-    "fl_core.budget_model.step_cost",
     "fl_core.report.build.write_report",
     "fl_core.report.build.build_report",
     "fl_core.report.figures.budget",
