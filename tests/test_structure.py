@@ -62,15 +62,6 @@ ALLOWED_UP: set[tuple[str, str]] = set()
 # Known import edges that close a cycle, left to the work that owns the files (remove once gone).
 ALLOWED_CYCLE_EDGES: set[tuple[str, str]] = set()
 
-# Functions over the limit in files other work owns (cost model and profiler: issue 12; report/: the report rewrite).
-LONG_OK = {
-    "fl_core.report.build.write_report",
-    "fl_core.report.build.build_report",
-    "fl_core.report.figures.budget",
-    "fl_core.report.load.load_results",
-    "fl_core.report.tables.accuracy_table",
-    "fl_core.report.tables.cost_table",
-}
 MAX_LINES = 60
 
 
@@ -214,5 +205,5 @@ def test_every_module_has_a_layer(name):
 
 
 def test_functions_are_short():
-    too_long = {f: n for f, n in long_functions().items() if f not in LONG_OK}
+    too_long = long_functions()
     assert too_long == {}, f"functions over {MAX_LINES} lines: {too_long}"

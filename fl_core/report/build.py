@@ -112,14 +112,33 @@ def write_report(
         write_table(t, out / "tables")
     fig_errors: dict[str, str] = {}
     figures = all_figures(res, out / "figures", fig_errors)
-    claims_summary, claims_error = None, None
+    claims_md, claims_summary, claims_error = None, None, None
     if claims_path is not None:
         try:
             claims_md, claims_summary = write_claims(res, claims_path, out)
         except ConfigError as err:  # the tables and figures still come; the README says what to fix
             log.error("%s", err)
             claims_error = str(err)
+    from fl_core.report.cd import friedman_cd
 
+    lines = [
+        *_readme_head(res, title, header),
+        *_tables_section(tables),
+        *_figures_section(res, out, figures, fig_errors),
+        "## Ranking across cells (Friedman, critical difference)",
+        "",
+        *friedman_cd(res, out / "figures"),
+        "",
+        *_claims_section(claims_path, claims_md, claims_summary, claims_error),
+        *(footer or []),
+    ]
+    readme = out / "README.md"
+    readme.write_text("\n".join(lines).rstrip() + "\n")
+    return readme, {"tables": tables, "figures": figures, "claims": claims_summary}
+
+
+def _readme_head(res: Results, title: str, header: list[str]) -> list[str]:
+    """Title, the caller's header, cell counts, provenance, and a warning for a random-weights model."""
     counts = res.cells.status.value_counts(sort=False)
     lines = [
         f"# {title}",
@@ -137,7 +156,11 @@ def write_report(
             "**The model has RANDOM weights (a test model): these numbers say nothing about the methods.**",
             "",
         ]
-    lines += [
+    return lines
+
+
+def _tables_section(tables: dict[str, Table]) -> list[str]:
+    lines = [
         "## Tables",
         "",
         "Also as CSV (numbers) and LaTeX (booktabs): "
@@ -147,7 +170,12 @@ def write_report(
     ]
     for t in tables.values():
         lines += [f"### {t.title}", "", *[f"- {x}" for x in t.legend], "", markdown(t, heading="####")]
-    lines += [
+    return lines
+
+
+def _figures_section(res: Results, out: Path, figures: dict, fig_errors: dict[str, str]) -> list[str]:
+    """One subsection per panel: its PNGs (with the PDF beside), or why there is none."""
+    lines = [
         "## Figures",
         "",
         "Each figure is also a PDF next to the PNG. Methods keep one color, line style "
@@ -172,33 +200,27 @@ def write_report(
         for p in pngs:
             pdf = p.parent / (p.name[: -len(".png")] + ".pdf")
             lines += [f"![{p.name[: -len('.png')]}]({_rel(p, out)}) ([PDF]({_rel(pdf, out)}))", ""]
-    from fl_core.report.cd import friedman_cd
+    return lines
 
+
+def _claims_section(
+    claims_path: Path | None, claims_md: Path | None, summary: pd.DataFrame | None, error: str | None
+) -> list[str]:
+    lines = ["## Paper claims", ""]
+    if error is not None:
+        return lines + [f"**The claims file could not be used**: {error}", ""]
+    if summary is None:
+        return lines + ["No claims file (`configs/claims.yaml`): nothing tested.", ""]
     lines += [
-        "## Ranking across cells (Friedman, critical difference)",
+        f"Details, statistics and the test procedure: [{claims_md.name}]({claims_md.name}) "
+        f"(from `{claims_path.name}`).",
         "",
-        *friedman_cd(res, out / "figures"),
-        "",
+        "| claim | a | b | verdict |",
+        "|---|---|---|---|",
     ]
-    lines += ["## Paper claims", ""]
-    if claims_error is not None:
-        lines += [f"**The claims file could not be used**: {claims_error}", ""]
-    elif claims_summary is None:
-        lines += ["No claims file (`configs/claims.yaml`): nothing tested.", ""]
-    else:
-        lines += [
-            f"Details, statistics and the test procedure: [{claims_md.name}]({claims_md.name}) "
-            f"(from `{claims_path.name}`).",
-            "",
-            "| claim | a | b | verdict |",
-            "|---|---|---|---|",
-        ]
-        lines += [f"| {r.claim} | {r.a} | {r.b} | {r.verdict} |" for _, r in claims_summary.iterrows()]
-        lines.append("")
-    lines += footer or []
-    readme = out / "README.md"
-    readme.write_text("\n".join(lines).rstrip() + "\n")
-    return readme, {"tables": tables, "figures": figures, "claims": claims_summary}
+    lines += [f"| {r.claim} | {r.a} | {r.b} | {r.verdict} |" for _, r in summary.iterrows()]
+    lines.append("")
+    return lines
 
 
 def build_report(
@@ -221,9 +243,7 @@ def build_report(
     Also rewrites ``<output_dir>/summary_<grid>.{md,csv}`` (the quick table) and, unless ``wandb`` is
     False or the grid's W&B mode is ``off``, logs the report to one W&B run in the sweep's group
     (best-effort)."""
-    from fl_core.model_names import model_label
     from fl_core.report.summary import write_summary
-    from fl_core.report.wandb_log import log_report
 
     out = Path(out_dir) if out_dir is not None else report_dir(grid)
     src = choose_source(grid, out, force)
@@ -242,10 +262,32 @@ def build_report(
         else f"the local results store `{Path(grid.output_dir).as_posix()}/runs/`"
     )
     claims = Path(claims_path) if claims_path is not None else default_claims_path(config_path)
-    cfg_path = Path(config_path)
+    wall = float(res.cells["wall_s"].fillna(0).sum()) if "wall_s" in res.cells else 0.0
+    readme, parts = write_report(
+        res,
+        out,
+        title=f"Results: grid `{grid.name}`",
+        header=_grid_header(grid, Path(config_path), store_desc),
+        claims_path=claims,
+        target_fraction=target_fraction,
+        reference=reference,
+        footer=[*tuning_section(grid.tuned, out, wall), *_config_footer(grid)],
+    )
+    write_summary(grid, config_path, root=src.root)
+    if not src.from_compact and src.cells:
+        write_compact(src.root, [c.hash() for c in grid.cells()], out / COMPACT)
+    if wandb:
+        _log_to_wandb(grid, out, len(res.cells), parts)
+    return readme
+
+
+def _grid_header(grid: GridConfig, cfg_path: Path, store_desc: str) -> list[str]:
+    """How the report was made: command, store, config (sha256), model and FL settings, grid, git."""
+    from fl_core.model_names import model_label
+
     sha = hashlib.sha256(cfg_path.read_bytes()).hexdigest()[:12] if cfg_path.is_file() else "n/a"
     fl = grid.fl
-    header = [
+    return [
         f"Made by `layerbench report {cfg_path.as_posix()}` (`make report`) from {store_desc} "
         "alone (no W&B); the same command rebuilds every file here, and the same store gives byte-identical tables.",
         "",
@@ -260,10 +302,12 @@ def build_report(
         f"{', '.join(map(str, grid.seeds))}; methods {', '.join(m.display for m in grid.methods)}",
         f"- git revision of the report code: `{git_revision()}`",
     ]
+
+
+def _config_footer(grid: GridConfig) -> list[str]:
+    """The validated grid as YAML, folded."""
     dump = yaml.safe_dump(grid.model_dump(mode="json"), sort_keys=False, width=110)
-    wall = float(res.cells["wall_s"].fillna(0).sum()) if "wall_s" in res.cells else 0.0
-    footer = [
-        *tuning_section(grid.tuned, out, wall),
+    return [
         "## Config",
         "",
         "<details><summary>the grid, as validated</summary>",
@@ -275,30 +319,14 @@ def build_report(
         "</details>",
         "",
     ]
-    readme, parts = write_report(
-        res,
-        out,
-        title=f"Results: grid `{grid.name}`",
-        header=header,
-        claims_path=claims,
-        target_fraction=target_fraction,
-        reference=reference,
-        footer=footer,
-    )
-    write_summary(grid, config_path, root=src.root)
-    if not src.from_compact and src.cells:
-        write_compact(src.root, [c.hash() for c in grid.cells()], out / COMPACT)
-    if wandb:
-        tables: dict[str, pd.DataFrame] = {n: t.data for n, t in parts["tables"].items()}
-        if parts["claims"] is not None:
-            tables["claims"] = parts["claims"]
-        figs = [p for ps in parts["figures"].values() for p in ps]
-        log_report(
-            grid.wandb,
-            grid.name,
-            grid.output_dir,
-            tables,
-            figs,
-            {"report_dir": str(out), "cells": len(res.cells)},
-        )
-    return readme
+
+
+def _log_to_wandb(grid: GridConfig, out: Path, cells: int, parts: dict) -> None:
+    """The report's tables, claims and figures to one W&B run in the sweep's group (best-effort)."""
+    from fl_core.report.wandb_log import log_report
+
+    tables: dict[str, pd.DataFrame] = {n: t.data for n, t in parts["tables"].items()}
+    if parts["claims"] is not None:
+        tables["claims"] = parts["claims"]
+    figs = [p for ps in parts["figures"].values() for p in ps]
+    log_report(grid.wandb, grid.name, grid.output_dir, tables, figs, {"report_dir": str(out), "cells": cells})

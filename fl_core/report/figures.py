@@ -176,37 +176,9 @@ def budget(res: Results, styles: StyleMap, out: Path, reference: str = "full") -
         for ax, a in zip(axes, res.alphas, strict=True):
             here = c[(c.dataset == d) & (c.alpha == a)]
             for k, fam in enumerate(fams):
-                g = here[here.family == fam]
-                st = fam_style[fam]
-                pts = []
-                for b, gb in g.groupby(g.budget.map(json.dumps), sort=False):
-                    ok = gb[gb.status == "ok"]
-                    if len(ok):
-                        s = summarize(ok.final_accuracy)
-                        pts.append((pos[b], 100 * s.mean, 0.0 if s.n < 2 else 100 * s.std))
-                    elif (gb.status == "skipped").all():  # e.g. no LoRA rank fits: marked, not left out
-                        ax.text(
-                            pos[b],
-                            0.03 + 0.07 * k,
-                            "skipped",
-                            transform=ax.get_xaxis_transform(),
-                            ha="center",
-                            fontsize=6,
-                            color=st.color,
-                            bbox={"boxstyle": "round", "fc": "white", "ec": st.color, "lw": 0.6},
-                        )
-                if not pts:
-                    continue
-                pts.sort()
-                handles[fam] = ax.errorbar(
-                    [p[0] for p in pts],
-                    [p[1] for p in pts],
-                    yerr=[p[2] for p in pts],
-                    capsize=2,
-                    markersize=5,
-                    linewidth=1.3,
-                    **st.kw(),
-                )
+                h = _budget_line(ax, here[here.family == fam], fam_style[fam], pos, k)
+                if h is not None:
+                    handles[fam] = h
             r = res.cells[
                 (res.cells.dataset == d)
                 & (res.cells.alpha == a)
@@ -217,10 +189,7 @@ def budget(res: Results, styles: StyleMap, out: Path, reference: str = "full") -
                 handles[f"{reference} (no budget)"] = ax.axhline(
                     100 * r.final_accuracy.mean(), color="0.5", linestyle=(0, (1, 1)), linewidth=1.0
                 )
-            ax.set_xticks(range(len(ticks)), ticks)
-            ax.set_xlim(-0.5, len(ticks) - 0.5)
-            ax.set_title(f"{d}, alpha = {a}")
-            ax.set_xlabel("budget (fraction of full fine-tuning's cost)")
+            _budget_axis(ax, ticks, d, a)
         axes[0].set_ylabel("final global test accuracy (%)")
         fig.suptitle(f"Suffix training vs LoRA under a budget (mean ± std over seeds){model_note(res)}")
         if handles:
@@ -229,6 +198,47 @@ def budget(res: Results, styles: StyleMap, out: Path, reference: str = "full") -
             )
         written += save(fig, out / f"budget_{slug(d)}")
     return written
+
+
+def _budget_line(ax, g: pd.DataFrame, st, pos: dict[str, int], k: int):
+    """One family's mean ± std final accuracy per budget level on ``ax`` (its ``k``-th line); a level
+    whose cells were all skipped is marked ``skipped``. The line's handle, or None without points."""
+    pts = []
+    for b, gb in g.groupby(g.budget.map(json.dumps), sort=False):
+        ok = gb[gb.status == "ok"]
+        if len(ok):
+            s = summarize(ok.final_accuracy)
+            pts.append((pos[b], 100 * s.mean, 0.0 if s.n < 2 else 100 * s.std))
+        elif (gb.status == "skipped").all():  # e.g. no LoRA rank fits: marked, not left out
+            ax.text(
+                pos[b],
+                0.03 + 0.07 * k,
+                "skipped",
+                transform=ax.get_xaxis_transform(),
+                ha="center",
+                fontsize=6,
+                color=st.color,
+                bbox={"boxstyle": "round", "fc": "white", "ec": st.color, "lw": 0.6},
+            )
+    if not pts:
+        return None
+    pts.sort()
+    return ax.errorbar(
+        [p[0] for p in pts],
+        [p[1] for p in pts],
+        yerr=[p[2] for p in pts],
+        capsize=2,
+        markersize=5,
+        linewidth=1.3,
+        **st.kw(),
+    )
+
+
+def _budget_axis(ax, ticks: list[str], dataset: str, alpha) -> None:
+    ax.set_xticks(range(len(ticks)), ticks)
+    ax.set_xlim(-0.5, len(ticks) - 0.5)
+    ax.set_title(f"{dataset}, alpha = {alpha}")
+    ax.set_xlabel("budget (fraction of full fine-tuning's cost)")
 
 
 def contact_sheet(pngs: list[Path], out: Path, ncol: int = 4) -> list[Path]:

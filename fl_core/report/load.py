@@ -243,6 +243,9 @@ def _alpha_key(a: str) -> tuple[int, float]:
     return (1, 0.0) if a == "iid" else (0, float(a))
 
 
+_Rows = tuple[list[dict], list[str], list[str], list[str]]  # rows, labels, datasets, alphas
+
+
 def load_results(root: str | Path, grid: GridConfig | None = None, latest_only: bool = True) -> Results:
     """Load the store under ``root`` (``<root>/runs/<hash>/``); with ``grid``, only its cells, in its order.
     Without a grid and without raw runs, the compact copy ``<root>/runs.csv.gz`` of a published grid is
@@ -254,42 +257,65 @@ def load_results(root: str | Path, grid: GridConfig | None = None, latest_only: 
     were dropped); pass False to get them all and filter on ``setting`` yourself."""
     root = Path(root) if grid is not None else store_or_compact(root)
     store = ResultStore(root)
-    rows = []
     if grid is not None:
-        for cell in grid.cells():
-            h = cell.hash()
-            if not store.verify(h):
-                rows.append(_missing_row(cell))
-                continue
-            d = store.path(h)
-            rows.append(_cell_row(_read_json(d / "config.json"), _read_json(d / "result.json"), h, d))
-        labels = [m.display for m in grid.methods]
-        datasets = list(dict.fromkeys(grid.datasets))
-        alphas = list(dict.fromkeys(alpha_str(a) for a in grid.alphas))
+        rows, labels, datasets, alphas = _grid_rows(store, grid)
     else:
-        for d in sorted(store.runs.glob("[!.]*")) if store.runs.is_dir() else []:
-            if d.is_dir() and store.verify(d.name):
-                rows.append(
-                    _cell_row(_read_json(d / "config.json"), _read_json(d / "result.json"), d.name, d)
-                )
-        cells = pd.DataFrame(rows)
-        if rows and latest_only:
-            cells["_ok"] = cells.status == "ok"
-            cells = cells.sort_values(["finished_at", "_ok"], kind="stable")
-            keep = ~cells.duplicated(["dataset", "alpha", "label", "seed"], keep="last")
-            if (~keep).any():
-                log.warning(
-                    "%d older cells in %s repeat a (dataset, alpha, label, seed) of a newer one and are "
-                    "left out (load_results(..., latest_only=False) keeps them)",
-                    int((~keep).sum()),
-                    root,
-                )
-            rows = cells[keep].drop(columns="_ok").to_dict("records")
-            cells = pd.DataFrame(rows)
-        labels = _canonical_order(cells.label) if rows else []
-        datasets = sorted(set(cells.dataset)) if rows else []
-        alphas = sorted(set(cells.alpha), key=_alpha_key) if rows else []
+        rows, labels, datasets, alphas = _store_rows(store, root, latest_only)
+    cells = _ordered(_with_columns(pd.DataFrame(rows)), labels, datasets, alphas)
+    return Results(root, cells.reset_index(drop=True), labels, datasets, alphas)
+
+
+def _grid_rows(store: ResultStore, grid: GridConfig) -> _Rows:
+    """One row per cell of ``grid``, in its order (a cell not in the store, or corrupt: ``missing``)."""
+    rows = []
+    for cell in grid.cells():
+        h = cell.hash()
+        if not store.verify(h):
+            rows.append(_missing_row(cell))
+            continue
+        d = store.path(h)
+        rows.append(_cell_row(_read_json(d / "config.json"), _read_json(d / "result.json"), h, d))
+    labels = [m.display for m in grid.methods]
+    datasets = list(dict.fromkeys(grid.datasets))
+    alphas = list(dict.fromkeys(alpha_str(a) for a in grid.alphas))
+    return rows, labels, datasets, alphas
+
+
+def _store_rows(store: ResultStore, root: Path, latest_only: bool) -> _Rows:
+    """One row per verified run of the store (with ``latest_only``: the newest per dataset, alpha,
+    label and seed), labels in canonical order, datasets and alphas sorted."""
+    rows = []
+    for d in sorted(store.runs.glob("[!.]*")) if store.runs.is_dir() else []:
+        if d.is_dir() and store.verify(d.name):
+            rows.append(_cell_row(_read_json(d / "config.json"), _read_json(d / "result.json"), d.name, d))
     cells = pd.DataFrame(rows)
+    if rows and latest_only:
+        rows = _latest(cells, root)
+        cells = pd.DataFrame(rows)
+    labels = _canonical_order(cells.label) if rows else []
+    datasets = sorted(set(cells.dataset)) if rows else []
+    alphas = sorted(set(cells.alpha), key=_alpha_key) if rows else []
+    return rows, labels, datasets, alphas
+
+
+def _latest(cells: pd.DataFrame, root: Path) -> list[dict]:
+    """The rows of ``cells``, one per (dataset, alpha, label, seed): the last finished (on a tie, an ok
+    one); a warning counts those left out."""
+    cells["_ok"] = cells.status == "ok"
+    cells = cells.sort_values(["finished_at", "_ok"], kind="stable")
+    keep = ~cells.duplicated(["dataset", "alpha", "label", "seed"], keep="last")
+    if (~keep).any():
+        log.warning(
+            "%d older cells in %s repeat a (dataset, alpha, label, seed) of a newer one and are "
+            "left out (load_results(..., latest_only=False) keeps them)",
+            int((~keep).sum()),
+            root,
+        )
+    return cells[keep].drop(columns="_ok").to_dict("records")
+
+
+def _with_columns(cells: pd.DataFrame) -> pd.DataFrame:
+    """``cells`` with every column the report reads (NaN or "" where a cell has none)."""
     if cells.empty:
         cells = pd.DataFrame(
             columns=[
@@ -311,9 +337,13 @@ def load_results(root: str | Path, grid: GridConfig | None = None, latest_only: 
             cells[k] = np.nan
     for k in ("reason", "personal_eval", "partition_sha", "params", "family"):
         cells[k] = cells[k].fillna("") if k in cells else ""
+    return cells
+
+
+def _ordered(cells: pd.DataFrame, labels: list[str], datasets: list[str], alphas: list[str]) -> pd.DataFrame:
+    """``cells`` sorted by dataset, alpha and label (in the orders given), then seed."""
     order = {lab: i for i, lab in enumerate(labels)}
     cells["_d"] = cells.dataset.map({d: i for i, d in enumerate(datasets)})
     cells["_a"] = cells.alpha.map({a: i for i, a in enumerate(alphas)})
     cells["_m"] = cells.label.map(order)
-    cells = cells.sort_values(["_d", "_a", "_m", "seed"], kind="stable").drop(columns=["_d", "_a", "_m"])
-    return Results(root, cells.reset_index(drop=True), labels, datasets, alphas)
+    return cells.sort_values(["_d", "_a", "_m", "seed"], kind="stable").drop(columns=["_d", "_a", "_m"])

@@ -270,61 +270,117 @@ def cost_table(res: Results, target_fraction: float = 0.95, reference: str = "fu
     has_mem = bool(np.isfinite(res.cells.peak_memory_bytes.astype(float)).any())
     rows, disp = [], []
     for d, a, lab, g in _groups(res):
-        ok = g[g.status == "ok"]
         target, _ = tg[d, a]
-        none = _no_value(g)
-        hits = [] if not math.isfinite(target) else [_to_target(res, h, target) for h in ok.config_hash]
-        reached = [h for h in hits if h is not None]
-        rs, fs, bs = (summarize([h[i] for h in reached]) for i in range(3))
-        flops, up, down = summarize(ok.client_flops), summarize(ok.bytes_up), summarize(ok.bytes_down)
-        extra = summarize(ok.extra_pass_flops)
-        mem = summarize(ok.peak_memory_bytes)
-        row = {
-            **_row_key(d, a, lab, g, ok),
-            "target_accuracy": target,
-            "seeds_reached_target": len(reached) if math.isfinite(target) else math.nan,
-            **_num("rounds_to_target", rs, ci=False),
-            **_num("client_flops_to_target", fs, ci=False),
-            **_num("bytes_up_to_target", bs, ci=False),
-            **_num("client_flops", flops, ci=False),
-            **_num("bytes_up", up, ci=False),
-            **_num("bytes_down", down, ci=False),
-            **_num("extra_pass_flops", extra, ci=False),
-        }
-        if has_mem:
-            row.update(_num("peak_memory_bytes", mem, ci=False))
-        row.update({"status": _status_summary(g), "notes": _notes(g)})
-        rows.append(row)
+        st = _cost_stats(res, g, target)
+        rows.append(_cost_row(d, a, lab, g, st, has_mem))
+        disp.append(_cost_display(d, a, lab, g, st, has_mem))
+    return Table(
+        "cost",
+        "Cost to reach the target and totals",
+        pd.DataFrame(rows),
+        pd.DataFrame(disp),
+        _cost_legend(target_fraction, reference, has_mem),
+        {k: v[1] for k, v in tg.items()},
+    )
 
-        if not len(ok):
-            reach = [none] * 3
-        elif not math.isfinite(target):
-            reach = ["no target"] * 3
-        elif not reached:
-            reach = ["not reached"] * 3
-        else:
-            tail = "" if len(reached) == len(ok) else f" ({len(reached)}/{len(ok)} seeds; rest not reached)"
-            rounds_txt = (f"{rs.mean:.1f} ± {rs.std:.1f}" if rs.n > 1 else f"{rs.mean:.0f}") + tail
-            reach = [rounds_txt, fmt_si(fs, "FLOP"), fmt_si(bs, "B")]
-        drow = {
-            "dataset": d,
-            "alpha": a,
-            "method": lab,
-            "params": _first(g, "params"),
-            "seeds": _status_summary(g),
-            "rounds to target": reach[0],
-            "client FLOPs to target": reach[1],
-            "bytes up to target": reach[2],
-            "client FLOPs (total)": fmt_si(flops, "FLOP") or none,
-            "bytes up (total)": fmt_si(up, "B") or none,
-            "bytes down (total)": fmt_si(down, "B") or none,
-            "extra-pass FLOPs": fmt_si(extra, "FLOP") or none,
-        }
-        if has_mem:
-            drow["peak client memory"] = fmt_si(mem, "B") or ("not recorded" if len(ok) else none)
-        drow["notes"] = _notes(g)
-        disp.append(drow)
-    legend = [
+
+@dataclass
+class _CostStats:
+    """One (dataset, alpha, method) group's costs over its finished seeds: to the target, and totals."""
+
+    ok: pd.DataFrame
+    target: float
+    reached: list[tuple[float, float, float]]  # per seed that reached it: (rounds, FLOPs, bytes up)
+    rounds: Summary
+    flops_to: Summary
+    bytes_to: Summary
+    flops: Summary
+    up: Summary
+    down: Summary
+    extra: Summary
+    mem: Summary
+
+
+def _cost_stats(res: Results, g: pd.DataFrame, target: float) -> _CostStats:
+    ok = g[g.status == "ok"]
+    hits = [] if not math.isfinite(target) else [_to_target(res, h, target) for h in ok.config_hash]
+    reached = [h for h in hits if h is not None]
+    rs, fs, bs = (summarize([h[i] for h in reached]) for i in range(3))
+    return _CostStats(
+        ok,
+        target,
+        reached,
+        rs,
+        fs,
+        bs,
+        summarize(ok.client_flops),
+        summarize(ok.bytes_up),
+        summarize(ok.bytes_down),
+        summarize(ok.extra_pass_flops),
+        summarize(ok.peak_memory_bytes),
+    )
+
+
+def _cost_row(d: str, a: str, lab: str, g: pd.DataFrame, st: _CostStats, has_mem: bool) -> dict:
+    """The numbers (CSV) of one group."""
+    row = {
+        **_row_key(d, a, lab, g, st.ok),
+        "target_accuracy": st.target,
+        "seeds_reached_target": len(st.reached) if math.isfinite(st.target) else math.nan,
+        **_num("rounds_to_target", st.rounds, ci=False),
+        **_num("client_flops_to_target", st.flops_to, ci=False),
+        **_num("bytes_up_to_target", st.bytes_to, ci=False),
+        **_num("client_flops", st.flops, ci=False),
+        **_num("bytes_up", st.up, ci=False),
+        **_num("bytes_down", st.down, ci=False),
+        **_num("extra_pass_flops", st.extra, ci=False),
+    }
+    if has_mem:
+        row.update(_num("peak_memory_bytes", st.mem, ci=False))
+    row.update({"status": _status_summary(g), "notes": _notes(g)})
+    return row
+
+
+def _reach_text(st: _CostStats, none: str) -> list[str]:
+    """Rounds, FLOPs and bytes up to the target as shown, or why there are none."""
+    if not len(st.ok):
+        return [none] * 3
+    if not math.isfinite(st.target):
+        return ["no target"] * 3
+    if not st.reached:
+        return ["not reached"] * 3
+    rs, n = st.rounds, len(st.reached)
+    tail = "" if n == len(st.ok) else f" ({n}/{len(st.ok)} seeds; rest not reached)"
+    rounds_txt = (f"{rs.mean:.1f} ± {rs.std:.1f}" if rs.n > 1 else f"{rs.mean:.0f}") + tail
+    return [rounds_txt, fmt_si(st.flops_to, "FLOP"), fmt_si(st.bytes_to, "B")]
+
+
+def _cost_display(d: str, a: str, lab: str, g: pd.DataFrame, st: _CostStats, has_mem: bool) -> dict:
+    """The shown row (Markdown, LaTeX) of one group."""
+    none = _no_value(g)
+    reach = _reach_text(st, none)
+    drow = {
+        "dataset": d,
+        "alpha": a,
+        "method": lab,
+        "params": _first(g, "params"),
+        "seeds": _status_summary(g),
+        "rounds to target": reach[0],
+        "client FLOPs to target": reach[1],
+        "bytes up to target": reach[2],
+        "client FLOPs (total)": fmt_si(st.flops, "FLOP") or none,
+        "bytes up (total)": fmt_si(st.up, "B") or none,
+        "bytes down (total)": fmt_si(st.down, "B") or none,
+        "extra-pass FLOPs": fmt_si(st.extra, "FLOP") or none,
+    }
+    if has_mem:
+        drow["peak client memory"] = fmt_si(st.mem, "B") or ("not recorded" if len(st.ok) else none)
+    drow["notes"] = _notes(g)
+    return drow
+
+
+def _cost_legend(target_fraction: float, reference: str, has_mem: bool) -> list[str]:
+    return [
         f"to target: until the first evaluated round whose global test accuracy reaches the target "
         f"({100 * target_fraction:.0f}% of `{reference}`'s final mean accuracy in that dataset × alpha); mean ± std "
         f"over the seeds that reached it (how many, when not all: in the rounds column); rounds are counted from 1; FLOPs and bytes include every client "
@@ -336,14 +392,6 @@ def cost_table(res: Results, target_fraction: float = 0.95, reference: str = "fu
         if has_mem
         else "peak client memory: not recorded by any cell of this store",
     ]
-    return Table(
-        "cost",
-        "Cost to reach the target and totals",
-        pd.DataFrame(rows),
-        pd.DataFrame(disp),
-        legend,
-        {k: v[1] for k, v in tg.items()},
-    )
 
 
 # -- writers ------------------------------------------------------------------------------------
