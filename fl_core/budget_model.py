@@ -44,9 +44,11 @@ BERT/MiniLM) and match them to the byte on CPU (``tests/test_budget_model.py`` c
   dropout > 0 each adapter saves its own dropped input and mask, (4 + m)·N·d + 4·N·r. The lowest
   LoRA block's input needs no gradient: no dropout masks are stored for it (−k·m·N·d for k
   adapters, dropout > 0), and on CPU neither is q, since the key needs no gradient (−4·N·d).
-- **head**: 4·N·d (the pooler's input is a view of the last hidden state, which keeps all of it
-  alive) + (8 + m)·B·d (pooler output, dropout mask, classifier input) + 4·B·C + 8·B + 4 (log-probs,
-  labels, the loss normaliser).
+- **head**, ``cls`` pooling: 4·N·d (the pooler's input is a view of the last hidden state, which
+  keeps all of it alive) + (8 + m)·B·d (pooler output, dropout mask, classifier input) + 4·B·C + 8·B
+  + 4 (log-probs, labels, the loss normaliser). ``mean`` pooling (MiniLM-L6): 4·N + 4·B (the float
+  token mask and the divisor) + (4 + m)·B·d (dropout mask, classifier input) + the same loss terms;
+  when backward stops at the head (head only) just 4·B·d + the loss terms.
 
 Attention core ``A`` and mask size ``m`` depend on the kernels (``backend``):
 
@@ -84,6 +86,7 @@ import torch
 
 from fl_core.errors import CellNotRunnable
 from fl_core.flops import BYTES_PER_PARAM, step_flops
+from fl_core.model_specs import MODELS, TINY_BERT, model_pooling
 from fl_core.models.blocks import ArchInfo
 from fl_core.params.tiny import LORA_COST_TARGETS, RESOURCES, Backend, Resource  # noqa: F401 (re-exported)
 from fl_core.profiling import Measurement, inject_lora, measure_step, measured_peak  # noqa: F401 (re-exported)
@@ -103,7 +106,7 @@ class DoesNotFit(CellNotRunnable, ValueError):
 class ParamCounts:
     embeddings: int
     block: int  # one block, without adapters
-    head: int  # pooler + classifier
+    head: int  # pooler (cls pooling) + classifier
 
     def total(self, num_blocks: int) -> int:
         return self.embeddings + num_blocks * self.block + self.head
@@ -114,7 +117,8 @@ def param_counts(arch: ArchInfo, max_positions: int = 512, type_vocab: int = 2) 
     d, f = arch.hidden, arch.intermediate
     emb = (arch.vocab + max_positions + type_vocab) * d + 2 * d
     block = 4 * (d * d + d) + 2 * d + (d * f + f) + (f * d + d) + 2 * d  # attn, LN, MLP, LN
-    head = (d * d + d) + (d * arch.num_labels + arch.num_labels)
+    pooler = d * d + d if arch.pooling == "cls" else 0
+    head = pooler + (d * arch.num_labels + arch.num_labels)
     return ParamCounts(emb, block, head)
 
 
@@ -182,16 +186,18 @@ def _lowest_lora_block_saving(
     return masks + (FP32 * n * d if backend == "cpu" else 0)
 
 
-def head_activation_bytes(arch: ArchInfo, batch: int, seq: int, backend: Backend = "cpu") -> int:
-    """Bytes stored for the head (pooler + classifier + loss)."""
-    d = arch.hidden
-    return (
-        FP32 * batch * seq * d
-        + (8 + _mask_bytes(backend)) * batch * d
-        + FP32 * batch * arch.num_labels
-        + 8 * batch
-        + FP32
-    )
+def head_activation_bytes(
+    arch: ArchInfo, batch: int, seq: int, backend: Backend = "cpu", body_grad: bool = True
+) -> int:
+    """Bytes stored for the head (pooling + classifier + loss). ``body_grad``: backward continues
+    into the blocks (else the mean pooling and its dropout run outside autograd)."""
+    d, loss = arch.hidden, FP32 * batch * arch.num_labels + 8 * batch + FP32
+    if arch.pooling == "cls":
+        return FP32 * batch * seq * d + (8 + _mask_bytes(backend)) * batch * d + loss
+    if not body_grad:  # only the classifier's input
+        return FP32 * batch * d + loss
+    # the float token mask (kept by h * mask), the divisor, the dropout mask, the classifier's input
+    return FP32 * batch * seq + FP32 * batch + (4 + _mask_bytes(backend)) * batch * d + loss
 
 
 # -- one configuration ----------------------------------------------------------------------------
@@ -335,7 +341,8 @@ def step_cost(
         weights=FP32 * tr.weights,
         grads=FP32 * tr.trained,
         optimizer=optimizer_state_bytes(tr.trained, optimizer, momentum),
-        activations=head_activation_bytes(arch, batch, seq, backend) + tr.activations,
+        activations=head_activation_bytes(arch, batch, seq, backend, tr.first < arch.num_blocks)
+        + tr.activations,
         flops_fwd=fwd,
         flops_bwd=bwd,
         trained_params=tr.trained,
@@ -447,7 +454,7 @@ def client_step_memory(
     arch, L = model.arch, model.num_blocks
     trained = model.numel(names)
     chosen = set(names)
-    act = head_activation_bytes(arch, batch, seq, backend)
+    act = head_activation_bytes(arch, batch, seq, backend, first_grad < L)
     for i in range(min(first_grad, L), L):
         block = [n for n in model.names_in(i) if n in chosen]
         lora_a = [n for n in block if "lora_A" in n]
@@ -497,8 +504,6 @@ def pass_memory(
 # -- architectures by registry name ---------------------------------------------------------------
 def arch_of(name: str, num_labels: int) -> ArchInfo:
     """ArchInfo of a registered model (or a local HF dir) from its config, without loading weights."""
-    from fl_core.models.registry import MODELS, TINY_BERT
-
     entry = MODELS.get(name)
     path = Path(entry.path() if entry else name)
     cfg = json.loads((path / "config.json").read_text())
@@ -510,6 +515,7 @@ def arch_of(name: str, num_labels: int) -> ArchInfo:
             TINY_BERT["num_attention_heads"],
             int(cfg["vocab_size"]),
             num_labels,
+            model_pooling(name),
         )
     blocks = entry.num_blocks if entry is not None and entry.num_blocks else int(cfg["num_hidden_layers"])
     return ArchInfo(
@@ -519,4 +525,5 @@ def arch_of(name: str, num_labels: int) -> ArchInfo:
         int(cfg["num_attention_heads"]),
         int(cfg["vocab_size"]),
         num_labels,
+        model_pooling(name),
     )

@@ -17,6 +17,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from fl_core.model_specs import model_pooling
+
 
 class ConfigError(ValueError):
     """A config problem the user can fix; the message names the key and what is allowed."""
@@ -142,11 +144,15 @@ class RunConfig(Strict):
 
     def hash(self) -> str:
         """Content hash of everything that changes the numbers (not where they are written). Keys
-        added after stores were published enter it only when set, so those stores stay valid."""
+        added after stores were published enter it only when set, so those stores stay valid. The
+        head's pooling is the model's own (:func:`model_pooling`); a mean-pooled model's cells carry
+        it, so cells made before it was honoured (every model then ran ``cls``) are not taken as done."""
         d = self.model_dump(mode="json")
         for section, key, default in _LATER_KEYS:
             if d[section].get(key) == default:
                 d[section].pop(key)
+        if (pooling := model_pooling(self.model)) != "cls":
+            d["pooling"] = pooling
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -123,7 +123,9 @@ class RunContext:
         cache = self.prefix_cache
         if cache is not None and first_grad >= cache.start and cache.worth(split):
             h = cache.hidden(split, idx, ids.shape[1]).to(self.device)
-            return self.model.forward_from(h, self.model.block_mask(mask, h), cache.start, first_grad), y
+            return self.model.forward_from(
+                h, self.model.block_mask(mask, h), cache.start, first_grad, mask
+            ), y
         return self.model.forward(ids, mask, first_grad), y
 
     def enable_prefix_cache(self, start: int) -> None:

@@ -24,7 +24,9 @@ def block_forward_flops(arch: ArchInfo, batch: int, seq: int) -> float:
 
 
 def head_forward_flops(arch: ArchInfo, batch: int) -> float:
-    return 2.0 * batch * (arch.hidden * arch.hidden + arch.hidden * arch.num_labels)
+    """The classifier, and the pooler's dense layer under ``cls`` pooling (a mean pools without matmul)."""
+    pooler = arch.hidden * arch.hidden if arch.pooling == "cls" else 0
+    return 2.0 * batch * (pooler + arch.hidden * arch.num_labels)
 
 
 def step_flops(

@@ -20,6 +20,7 @@ class ModelEntry:
     path: Callable[[], str]  # HF model dir (weights + tokenizer)
     num_blocks: int | None = None  # keep only the first k pretrained blocks
     random: bool = False  # random weights: tests only, labelled everywhere
+    pooling: str | None = None  # the head's pooling (:func:`model_pooling`); None: read from the dir
 
 
 def _minilm_dir() -> str:
@@ -32,11 +33,12 @@ def _minilm_dir() -> str:
     return str(Path(spec.origin).parent / "model")
 
 
+# all-MiniLM-L6-v2 was trained mean-pooled (its 1_Pooling/config.json; tests/test_models.py reads it)
 MODELS: dict[str, ModelEntry] = {
-    "minilm-l6": ModelEntry(_minilm_dir),
-    "minilm-l4": ModelEntry(_minilm_dir, num_blocks=4),
-    "minilm-l2": ModelEntry(_minilm_dir, num_blocks=2),
-    "tiny-bert": ModelEntry(_minilm_dir, random=True),  # tokenizer only; weights random, 2 blocks
+    "minilm-l6": ModelEntry(_minilm_dir, pooling="mean"),
+    "minilm-l4": ModelEntry(_minilm_dir, num_blocks=4, pooling="mean"),
+    "minilm-l2": ModelEntry(_minilm_dir, num_blocks=2, pooling="mean"),
+    "tiny-bert": ModelEntry(_minilm_dir, random=True, pooling="cls"),  # tokenizer only; random, 2 blocks
 }
 
 TINY_BERT = dict(
@@ -46,6 +48,23 @@ TINY_BERT = dict(
     intermediate_size=64,
     max_position_embeddings=512,
 )
+
+
+POOLINGS = ("cls", "mean")
+
+
+def model_pooling(name: str) -> str:
+    """How the classifier reads the last hidden state of ``name``: ``"mean"`` (the masked mean over
+    tokens) where the model declares sentence-transformers mean pooling (``1_Pooling/config.json``, as
+    all-MiniLM-L6-v2 does: its embeddings were trained mean-pooled), else ``"cls"`` (HF's pooler on
+    the first token). Registered entries state it (no file read); a local dir is read."""
+    entry = MODELS.get(name)
+    if entry is not None and entry.pooling is not None:
+        return entry.pooling
+    pooling = Path(entry.path() if entry else name) / "1_Pooling" / "config.json"
+    if pooling.is_file() and json.loads(pooling.read_text()).get("pooling_mode_mean_tokens"):
+        return "mean"
+    return "cls"
 
 
 def num_blocks(name: str) -> int:

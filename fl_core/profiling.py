@@ -31,6 +31,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
+from fl_core.model_specs import model_pooling
 from fl_core.models.lora import add_lora
 
 Optimizer = Literal["adamw", "sgd"]
@@ -240,6 +241,7 @@ def measured_peak(
     lora = plan.get("r") is not None
     key = {
         "model": model_name,
+        "pooling": model_pooling(model_name),
         "num_labels": num_labels,
         "batch": batch,
         "seq": seq,

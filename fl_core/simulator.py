@@ -256,6 +256,7 @@ def cell_result(
             "wall_s": wall_s,  # every attempt
             "device": str(ctx.device),
             "model": model_label(ctx.cfg.model),
+            "pooling": model.pooling,
             "method": method.run_info(),
             "family": method.family,
             "model_is_random": model.is_random,

@@ -36,8 +36,8 @@ from fl_core.models import EMB, HEAD, build_model  # noqa: E402
 B, S, C = 4, 24, 4  # S differs from the head dim (16) so no two activation shapes coincide
 
 
-def _model(r: int | None = None, dropout: float = 0.0):
-    m = build_model("tiny-bert", C, seed=0)
+def _model(r: int | None = None, dropout: float = 0.0, pooling: str = "cls"):
+    m = build_model("tiny-bert", C, seed=0, pooling=pooling)
     if r is not None:
         inject_lora(m, r, dropout=dropout)
     return m
@@ -99,6 +99,22 @@ def test_activation_formula_is_exact_for_layer_training(arch, blocks):
     assert _saved_bytes(m, blocks) == cost.activations
     if blocks == set(range(L - len(blocks), L)):
         assert step_cost(arch, B, S, t=len(blocks)) == cost
+
+
+@pytest.mark.parametrize("blocks", [set(), {1}, {0, 1}, {0}])
+def test_activation_formula_is_exact_for_mean_pooling(blocks):
+    """The mean-pooled head (MiniLM-L6's) stores what the formula says, with and without a body
+    gradient, for layer training and LoRA; its parameters are the classifier's only."""
+    m = _model(pooling="mean")
+    arch = m.arch
+    assert arch.pooling == "mean" and param_counts(arch).head == m.numel(m.names_in(HEAD))
+    assert _saved_bytes(m, blocks) == step_cost(arch, B, S, blocks=blocks).activations
+    assert _saved_bytes(m, blocks) < _saved_bytes(_model(), blocks)  # no [CLS] pooler keeping h alive
+    first = min(blocks, default=m.num_blocks)
+    got = client_step_memory(m, _trained(m, blocks), first, B, S, "adamw")
+    assert got == (step_cost(arch, B, S, blocks=blocks) if blocks else step_cost(arch, B, S, t=0)).memory
+    lm = _model(r=4, dropout=0.1, pooling="mean")
+    assert _saved_bytes(lm, set(), lora=True) == step_cost(arch, B, S, r=4, lora_dropout=0.1).activations
 
 
 def _trained(m, blocks: set[int], lora: bool = False) -> list[str]:

@@ -20,7 +20,8 @@ every client (eagerly, before round 0; their client compute is recorded as ``kin
 
 2. GAL. Per client, one batch of 10 samples: e = input (word) embeddings, g = ∇_e ℓ,
    e' = e + ε·g/‖g‖ (ε = 0.5, ‖·‖ over the whole batch tensor). With H_l the output of block l at the
-   pooled position ([CLS], index 0), a [10, d] matrix::
+   pooled position, a [10, d] matrix ([CLS], index 0; for a mean-pooled model such as MiniLM-L6 the
+   masked token mean, what its head reads: :meth:`BlockModel.summary`)::
 
        s_l = | ‖H_l(e')‖_F − ‖H_l(e)‖_F | / ‖H_l(e)‖_F
 
@@ -90,11 +91,11 @@ class _BlocksAndHead(nn.Module):
         self.hf = model.hf
         self._bm = [model]  # a list, so the view is not registered as a submodule
 
-    def forward(self, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, mask: torch.Tensor | None, tokens: torch.Tensor) -> torch.Tensor:
         bm = self._bm[0]
         for i in range(bm.num_blocks):
             h = bm.run_block(i, h, mask)
-        return bm.run_head(h)
+        return bm.run_head(h, tokens)
 
 
 @torch.no_grad()
@@ -115,8 +116,8 @@ def per_sample_fisher_trace(
     tail = _BlocksAndHead(model)
     params = {f"hf.{n}": model.params[n].detach() for n in names}
 
-    def loss_one(p, h, m, y):
-        logits = functional_call(tail, p, (h[None], None if m is None else m[None]))
+    def loss_one(p, h, m, t, y):
+        logits = functional_call(tail, p, (h[None], None if m is None else m[None], t[None]))
         return F.cross_entropy(logits.float(), y[None])
 
     was_training = model.hf.training
@@ -129,7 +130,8 @@ def per_sample_fisher_trace(
             h, ext = _embed_eval(ctx, ids, mask)
             with warnings.catch_warnings():  # "no batching rule for sdpa ... performance drop" (still exact)
                 warnings.filterwarnings("ignore", message=".*batching rule.*")
-                g = vmap(grad(loss_one), in_dims=(None, 0, None if ext is None else 0, 0))(params, h, ext, y)
+                dims = (None, 0, None if ext is None else 0, 0, 0)
+                g = vmap(grad(loss_one), in_dims=dims)(params, h, ext, mask, y)
             tr = sum(v.detach().double().pow(2).flatten(1).sum(1) for v in g.values())
             out[s : s + chunk] = tr.cpu().numpy()
     finally:
@@ -172,7 +174,7 @@ def default_n_gal(num_blocks: int) -> int:
 
 # -- 2. GAL sensitivity ----------------------------------------------------------------------------
 def gal_sensitivity(ctx: RunContext, idx: np.ndarray, eps: float = 0.5) -> np.ndarray:
-    """s_l per block on one batch: relative change of ‖H_l[:, 0]‖_F under the embedding step
+    """s_l per block on one batch: relative change of ‖summary(H_l)‖_F under the embedding step
     e' = e + eps·g/‖g‖ (g = ∇_e loss), at the model's current weights in eval mode."""
     model = ctx.model
     was_training = model.hf.training
@@ -183,13 +185,13 @@ def gal_sensitivity(ctx: RunContext, idx: np.ndarray, eps: float = 0.5) -> np.nd
             e0 = model.embeddings.word_embeddings(ids)
         e = e0.clone().requires_grad_(True)
         hs = model.hidden_states(ids, mask, inputs_embeds=e)
-        loss = F.cross_entropy(model.run_head(hs[-1]).float(), y)
+        loss = F.cross_entropy(model.run_head(hs[-1], mask).float(), y)
         (g,) = torch.autograd.grad(loss, e)
         with torch.no_grad():
             e2 = e0 + eps * g / g.norm().clamp_min(1e-12)
             hs2 = model.hidden_states(ids, mask, inputs_embeds=e2)
-            n1 = torch.stack([h[:, 0].float().norm() for h in hs])
-            n2 = torch.stack([h[:, 0].float().norm() for h in hs2])
+            n1 = torch.stack([model.summary(h, mask).float().norm() for h in hs])
+            n2 = torch.stack([model.summary(h, mask).float().norm() for h in hs2])
             s = (n2 - n1).abs() / n1.clamp_min(1e-12)
     finally:
         model.hf.train(was_training)

@@ -28,19 +28,29 @@ class ArchInfo:
     heads: int
     vocab: int
     num_labels: int
+    pooling: str = "cls"  # "cls": HF's pooler (dense + tanh) on the first token; "mean": masked token mean
 
 
 class BlockModel:
     """A thin view over a HF encoder classifier (BERT family). Not a copy: it shares the modules."""
 
-    def __init__(self, hf: nn.Module, name: str, is_random: bool = False) -> None:
+    def __init__(self, hf: nn.Module, name: str, is_random: bool = False, pooling: str = "cls") -> None:
         self.hf = hf
         self.name = name
         self.is_random = is_random
+        self.pooling = pooling
         base = hf.bert
         self.embeddings: nn.Module = base.embeddings
         self.blocks: nn.ModuleList = base.encoder.layer
-        self.head = nn.ModuleDict({"pooler": base.pooler, "classifier": hf.classifier})
+        if (
+            pooling == "mean"
+        ):  # the classifier reads the token mean: HF's [CLS] pooler is not part of the model
+            base.pooler = None
+            self.head = nn.ModuleDict({"classifier": hf.classifier})
+        elif pooling == "cls":
+            self.head = nn.ModuleDict({"pooler": base.pooler, "classifier": hf.classifier})
+        else:
+            raise ValueError(f"pooling {pooling!r}; allowed: cls, mean")
         self._dropout = hf.dropout
         self._base = base
         cfg = hf.config
@@ -51,6 +61,7 @@ class BlockModel:
             cfg.num_attention_heads,
             cfg.vocab_size,
             cfg.num_labels,
+            pooling,
         )
         self.refresh()
 
@@ -119,8 +130,22 @@ class BlockModel:
         out = self.blocks[i](h, attention_mask=mask)
         return out[0] if isinstance(out, tuple) else out
 
-    def run_head(self, h: torch.Tensor) -> torch.Tensor:
-        return self.head["classifier"](self._dropout(self.head["pooler"](h)))
+    def summary(self, h: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The pooled position of hidden states ``h`` [B, s, d] (0/1 token mask [B, s]): the first
+        token's state (``cls``) or the masked token mean (``mean``, sentence-transformers' pooling)."""
+        if self.pooling == "cls":
+            return h[:, 0]
+        m = attention_mask[:, : h.shape[1], None].to(h.dtype)
+        return (h * m).sum(1) / m.sum(1).clamp_min(1.0)
+
+    def pool(self, h: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The classifier's input: HF's pooler (dense + tanh on [CLS]) or the masked token mean."""
+        if self.pooling == "cls":
+            return self.head["pooler"](h)
+        return self.summary(h, attention_mask)
+
+    def run_head(self, h: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.head["classifier"](self._dropout(self.pool(h, attention_mask)))
 
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, first_grad: int = 0
@@ -128,16 +153,19 @@ class BlockModel:
         """Logits. Embeddings and blocks ``< first_grad`` run under no_grad in eval mode."""
         with self._frozen([self.embeddings] if first_grad > 0 else []):
             h, mask = self.embed(input_ids, attention_mask)
-        return self.forward_from(h, mask, 0, first_grad)
+        return self.forward_from(h, mask, 0, first_grad, attention_mask)
 
-    def forward_from(self, h: torch.Tensor, mask, start: int, first_grad: int) -> torch.Tensor:
-        """Logits from the hidden state ``h`` entering block ``start`` (``mask``: the block-level mask)."""
+    def forward_from(
+        self, h: torch.Tensor, mask, start: int, first_grad: int, attention_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """Logits from the hidden state ``h`` entering block ``start`` (``mask``: the block-level mask,
+        ``attention_mask``: the 0/1 token mask, for the head's pooling)."""
         with self._frozen(list(self.blocks)[start:first_grad]):
             for i in range(start, min(first_grad, self.num_blocks)):
                 h = self.run_block(i, h, mask)
         for i in range(max(start, first_grad), self.num_blocks):
             h = self.run_block(i, h, mask)
-        return self.run_head(h)
+        return self.run_head(h, attention_mask)
 
     @contextlib.contextmanager
     def _frozen(self, modules: list[nn.Module]):

@@ -16,6 +16,7 @@ from fl_core.model_specs import (  # noqa: F401  (re-exported)
     TINY_BERT,
     ModelEntry,
     ModelNotInstalledError,
+    model_pooling,
     num_blocks,
 )
 from fl_core.models.blocks import BlockModel
@@ -26,13 +27,15 @@ def load_tokenizer(name: str):
     return AutoTokenizer.from_pretrained(entry.path() if entry else name, trust_remote_code=False)
 
 
-def build_model(name: str, num_labels: int, seed: int = 0) -> BlockModel:
-    """Fresh model for a cell; the new head is initialised from ``seed``."""
+def build_model(name: str, num_labels: int, seed: int = 0, pooling: str | None = None) -> BlockModel:
+    """Fresh model for a cell; the new head is initialised from ``seed``. ``pooling``: the model's
+    own (:func:`fl_core.model_specs.model_pooling`) unless given (tests build both kinds)."""
     torch.manual_seed(seed)
+    pooling = pooling or model_pooling(name)
     entry = MODELS.get(name)
     if entry is not None and entry.random:
         cfg = BertConfig(vocab_size=load_tokenizer(name).vocab_size, num_labels=num_labels, **TINY_BERT)
-        return BlockModel(BertForSequenceClassification(cfg), name, is_random=True)
+        return BlockModel(BertForSequenceClassification(cfg), name, is_random=True, pooling=pooling)
     path = entry.path() if entry else name
     kwargs = {"num_hidden_layers": entry.num_blocks} if entry and entry.num_blocks else {}
     from transformers.utils import logging as hf_logging
@@ -50,4 +53,4 @@ def build_model(name: str, num_labels: int, seed: int = 0) -> BlockModel:
         raise NotImplementedError(
             f"model type {hf.config.model_type!r}: only BERT-family encoders have a block view"
         )
-    return BlockModel(hf, name)
+    return BlockModel(hf, name, pooling=pooling)

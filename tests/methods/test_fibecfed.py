@@ -84,8 +84,11 @@ def test_curriculum_off_keeps_the_simulator_order():
 
 
 # -- Fisher trace -----------------------------------------------------------------------------------
-def test_vmap_fisher_trace_equals_slow_per_sample_loop():
+@pytest.mark.parametrize("pooling", ["cls", "mean"])  # mean: MiniLM-L6's head, the token mask in vmap
+def test_vmap_fisher_trace_equals_slow_per_sample_loop(pooling, monkeypatch):
+    monkeypatch.setattr("fl_core.models.registry.model_pooling", lambda name: pooling)
     ctx = build_context(cfg())
+    assert ctx.model.pooling == pooling
     names = [n for n in add_lora(ctx, r=4, alpha=8, dropout=0.1)]
     names += ctx.model.names_in(HEAD)
     with torch.no_grad():  # non-zero B, so the A gradients are not trivially zero
