@@ -18,7 +18,7 @@ class Full(Method):
 
 @register("head")
 class Head(Method):
-    """Only the classifier head (classifier, and HF's pooler under cls pooling): a federated linear probe, the lower reference."""
+    """Only the classifier head (+ HF's pooler under cls pooling): a federated linear probe, the lower reference."""
 
     family = "references"
 

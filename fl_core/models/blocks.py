@@ -42,9 +42,7 @@ class BlockModel:
         base = hf.bert
         self.embeddings: nn.Module = base.embeddings
         self.blocks: nn.ModuleList = base.encoder.layer
-        if (
-            pooling == "mean"
-        ):  # the classifier reads the token mean: HF's [CLS] pooler is not part of the model
+        if pooling == "mean":  # the classifier reads the token mean: HF's [CLS] pooler is not in the model
             base.pooler = None
             self.head = nn.ModuleDict({"classifier": hf.classifier})
         elif pooling == "cls":
