@@ -181,6 +181,9 @@ class GridConfig(Strict):
     )
     checkpoint_every: int = Field(1, ge=0, description="in-cell checkpoint every N rounds (0: never)")
     output_dir: str = "results"
+    report_dir: str | None = Field(
+        None, description="where the report goes; default: output_dir, or output_dir/<name> if shared"
+    )
     tuned: str | None = Field(None, description="learning rates chosen by `layerbench tune` (a YAML file)")
 
     @field_validator("datasets", "alphas", "seeds")

@@ -1,6 +1,7 @@
 """``build_report``: every table, figure and claim of a grid, rebuilt from the local store alone.
 
-Where it goes (:func:`report_dir`): the grid named ``default`` → its ``output_dir`` itself
+Where it goes (:func:`report_dir`): the grid's ``report_dir`` if it sets one (``configs/reference.yaml``:
+``results``, the published answer); else the grid named ``default`` → its ``output_dir`` itself
 (``results/README.md``, ``results/tables/``, ``results/figures/``, ``results/claims.md``); any other
 grid → ``<output_dir>/<grid name>/`` (or ``output_dir`` itself when it is already named after the
 grid, e.g. ``results/smoke`` for ``smoke``). ``tables/`` and ``figures/`` there are regenerated from
@@ -43,6 +44,8 @@ PANEL_TITLES = {
 
 
 def report_dir(grid: GridConfig) -> Path:
+    if grid.report_dir:  # the grid says (the published reference grid: results/ itself)
+        return Path(grid.report_dir)
     out = Path(grid.output_dir)
     if grid.name == "default" or out.name == grid.name:
         return out
@@ -271,7 +274,7 @@ def build_report(
         claims_path=claims,
         target_fraction=target_fraction,
         reference=reference,
-        footer=[*tuning_section(grid.tuned, out, wall), *_config_footer(grid)],
+        footer=[*tuning_section(grid.tuned, out, wall), *_other_reports(out), *_config_footer(grid)],
     )
     write_summary(grid, config_path, root=src.root)
     if not src.from_compact and src.cells:
@@ -302,6 +305,19 @@ def _grid_header(grid: GridConfig, cfg_path: Path, store_desc: str) -> list[str]
         f"{', '.join(map(str, grid.seeds))}; methods {', '.join(m.display for m in grid.methods)}",
         f"- git revision of the report code: `{git_revision()}`",
     ]
+
+
+def _other_reports(out: Path) -> list[str]:
+    """Links to the reports published in sub-folders of ``out`` (in ``results/``: the default grid's
+    quick look, the speed measurements), each by its title."""
+    subs = sorted(p for p in out.iterdir() if (p / "README.md").is_file()) if out.is_dir() else []
+    if not subs:
+        return []
+    lines = ["## Other published results", ""]
+    for p in subs:
+        title = (p / "README.md").read_text().splitlines()[0].lstrip("# ").strip()
+        lines.append(f"- [`{p.name}/`]({p.name}/README.md): {title}")
+    return [*lines, ""]
 
 
 def _config_footer(grid: GridConfig) -> list[str]:

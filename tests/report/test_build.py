@@ -31,6 +31,24 @@ def test_report_dir_rule(tmp_path):
         report_dir(parse_grid({**base, "name": "runs", "output_dir": "results"})).as_posix()
         == "results/report-runs"
     )
+    # a grid that says where (configs/reference.yaml: the published answer in results/ itself)
+    grid = parse_grid({**base, "name": "reference", "output_dir": "results", "report_dir": "results"})
+    assert report_dir(grid).as_posix() == "results"
+
+
+def test_a_report_links_the_reports_published_below_it(tmp_path):
+    from fl_core.report.build import _other_reports
+
+    (tmp_path / "default").mkdir()
+    (tmp_path / "default" / "README.md").write_text("# Results: grid `default`\n\nquick look\n")
+    (tmp_path / "perf").mkdir()
+    (tmp_path / "perf" / "README.md").write_text("# Simulator speed and memory\n")
+    (tmp_path / "figures").mkdir()  # no README: not a report
+    lines = _other_reports(tmp_path)
+    assert "- [`default/`](default/README.md): Results: grid `default`" in lines
+    assert "- [`perf/`](perf/README.md): Simulator speed and memory" in lines
+    assert not any("figures" in x for x in lines)
+    assert _other_reports(tmp_path / "default") == []
 
 
 @pytest.fixture(scope="module")
