@@ -1,8 +1,14 @@
-"""Accuracy parity of fl.precision bf16 vs fp32 on short converging cells, and the cost of one
-converged `full` cell in both precisions (seconds and client FLOPs), paired by seed, one run.
+"""Accuracy parity of ``fl.precision`` bf16 vs fp32 on the reference grid's converged cells, and the
+cost of a converged cell in both precisions (seconds and client FLOPs), paired cell by cell.
 
-Each (method, seed) runs once in fp32 and once in bf16, back to back, so host drift hits both alike.
-The paired difference bf16 - fp32 of the final accuracy is reported with its 95 % t interval.
+The bf16 side is the published reference grid (``configs/reference.yaml`` runs in bf16): its raw store,
+else its compact copy ``results/runs.csv.gz``. The fp32 side is the same cells with only
+``fl.precision`` changed, for the methods and seeds below, run here as a resumable sweep into
+``results/reference_fp32/`` (raw runs, not committed; the paired rows are). A pair is
+(dataset, alpha, method, seed): the same partition, schedule, tuned lr and initial head. The paired
+difference bf16 - fp32 of the final test accuracy is reported with its 95 % t interval.
+
+    python benchmarks/precision_parity.py             # in `make perf`; runs the missing fp32 cells first
 
 Writes results/perf/perf_precision_parity.csv and the ``parity`` section of results/perf/README.md.
 """
@@ -20,58 +26,83 @@ import torch
 from perf_readme import write_section  # benchmarks/ is the script's dir
 from scipy import stats
 
-from fl_core.config import DataConfig, FLConfig, MethodSpec, RunConfig
+from fl_core.compact import COMPACT, materialize
+from fl_core.config import GridConfig, RunConfig
 from fl_core.provenance import git_revision
-from fl_core.simulator import run_cell
+from fl_core.store import ResultStore
+from fl_core.validate import load_grid
 
 OUT = Path("results/perf")
-TEST: dict = {"max_test_samples": None}
-FL = dict(num_clients=10, clients_per_round=5, rounds=12, local_steps=5, lr=2e-4, max_len=32, eval_every=4)
+METHODS = ("full", "top-2", "lora", "fibecfed")
+SEEDS = (0, 1, 2)
 
 
-def cell(method: str, seed: int, precision: str, dataset: str = "bbc_news", alpha: float = 1.0) -> RunConfig:
-    return RunConfig(
-        dataset=dataset,
-        alpha=alpha,
-        method=MethodSpec(name=method),
-        seed=seed,
-        model="minilm-l6",
-        fl=FLConfig(**FL, precision=precision),
-        data=DataConfig(**TEST),
+def fp32_grid(
+    reference: GridConfig, methods=METHODS, seeds=SEEDS, out: str = "results/reference_fp32"
+) -> GridConfig:
+    """The reference grid's cells of ``methods`` x ``seeds`` in fp32 (nothing else changed)."""
+    return reference.model_copy(
+        update={
+            "name": "reference_fp32",
+            "methods": [m for m in reference.methods if m.display in methods],
+            "seeds": list(seeds),
+            "fl": reference.fl.model_copy(update={"precision": "fp32"}),
+            "output_dir": out,
+            "report_dir": None,
+        }
     )
 
 
-def run_one(c: RunConfig) -> dict:
-    res = run_cell(c, progress=False)
-    evals = [r for r in res.rounds if "accuracy" in r]
-    train = [r for r in res.costs if r["kind"] == "train"]
+def twin(cell: RunConfig, precision: str) -> RunConfig:
+    return cell.model_copy(update={"fl": cell.fl.model_copy(update={"precision": precision})})
+
+
+def bf16_store(reference: GridConfig) -> ResultStore:
+    """The reference grid's raw store, or its published compact copy unpacked."""
+    raw = ResultStore(reference.output_dir)
+    compact = Path(reference.report_dir or reference.output_dir) / COMPACT
+    if raw.runs.is_dir() and any(raw.runs.iterdir()) or not compact.is_file():
+        return raw
+    return ResultStore(materialize(compact))
+
+
+def cell_row(store: ResultStore, cell: RunConfig) -> dict | None:
+    """The facts of one finished ok cell (None if it is not in ``store`` or did not finish ok)."""
+    h = cell.hash()
+    if not store.verify(h):
+        return None
+    res = store.load_result(h)
+    if res["status"] != "ok":
+        return None
+    rounds = store.load_table(h, "rounds").dropna(subset=["accuracy"])
+    costs = store.load_table(h, "costs")
+    train = costs[costs.kind == "train"]
     return {
-        "method": c.method.name,
-        "seed": c.seed,
-        "precision": c.fl.precision,
-        "status": res.status,
-        "accuracy": evals[-1]["accuracy"],
-        "accuracy_prev_eval": evals[-2]["accuracy"] if len(evals) > 1 else float("nan"),
-        "macro_f1": evals[-1]["macro_f1"],
-        "cell_s": round(res.info["wall_s"], 1),
-        "client_train_s": round(sum(r["wall_s"] for r in train), 1),
-        "client_tflops": round(sum(r["flops_fwd"] + r["flops_bwd"] for r in train) / 1e12, 2),
-        "config_hash": c.hash(),
+        "dataset": cell.dataset,
+        "alpha": cell.alpha,
+        "method": cell.method.display,
+        "seed": cell.seed,
+        "precision": cell.fl.precision,
+        "accuracy": float(rounds.accuracy.iloc[-1]),
+        "cell_s": round(float(res["info"]["wall_s"]), 1),
+        "client_train_s": round(float(train.wall_s.sum()), 1),
+        "client_tflops": round(float((train.flops_fwd + train.flops_bwd).sum()) / 1e12, 3),
+        "config_hash": h,
     }
 
 
 def paired(df: pd.DataFrame, col: str) -> dict:
-    """Mean of bf16 - fp32 over seeds with its 95 % t interval (nan half-width for one pair)."""
-    w = df.pivot_table(index=["method", "seed"], columns="precision", values=col)
-    d = (w["bf16"] - w["fp32"]).to_numpy()
+    """Mean of bf16 - fp32 over pairs with its 95 % t interval (nan half-width for one pair)."""
+    w = df.pivot_table(index=["dataset", "alpha", "method", "seed"], columns="precision", values=col)
+    d = (w["bf16"] - w["fp32"]).dropna().to_numpy()
     half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("nan")
     return {"pairs": len(d), "mean_diff": d.mean(), "ci95_lo": d.mean() - half, "ci95_hi": d.mean() + half}
 
 
 def summarize(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    rows = [{"method": m, **paired(g, "accuracy")} for m, g in df.groupby("method")]
+    rows = [{"method": m, **paired(g, "accuracy")} for m, g in df.groupby("method", sort=False)]
     rows.append({"method": "all", **paired(df, "accuracy")})
-    cost = df.groupby(["method", "precision"])[
+    cost = df.groupby(["method", "precision"], sort=False)[
         ["accuracy", "cell_s", "client_train_s", "client_tflops"]
     ].mean()
     cost = cost.unstack("precision")
@@ -80,31 +111,30 @@ def summarize(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--methods", nargs="+", default=["full", "lora"])
-    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    ap.add_argument("--threads", type=int, help="torch threads (1 on a shared, oversubscribed machine)")
-    ap.add_argument("--rounds", type=int, default=FL["rounds"])
-    ap.add_argument("--local-steps", type=int, default=FL["local_steps"])
-    ap.add_argument("--lr", type=float, default=FL["lr"])
-    ap.add_argument("--max-test", type=int, help="test rows (default: all 445)")
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--reference", default="configs/reference.yaml")
+    ap.add_argument("--no-run", action="store_true", help="pair what both stores hold; run nothing")
     args = ap.parse_args()
-    FL.update(
-        rounds=args.rounds, local_steps=args.local_steps, lr=args.lr, eval_every=max(1, args.rounds // 2)
-    )
-    TEST["max_test_samples"] = args.max_test
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    OUT.mkdir(parents=True, exist_ok=True)
+    from fl_core.sweep import run_sweep
+
     t0 = time.perf_counter()
-    rows = []
-    for seed in args.seeds:
-        for m in args.methods:
-            order = ("fp32", "bf16") if seed % 2 == 0 else ("bf16", "fp32")  # alternate who runs first
-            for p in order:
-                rows.append(run_one(cell(m, seed, p)))
-                print(rows[-1], flush=True)
+    ref = load_grid(args.reference)
+    grid = fp32_grid(ref)
+    if not args.no_run:
+        run_sweep(grid, progress=False)
+    fp32, bf16 = ResultStore(grid.output_dir), bf16_store(ref)
+    rows, pending = [], 0
+    for c in grid.cells():
+        pair = [cell_row(fp32, c), cell_row(bf16, twin(c, "bf16"))]
+        if None in pair:
+            pending += 1
+            continue
+        rows += pair
+    if not rows:
+        print(f"no complete pair yet ({pending} pending)")
+        return
     df = pd.DataFrame(rows)
+    OUT.mkdir(parents=True, exist_ok=True)
     df.to_csv(OUT / "perf_precision_parity.csv", index=False)
     diff, cost = summarize(df)
     cost.columns = [c if isinstance(c, str) else f"{c[0]}_{c[1]}" for c in cost.columns]
@@ -114,18 +144,20 @@ def main() -> None:
         [
             f"## parity ({time.perf_counter() - t0:.0f} s)",
             "",
-            f"`python benchmarks/precision_parity.py` (in `make perf`): {os.cpu_count()} CPUs (shared with "
-            f"other jobs while measured), torch {torch.__version__}, {torch.get_num_threads()} threads; "
-            f"git `{git_revision()}`; {time.strftime('%Y-%m-%d %H:%M')}",
+            f"`python benchmarks/precision_parity.py` (in `make perf`): {os.cpu_count()} CPUs, torch "
+            f"{torch.__version__}; git `{git_revision()}`; {time.strftime('%Y-%m-%d %H:%M')}",
             "",
-            f"BBC News, alpha=1.0, MiniLM-L6, fl {FL} (batch 16, AdamW), data {TEST}; seeds {args.seeds}; each "
-            "(method, seed) in fp32 and bf16 back to back. Final test accuracy, bf16 - fp32, paired by seed, "
-            "95 % t interval:",
+            f"The reference grid's converged cells (`{args.reference}`: tuned lr, {ref.fl.rounds} rounds x "
+            f"{ref.fl.clients_per_round} clients x {ref.fl.local_steps} steps) of {', '.join(METHODS)}, seeds "
+            f"{list(SEEDS)}, both datasets, alpha {' and '.join(map(str, ref.alphas))}: the published bf16 cell "
+            f"and the same cell in fp32 ({len(df) // 2} pairs; {pending} not run yet). Final test accuracy, "
+            "bf16 - fp32, paired, 95 % t interval:",
             "",
             diff.to_markdown(index=False),
             "",
             "Mean per precision: final accuracy, whole-cell seconds, client training seconds, client "
-            "training TFLOPs (analytic); cell_speedup = fp32 / bf16 cell seconds:",
+            "training TFLOPs (analytic, the same in both); cell_speedup = fp32 / bf16 cell seconds. The "
+            "full row is the cost of one converged `full` cell before (fp32) and after (bf16) issue 13:",
             "",
             cost.reset_index().to_markdown(index=False),
             "",

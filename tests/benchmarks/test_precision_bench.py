@@ -1,4 +1,4 @@
-"""benchmarks/precision_parity.py pairs fp32/bf16 by seed (behaviour only, no timing)."""
+"""benchmarks/precision_parity.py pairs fp32/bf16 cells of the reference grid (behaviour only, no timing)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from fl_core.validate import load_grid
+
 BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+REF = Path(__file__).resolve().parents[2] / "configs" / "reference.yaml"
 
 
 @pytest.fixture()
@@ -23,7 +26,7 @@ def parity(monkeypatch):
 def test_paired_difference_and_interval(parity):
     df = pd.DataFrame(
         [
-            {"method": "full", "seed": s, "precision": p, "accuracy": a}
+            {"dataset": "d", "alpha": 1.0, "method": "full", "seed": s, "precision": p, "accuracy": a}
             for s, (a32, a16) in enumerate([(0.8, 0.82), (0.9, 0.9), (0.7, 0.74)])
             for p, a in (("fp32", a32), ("bf16", a16))
         ]
@@ -34,7 +37,13 @@ def test_paired_difference_and_interval(parity):
     assert out["ci95_hi"] - 0.02 == pytest.approx(0.02 - out["ci95_lo"])
 
 
-def test_cells_differ_only_in_precision(parity):
-    a, b = parity.cell("full", 0, "fp32"), parity.cell("full", 0, "bf16")
-    assert a.hash() != b.hash()
-    assert a.model_copy(update={"fl": a.fl.model_copy(update={"precision": "bf16"})}) == b
+def test_fp32_cells_are_the_reference_cells_in_fp32(parity):
+    ref = load_grid(REF, {"tuned": None})
+    assert ref.fl.precision == "bf16"
+    grid = parity.fp32_grid(ref)
+    assert {m.display for m in grid.methods} == set(parity.METHODS) and grid.seeds == list(parity.SEEDS)
+    assert grid.output_dir != ref.output_dir
+    published = {c.hash() for c in ref.cells()}
+    for c in grid.cells():
+        assert c.fl.precision == "fp32" and c.hash() not in published
+        assert parity.twin(c, "bf16").hash() in published  # its pair is a published cell
