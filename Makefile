@@ -47,14 +47,16 @@ check-clone: $(STAMP)
 		tests/report/test_publish.py::test_fresh_clone_report_leaves_results_clean \
 		tests/report/test_notebooks.py -k "fresh_clone or committed"
 
-# about 35 minutes on 2 cores; every script writes its own section of results/perf/README.md
-perf: $(STAMP)
+# every script writes its own section of results/perf/README.md; precision_parity runs the reference
+# grid's fp32 twins it still lacks (hours the first time, resumable), ray_throughput needs the [ray] extra
+perf: $(RAY_STAMP)
 	$(BIN)/python benchmarks/perf.py
 	$(BIN)/python benchmarks/tiny_memory.py
 	$(BIN)/python benchmarks/speed_steps.py
 	$(BIN)/python benchmarks/grid_speed.py --config $(CONFIG)
 	$(BIN)/python benchmarks/precision_speed.py
 	$(BIN)/python benchmarks/precision_parity.py
+	$(BIN)/python benchmarks/ray_throughput.py
 
 # Flower (flwr[simulation]) lives in its own venv: it pins ray and packaging versions that clash with $(VENV).
 FLOWER_VENV  := .venv-flower

@@ -1,0 +1,33 @@
+"""benchmarks/ray_throughput.py: both ways run the same reference cells (behaviour only, no timing)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from fl_core.validate import load_grid
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+REF = Path(__file__).resolve().parents[2] / "configs" / "reference.yaml"
+
+
+@pytest.fixture()
+def bench(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))  # the script imports its sibling perf_readme
+    spec = importlib.util.spec_from_file_location("ray_throughput", BENCH / "ray_throughput.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_both_ways_run_the_same_reference_cells(bench, monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    ref = load_grid(REF, {"tuned": None})
+    seq = bench.slice_grid(ref, "sequential", "/tmp/a", "bbc_news")
+    ray = bench.slice_grid(ref, "ray", "/tmp/b", "bbc_news")
+    assert [c.hash() for c in seq.cells()] == [c.hash() for c in ray.cells()]
+    assert {c.hash() for c in seq.cells()} <= {c.hash() for c in ref.cells()}  # the published cells
+    assert len(seq.cells()) == len(bench.METHODS)
+    assert (seq.threads_per_cell, ray.threads_per_cell, ray.ray.cpus_per_cell) == (2, 1, 1.0)
