@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
-spec = importlib.util.spec_from_file_location("compare_stores", BENCH / "compare_stores.py")
-compare_stores = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(compare_stores)
+
+@pytest.fixture()
+def compare_stores(load_bench):
+    return load_bench("compare_stores")
 
 
 def _store(root: Path, rounds: pd.DataFrame, h: str = "abc") -> Path:
@@ -29,7 +29,7 @@ def _store(root: Path, rounds: pd.DataFrame, h: str = "abc") -> Path:
 ROUNDS = pd.DataFrame({"round": [0, 1], "accuracy": [0.5, 0.75], "train_loss": [1.25, 0.5]})
 
 
-def test_equal_stores_pass_with_extra_rows_and_columns_ignored(tmp_path, monkeypatch, capsys):
+def test_equal_stores_pass_with_extra_rows_and_columns_ignored(compare_stores, tmp_path, monkeypatch, capsys):
     later = pd.concat([pd.DataFrame({"round": [-1], "accuracy": [0.2]}), ROUNDS]).assign(new_metric=1)
     a, b = _store(tmp_path / "a", ROUNDS), _store(tmp_path / "b", later, h="def")  # hashes may differ
     monkeypatch.setattr("sys.argv", ["compare_stores", str(a), str(b)])
@@ -37,7 +37,7 @@ def test_equal_stores_pass_with_extra_rows_and_columns_ignored(tmp_path, monkeyp
     assert "rounds.csv identical" in capsys.readouterr().out
 
 
-def test_a_changed_number_fails_naming_its_column(tmp_path, monkeypatch, capsys):
+def test_a_changed_number_fails_naming_its_column(compare_stores, tmp_path, monkeypatch, capsys):
     changed = ROUNDS.assign(accuracy=[0.5, 0.7500001])
     a, b = _store(tmp_path / "a", ROUNDS), _store(tmp_path / "b", changed)
     monkeypatch.setattr("sys.argv", ["compare_stores", str(a), str(b)])

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -14,16 +12,10 @@ from fl_core.simulator import CellResult
 
 from ..conftest import tiny_grid_dict
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
-
 
 @pytest.fixture()
-def grid_speed(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCH))  # the script imports its sibling perf_readme
-    spec = importlib.util.spec_from_file_location("grid_speed", BENCH / "grid_speed.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def grid_speed(load_bench):
+    return load_bench("grid_speed")
 
 
 def test_each_cell_runs_before_and_after_alternating(grid_speed, tmp_path, monkeypatch):

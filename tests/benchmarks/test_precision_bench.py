@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pandas as pd
@@ -10,17 +9,12 @@ import pytest
 
 from fl_core.validate import load_grid
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 REF = Path(__file__).resolve().parents[2] / "configs" / "reference.yaml"
 
 
 @pytest.fixture()
-def parity(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCH))  # the script imports its sibling perf_readme
-    spec = importlib.util.spec_from_file_location("precision_parity", BENCH / "precision_parity.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def parity(load_bench):
+    return load_bench("precision_parity")
 
 
 def test_paired_difference_and_interval(parity):

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 
 from fl_core.validate import load_grid
 
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 REF = Path(__file__).resolve().parents[2] / "configs" / "reference.yaml"
 
 
 @pytest.fixture()
-def bench(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCH))  # the script imports its sibling perf_readme
-    spec = importlib.util.spec_from_file_location("ray_throughput", BENCH / "ray_throughput.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def bench(load_bench):
+    return load_bench("ray_throughput")
 
 
 def test_both_ways_run_the_same_reference_cells(bench, monkeypatch):
