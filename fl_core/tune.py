@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import time
 from dataclasses import dataclass
 
@@ -39,6 +40,21 @@ class TuneSpec:
     seed: int
     lrs: tuple[float, ...] = DEFAULT_LRS
     warmup_evals: int = 2  # evaluations before the pruner may stop a trial
+    max_extend: int = 2  # steps the grid grows past an edge where the best lr sits (same rule for all)
+
+
+def next_lr(lrs: list[float], up: bool) -> float:
+    """One step past the grid's top (``up``) or bottom edge: on the 1-3 ladder (..., 1e-3, 3e-3, 1e-2,
+    ...) when the edge is on it, else the grid's own ratio at that edge."""
+    lo, hi = sorted(lrs)[:2], sorted(lrs)[-2:]
+    edge = hi[1] if up else lo[0]
+    k = math.floor(math.log10(edge) + 1e-9)
+    mant = edge / 10**k
+    if abs(mant - 1) < 1e-6:
+        return (3 * 10**k) if up else (3 * 10 ** (k - 1))
+    if abs(mant - 3) < 1e-6:
+        return (10 ** (k + 1)) if up else (10**k)
+    return hi[1] * hi[1] / hi[0] if up and len(lrs) > 1 else lo[0] * lo[0] / lo[1] if len(lrs) > 1 else edge
 
 
 def hardest_alpha(grid: GridConfig) -> float | str:
@@ -69,11 +85,11 @@ def study_key(grid: GridConfig, dataset: str, method: MethodSpec, spec: TuneSpec
     return hashlib.sha256(f"{cell}|{spec.lrs}|{spec.warmup_evals}".encode()).hexdigest()[:12]
 
 
-def _objective(grid: GridConfig, dataset: str, method: MethodSpec, spec: TuneSpec):
+def _objective(grid: GridConfig, dataset: str, method: MethodSpec, spec: TuneSpec, lrs: list[float]):
     from fl_core.simulator import run_cell
 
     def objective(trial: optuna.Trial) -> float:
-        lr = trial.suggest_float("lr", min(spec.lrs), max(spec.lrs), log=True)
+        lr = trial.suggest_float("lr", min(lrs), max(lrs), log=True)
         cell = tuning_cell(grid, dataset, method, spec, lr)
         curve: list[tuple[int, float]] = []
 
@@ -102,13 +118,13 @@ def _objective(grid: GridConfig, dataset: str, method: MethodSpec, spec: TuneSpe
     return objective
 
 
-def _study(storage: str, name: str, spec: TuneSpec) -> optuna.Study:
+def _study(storage: str, name: str, lrs: list[float]) -> optuna.Study:
     study = optuna.create_study(
         study_name=name,
         storage=storage,
         load_if_exists=True,
         direction="maximize",
-        sampler=optuna.samplers.GridSampler({"lr": list(spec.lrs)}, seed=0),
+        sampler=optuna.samplers.GridSampler({"lr": list(lrs)}, seed=0),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0),
     )
     for t in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.RUNNING]):
@@ -121,15 +137,48 @@ def _done_lrs(study: optuna.Study) -> set[float]:
     return {t.params["lr"] for t in study.get_trials(deepcopy=False, states=ok) if "lr" in t.params}
 
 
+def best_lr(trials: list[tuple[float, str, float | None]]) -> float | None:
+    """The chosen lr among (lr, state, value) trials: the best completed one (ties: the smaller lr)."""
+    done = [(v, -lr) for lr, state, v in trials if state == "complete" and v is not None]
+    return -max(done)[1] if done else None
+
+
+def extension(trials: list[tuple[float, str, float | None]], spec: TuneSpec) -> float | None:
+    """The next lr to try when the best one sits on an edge of the lrs tried (at most ``max_extend``
+    steps past the grid on that side), else None."""
+    best, tried = best_lr(trials), sorted({lr for lr, _, _ in trials})
+    if best is None or len(tried) < 2 or best not in (tried[0], tried[-1]):
+        return None
+    up = best == tried[-1]
+    past = sum(lr > max(spec.lrs) for lr in tried) if up else sum(lr < min(spec.lrs) for lr in tried)
+    return None if past >= spec.max_extend else next_lr(tried, up)
+
+
+def _trials(study: optuna.Study) -> list[tuple[float, str, float | None]]:
+    return [
+        (t.params["lr"], t.state.name.lower(), t.value)
+        for t in study.get_trials(deepcopy=False)
+        if "lr" in t.params
+    ]
+
+
 def tune_one(
     grid: GridConfig, storage: str, dataset: str, method: MethodSpec, spec: TuneSpec
 ) -> optuna.Study:
-    """Run (or resume) the study of one (dataset, method); every lr of the grid once."""
+    """Run (or resume) the study of one (dataset, method): every lr of the grid once, then one more
+    step past an edge while the best lr sits on it (:func:`extension`)."""
     name = f"{grid.name}|{dataset}|{method.display}|a={spec.alpha}|s={spec.seed}|{study_key(grid, dataset, method, spec)}"
-    study = _study(storage, name, spec)
-    todo = [lr for lr in spec.lrs if lr not in _done_lrs(study)]
-    for lr in todo:
-        study.enqueue_trial({"lr": lr})
-    if todo:
-        study.optimize(_objective(grid, dataset, method, spec), n_trials=len(todo), catch=(CellNotRunnable,))
-    return study
+    lrs = list(spec.lrs)
+    while True:
+        study = _study(storage, name, lrs)
+        todo = [lr for lr in lrs if lr not in _done_lrs(study)]
+        for lr in todo:
+            study.enqueue_trial({"lr": lr})
+        if todo:
+            study.optimize(
+                _objective(grid, dataset, method, spec, lrs), n_trials=len(todo), catch=(CellNotRunnable,)
+            )
+        more = extension(_trials(study), spec)
+        if more is None:
+            return study
+        lrs.append(more)

@@ -17,6 +17,12 @@ def add_parser(sub) -> None:
     t.add_argument("--alpha", help="the alpha to tune at (default: the grid's smallest)")
     t.add_argument("--seed", type=int, help="default: the grid's first seed")
     t.add_argument("--lrs", help=f"comma-separated lr grid (default: {DEFAULT_LRS_HELP})")
+    t.add_argument(
+        "--max-extend",
+        type=int,
+        default=2,
+        help="steps the lr grid may grow past an edge holding the best lr",
+    )
     t.add_argument("--out", help="default: the grid's `tuned` path, else configs/tuned/<grid name>.yaml")
     t.add_argument("--storage", help="an Optuna storage URL (default: sqlite under <output_dir>/tune/)")
     t.add_argument("--dataset", action="append", help="only these datasets (repeatable)")
@@ -41,7 +47,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
         else (args.alpha if args.alpha == "iid" else float(args.alpha))
     )
     lrs = tuple(float(x) for x in args.lrs.split(",")) if args.lrs else DEFAULT_LRS
-    spec = TuneSpec(alpha=alpha, seed=raw_tuned.seeds[0] if args.seed is None else args.seed, lrs=lrs)
+    seed = raw_tuned.seeds[0] if args.seed is None else args.seed
+    spec = TuneSpec(alpha=alpha, seed=seed, lrs=lrs, max_extend=args.max_extend)
     out = Path(args.out or grid_tuned or f"configs/tuned/{raw_tuned.name}.yaml")
     path = run_tune(raw_tuned, args.config, spec, out, args.storage, args.dataset, args.method)
     print(f"tuned: {path} (trials: {path.with_name(path.stem + '_trials.csv')})")

@@ -1,6 +1,7 @@
 """``layerbench tune`` end to end: every (dataset, method) study, then the committed record.
 
-The chosen lr is the best completed trial's; a method no trial could run (``CellNotRunnable``, e.g.
+The chosen lr is the best completed trial's (where it sits on an edge of the lrs tried, the grid
+grows past it: :func:`fl_core.tune.extension`); a method no trial could run (``CellNotRunnable``, e.g.
 no LoRA rank fits the budget) keeps ``fl.lr`` so the grid still loads (its cells are skipped there too).
 """
 
@@ -15,7 +16,7 @@ import pandas as pd
 import yaml
 
 from fl_core.config import ConfigError, GridConfig
-from fl_core.tune import TuneSpec, study_key, tune_one
+from fl_core.tune import TuneSpec, best_lr, extension, study_key, tune_one
 
 
 def trial_rows(
@@ -46,12 +47,9 @@ def trial_rows(
     return rows
 
 
-def choose(study: optuna.Study) -> float | None:
-    done = study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE])
-    if not done:
-        return None
-    best = max(done, key=lambda t: (t.value, -t.params["lr"]))  # ties: the smaller lr
-    return float(best.params["lr"])
+def _as_trials(rows: list[dict]) -> list[tuple[float, str, float | None]]:
+    """(lr, state, value) of a record's trial rows, as :func:`fl_core.tune.extension` reads them."""
+    return [(float(r["lr"]), r["state"], None if r["value"] != r["value"] else r["value"]) for r in rows]
 
 
 @dataclass
@@ -96,7 +94,9 @@ class Record:
             "alpha": spec.alpha,
             "seed": spec.seed,
             "lrs": list(spec.lrs),
-            "objective": "mean validation accuracy of the last two evaluations; MedianPruner on per-round val accuracy",
+            "max_extend": spec.max_extend,
+            "objective": "mean validation accuracy of the last two evaluations; MedianPruner on per-round val "
+            "accuracy; the lr grid grows one step past an edge where the best lr sits (at most max_extend)",
             "trial_wall_s": round(sum(_wall(r) for r in rows), 1),
             "wall_s_this_call": round(wall_s, 1),
             "notes": self.notes,
@@ -147,11 +147,12 @@ def run_tune(
         wanted = (not datasets or d in datasets) and (
             not methods or m.display in methods or m.name in methods
         )
-        if not wanted or (d, m.display) in rec.chosen:
+        done = (d, m.display) in rec.chosen and extension(_as_trials(rec.rows[(d, m.display)]), spec) is None
+        if not wanted or done:
             continue
         study = tune_one(grid, storage, d, m, spec)
         rec.rows[(d, m.display)] = trial_rows(grid, d, m.display, spec, study, keys[(d, m.display)])
-        lr = choose(study)
+        lr = best_lr(_as_trials(rec.rows[(d, m.display)]))
         if lr is None:
             rec.notes.append(f"{d}/{m.display}: no trial could run; keeps fl.lr = {grid.fl.lr:g}")
             lr = grid.fl.lr

@@ -51,7 +51,7 @@ def test_the_poison_works(tmp_path, poisoned_test):
 
 def test_tune_reads_only_validation_rows_and_writes_a_record(tmp_path, poisoned_test):
     grid = _grid(tmp_path)
-    spec = TuneSpec(alpha=hardest_alpha(grid), seed=0, lrs=(1e-4, 1e-2), warmup_evals=0)
+    spec = TuneSpec(alpha=hardest_alpha(grid), seed=0, lrs=(1e-4, 1e-2), warmup_evals=0, max_extend=0)
     assert spec.alpha == 0.5
     out = run_tune(grid, "t.yaml", spec, tmp_path / "tuned" / "t.yaml")
     doc = yaml.safe_load(out.read_text())
@@ -82,7 +82,7 @@ def test_the_committed_record_resumes_on_a_fresh_machine(tmp_path, monkeypatch):
     """One study per call (filters), a new DB each time: the record grows, current entries are
     kept without a trial, and a changed setting makes them stale (tuned again)."""
     grid = _grid(tmp_path)
-    spec = TuneSpec(alpha=0.5, seed=0, lrs=(1e-4, 1e-2), warmup_evals=0)
+    spec = TuneSpec(alpha=0.5, seed=0, lrs=(1e-4, 1e-2), warmup_evals=0, max_extend=0)
     out = tmp_path / "tuned" / "t.yaml"
     for i, label in enumerate(["full", "head"]):
         run_tune(grid, "t.yaml", spec, out, storage=f"sqlite:///{tmp_path}/db{i}.db", methods=[label])
@@ -102,3 +102,49 @@ def test_the_committed_record_resumes_on_a_fresh_machine(tmp_path, monkeypatch):
     longer = _grid(tmp_path, fl={**tiny_grid_dict(tmp_path)["fl"], "rounds": 3})
     with pytest.raises(AssertionError, match="tuned again"):
         run_tune(longer, "t.yaml", spec, out, storage=f"sqlite:///{tmp_path}/fresh2.db")
+
+
+def test_next_lr_walks_the_one_three_ladder_or_the_grids_own_ratio():
+    from fl_core.tune import next_lr
+
+    grid = [3e-5, 1e-4, 3e-4, 1e-3, 3e-3]
+    assert next_lr(grid, up=True) == pytest.approx(1e-2)
+    assert next_lr([*grid, 1e-2], up=True) == pytest.approx(3e-2)
+    assert next_lr(grid, up=False) == pytest.approx(1e-5)
+    assert next_lr([1e-5, *grid], up=False) == pytest.approx(3e-6)
+    assert next_lr([2e-4, 4e-4], up=True) == pytest.approx(8e-4)  # off the ladder: the grid's ratio
+
+
+def test_extension_only_past_an_edge_that_holds_the_best_and_at_most_max_extend():
+    from fl_core.tune import extension
+
+    spec = TuneSpec(alpha=1.0, seed=0, lrs=(1e-4, 1e-3, 1e-2), max_extend=2)
+    inner = [(1e-4, "complete", 0.5), (1e-3, "complete", 0.9), (1e-2, "pruned", 0.2)]
+    assert extension(inner, spec) is None
+    top = [(1e-4, "complete", 0.5), (1e-3, "complete", 0.6), (1e-2, "complete", 0.9)]
+    assert extension(top, spec) == pytest.approx(3e-2)
+    assert extension([*top, (3e-2, "complete", 0.95)], spec) == pytest.approx(1e-1)
+    capped = [*top, (3e-2, "complete", 0.95), (1e-1, "complete", 0.97)]
+    assert extension(capped, spec) is None  # two steps past the grid already
+    bottom = [(1e-4, "complete", 0.9), (1e-3, "complete", 0.6), (1e-2, "pruned", 0.1)]
+    assert extension(bottom, spec) == pytest.approx(3e-5)
+    assert extension([(1e-4, "pruned", 0.1), (1e-3, "fail", None)], spec) is None  # nothing completed
+
+
+def test_tune_grows_the_grid_past_the_edge_holding_the_best(tmp_path, monkeypatch):
+    """A stand-in cell whose validation accuracy rises with lr up to 3e-2: the study tries the grid,
+    then 1e-2 and 3e-2 (two steps), and chooses 3e-2; the committed record says so."""
+
+    def fake_run_cell(cell, on_round=None, progress=False, **k):
+        acc = min(cell.fl.lr, 3e-2) * 10
+        for r in range(cell.fl.rounds):
+            on_round({"round": r, "accuracy": acc})
+        return sim.CellResult("ok", [], [], [], {})
+
+    monkeypatch.setattr(sim, "run_cell", fake_run_cell)
+    grid = _grid(tmp_path, methods=[{"name": "full"}])
+    spec = TuneSpec(alpha=0.5, seed=0, lrs=(1e-4, 1e-3, 3e-3), warmup_evals=0, max_extend=2)
+    out = run_tune(grid, "t.yaml", spec, tmp_path / "t.yaml", storage=f"sqlite:///{tmp_path}/t.db")
+    trials = pd.read_csv(out.with_name("t_trials.csv"))
+    assert sorted(trials.lr) == pytest.approx([1e-4, 1e-3, 3e-3, 1e-2, 3e-2])
+    assert yaml.safe_load(out.read_text())["chosen"]["bbc_news"]["full"] == pytest.approx(3e-2)
