@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from fl_core.model_specs import model_pooling
 from fl_core.models.lora import add_lora
+from fl_core.optim import local_optimizer
 
 Optimizer = Literal["adamw", "sgd"]
 LORA_TARGETS = ("query", "value")
@@ -142,11 +143,7 @@ def measure_step(
     names, first = _trained_names(m, t, r, None if blocks is None else list(blocks), lora, seed)
     m.set_trainable(names)
     params = [m.params[n] for n in sorted(names)]
-    opt = (
-        torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-        if optimizer == "adamw"
-        else torch.optim.SGD(params, lr=lr, momentum=momentum)
-    )
+    opt = local_optimizer(params, optimizer, lr, momentum=momentum)  # the one the clients run
     step = _train_step(m, params, opt, first, batch, seq_len, seed, dev)
     times = _timed_steps(step, opt, dev, warmup, repeats)
     peak, persistent, how = _peak_bytes(m, opt, step, dev)
@@ -247,6 +244,7 @@ def measured_peak(
         "seq": seq,
         "plan": plan,
         "optimizer": optimizer,
+        "fused": optimizer == "adamw",  # fl_core.optim: AdamW runs fused (its peak differs from the loop's)
         "momentum": momentum if optimizer == "sgd" else 0.0,
         "lora": {"dropout": lora_dropout, "targets": sorted(lora_targets)} if lora else None,
         "device": torch.device(device).type,

@@ -21,6 +21,7 @@ from fl_core.budget_model import client_step_memory
 from fl_core.context import RunContext
 from fl_core.cost_record import CostRecord, Timer
 from fl_core.flops import step_flops
+from fl_core.optim import local_optimizer
 from fl_core.plan import TrainPlan
 from fl_core.precision import run_precision
 
@@ -32,10 +33,7 @@ def make_optimizer(
 ) -> torch.optim.Optimizer:
     """The local optimizer (``fl.optimizer`` unless ``kind``); the one place ``fl.lr`` is read."""
     fl = ctx.cfg.fl
-    lr = lr or fl.lr
-    if (kind or fl.optimizer) == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=fl.momentum, weight_decay=fl.weight_decay)
-    return torch.optim.AdamW(params, lr=lr, weight_decay=fl.weight_decay)
+    return local_optimizer(params, kind or fl.optimizer, lr or fl.lr, fl.weight_decay, fl.momentum)
 
 
 @dataclass(frozen=True)

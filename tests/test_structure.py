@@ -52,6 +52,7 @@ LAYERS: list[tuple[str, ...]] = [
         "fl_core.metrics",
         "fl_core.model_names",
         "fl_core.precision",
+        "fl_core.optim",
         "fl_core.model_specs",
         "fl_core.dataset_names",
     ),
