@@ -89,6 +89,30 @@ def materialize(path: str | Path) -> Path:
     return root
 
 
+def restore(path: str | Path, store_root: str | Path, hashes: Iterable[str]) -> list[str]:
+    """Put the cells among ``hashes`` that the compact copy at ``path`` holds and the raw store at
+    ``store_root`` lacks back into the raw store, each verified against its manifest and renamed into
+    place (so a fresh clone's sweep resumes from a published grid's finished cells); returns their hashes."""
+    path, store = Path(path), ResultStore(store_root)
+    if not path.is_file():
+        return []
+    rows = read_compact(path)
+    todo = sorted(set(hashes) & set(rows.config_hash) - {h for h in hashes if store.verify(h)})
+    done = []
+    for h, files in rows[rows.config_hash.isin(todo)].groupby("config_hash"):
+        store.runs.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=store.runs, prefix=f".tmp-{h}-{os.getpid()}-"))
+        for name, text in zip(files.file, files.text, strict=True):
+            (tmp / name).write_text(text)
+        shutil.rmtree(store.path(h), ignore_errors=True)  # a damaged copy (it did not verify)
+        tmp.rename(store.path(h))
+        if store.verify(h):
+            done.append(h)
+        else:  # the compact copy itself is damaged: the cell runs again
+            shutil.rmtree(store.path(h), ignore_errors=True)
+    return done
+
+
 def store_or_compact(root: str | Path) -> Path:
     """``root`` itself when it holds raw runs, else the store rebuilt from its ``runs.csv.gz`` (a fresh
     clone has only the compact copy of a published grid)."""

@@ -17,6 +17,7 @@ from fl_core.faults import (
 )
 from fl_core.lock import store_lock
 from fl_core.ray_backend import run_cells_ray
+from fl_core.report.publish import restore_published
 from fl_core.store import ResultStore
 from fl_core.tracking import Tracker
 
@@ -55,6 +56,9 @@ def _run_locked(grid: GridConfig, backend: str, progress: bool, cells: list[RunC
     store = ResultStore(grid.output_dir)
     for p in store.clean_temp():
         log.info("removed a partial write left by a stopped run: %s", p)
+    restored = restore_published(grid)
+    if restored:
+        log.info("restored %d finished cells from the published compact copy", len(restored))
     cells = grid.cells() if cells is None else cells
     todo = [c for c in cells if not store.is_done(c.hash())]
     announce_reruns(store, todo, cell_name)

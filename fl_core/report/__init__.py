@@ -11,7 +11,7 @@ import importlib
 
 _WHERE = {
     "build_report": "build",
-    "report_dir": "build",
+    "report_dir": "publish",
     "write_report": "build",
     "evaluate_claims": "claims",
     "load_claims": "claims",

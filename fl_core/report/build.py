@@ -1,11 +1,8 @@
 """``build_report``: every table, figure and claim of a grid, rebuilt from the local store alone.
 
-Where it goes (:func:`report_dir`): the grid's ``report_dir`` if it sets one (``configs/reference.yaml``:
-``results``, the published answer); else the grid named ``default`` → its ``output_dir`` itself
-(``results/README.md``, ``results/tables/``, ``results/figures/``, ``results/claims.md``); any other
-grid → ``<output_dir>/<grid name>/`` (or ``output_dir`` itself when it is already named after the
-grid, e.g. ``results/smoke`` for ``smoke``). ``tables/`` and ``figures/`` there are regenerated from
-scratch on every build (no stale panel survives), and the same store gives byte-identical files.
+Where it goes: :func:`fl_core.report.publish.report_dir`. ``tables/`` and ``figures/`` there are
+regenerated from scratch on every build (no stale panel survives), and the same store gives
+byte-identical files.
 """
 
 from __future__ import annotations
@@ -22,9 +19,9 @@ from fl_core.compact import COMPACT, write_compact
 from fl_core.config import ConfigError, GridConfig
 from fl_core.provenance import git_revision
 from fl_core.report.claims import write_claims
-from fl_core.report.figures import all_figures, budget_rows, slug
+from fl_core.report.figures import all_figures, budget_rows
 from fl_core.report.load import Results, load_results
-from fl_core.report.publish import choose_source
+from fl_core.report.publish import choose_source, report_dir
 from fl_core.report.tables import Table, accuracy_table, cost_table, markdown, write_table
 from fl_core.report.tuning import tuning_section
 
@@ -41,16 +38,6 @@ PANEL_TITLES = {
     "partition": "The data partition: client × label counts",
     "budget": "Budget-aware scheme: suffix training vs LoRA",
 }
-
-
-def report_dir(grid: GridConfig) -> Path:
-    if grid.report_dir:  # the grid says (the published reference grid: results/ itself)
-        return Path(grid.report_dir)
-    out = Path(grid.output_dir)
-    if grid.name == "default" or out.name == grid.name:
-        return out
-    name = slug(grid.name)
-    return out / (f"report-{name}" if name in ("runs", "wandb", "tables", "figures") else name)
 
 
 def default_claims_path(config_path: str | Path | None) -> Path | None:

@@ -13,14 +13,35 @@ which records the cells it was built from. Rules (``--force`` overrides the refu
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from fl_core.compact import COMPACT, compact_hashes, materialize
+from fl_core.compact import COMPACT, compact_hashes, materialize, restore
 from fl_core.config import GridConfig
 from fl_core.store import ResultStore, StoreError
+
+
+def report_dir(grid: GridConfig) -> Path:
+    """Where a grid's report (and its compact copy) goes: its ``report_dir`` if it sets one
+    (``configs/reference.yaml``: ``results``, the published answer); else the grid named ``default``
+    → its ``output_dir`` itself; any other grid → ``<output_dir>/<grid name>/`` (or ``output_dir``
+    itself when it is already named after the grid, e.g. ``results/smoke`` for ``smoke``)."""
+    if grid.report_dir:
+        return Path(grid.report_dir)
+    out = Path(grid.output_dir)
+    if grid.name == "default" or out.name == grid.name:
+        return out
+    name = re.sub(r"[^A-Za-z0-9.+-]+", "_", grid.name).strip("_") or "x"
+    return out / (f"report-{name}" if name in ("runs", "wandb", "tables", "figures") else name)
+
+
+def restore_published(grid: GridConfig) -> list[str]:
+    """The grid's cells its published compact copy holds and its raw store lacks, put back into the
+    raw store (a fresh clone resumes a grid run across sessions from git, never re-running them)."""
+    return restore(report_dir(grid) / COMPACT, grid.output_dir, [c.hash() for c in grid.cells()])
 
 
 class PublishRefused(StoreError):

@@ -63,6 +63,28 @@ def test_a_sweep_report_writes_the_compact_copy(published):
     assert (out / COMPACT).stat().st_size < 1_000_000
 
 
+def test_a_fresh_clone_sweep_resumes_from_the_published_cells(published, tmp_path, monkeypatch):
+    """The raw runs are not in git: a sweep in a clone puts the published cells back (verified, the
+    same bytes) and runs none of them again; a damaged raw copy is replaced the same way."""
+    import fl_core.sweep as sweep_mod
+
+    grid, cfg, out = _copy(published, tmp_path)
+    runs = Path(grid.output_dir) / "runs"
+    before = _snapshot(runs)
+    shutil.rmtree(runs)  # what a fresh clone has
+    h = grid.cells()[0].hash()
+    runs.mkdir()
+    shutil.copytree(Path(published[0].output_dir) / "runs" / h, runs / h)
+    (runs / h / "rounds.csv").write_text("damaged")
+
+    def no_training(*a, **k):
+        raise AssertionError("a published cell ran again")
+
+    monkeypatch.setattr(sweep_mod, "execute_cell", no_training)
+    assert main(["sweep", str(cfg), "--no-progress"]) == 0
+    assert _snapshot(runs) == before
+
+
 def test_without_raw_runs_the_report_is_kept_and_rebuilds_identically_with_force(published, tmp_path):
     grid, cfg, out = _copy(published, tmp_path)
     before = _snapshot(out)
