@@ -54,7 +54,8 @@ def next_lr(lrs: list[float], up: bool) -> float:
         return (3 * 10**k) if up else (3 * 10 ** (k - 1))
     if abs(mant - 3) < 1e-6:
         return (10 ** (k + 1)) if up else (10**k)
-    return hi[1] * hi[1] / hi[0] if up and len(lrs) > 1 else lo[0] * lo[0] / lo[1] if len(lrs) > 1 else edge
+    ratio = (hi[1] / hi[0] if up else lo[1] / lo[0]) if len(lrs) > 1 else 10.0
+    return edge * ratio if up else edge / ratio
 
 
 def hardest_alpha(grid: GridConfig) -> float | str:
