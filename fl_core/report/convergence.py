@@ -1,9 +1,11 @@
 """Is the reference converged? Flags for the accuracy table (issue 11).
 
 Per (dataset, alpha): ``full``'s seed-mean accuracy curve must have plateaued (its last two
-evaluations within ``PLATEAU_PP``) and, when the grid has ``centralized`` (the equal-compute upper
-bound), reach ``TARGET`` of it. A cell that fails either is flagged in the table, never published
-silently; the gap to ``centralized`` is stated for every (dataset, alpha).
+evaluations within ``PLATEAU_PP``) and, at the grid's least skewed alpha (the largest, or ``iid``)
+when the grid has ``centralized`` (the equal-compute upper bound), reach ``TARGET`` of it. A cell
+that fails is flagged in the table, never published silently; the gap to ``centralized`` is stated
+for every (dataset, alpha). Under stronger label skew a gap is what FedAvg pays for the skew, not a
+sign of too few steps, so there it is stated, not flagged.
 """
 
 from __future__ import annotations
@@ -37,6 +39,12 @@ def _final(rows: pd.DataFrame) -> float:
     return float(ok.mean()) if len(ok) else math.nan
 
 
+def least_skewed(alphas) -> str:
+    """The alpha the centralized target applies at: ``iid`` if the grid has it, else the largest."""
+    alphas = {str(a) for a in alphas}
+    return "iid" if "iid" in alphas else max(alphas, key=float)
+
+
 def check(res: Results, d: str, a: str) -> tuple[str, str]:
     """(flag for full's row, or "", one line for the dataset × alpha group, or "")."""
     c = res.cells[(res.cells.dataset == d) & (res.cells.alpha == a)]
@@ -52,7 +60,7 @@ def check(res: Results, d: str, a: str) -> tuple[str, str]:
     f, z = _final(full), _final(cen)
     if math.isfinite(f) and math.isfinite(z) and z > 0:
         line = f"full vs centralized (equal compute): {100 * (f - z):+.1f} pp ({100 * f / z:.1f}% of centralized)"
-        if f < TARGET * z:
+        if f < TARGET * z and a == least_skewed(res.cells.alpha.unique()):
             flags.append(f"below {100 * TARGET:g}% of centralized")
     return ("NOT CONVERGED: " + "; ".join(flags)) if flags else "", line
 
@@ -70,6 +78,7 @@ def annotate(table, res: Results):
                 frame.loc[idx, "notes"] = [flag + ("; " + n if n else "") for n in frame.loc[idx, "notes"]]
     table.legend.append(
         f"NOT CONVERGED (full's notes): full's seed-mean accuracy changed by > {PLATEAU_PP:g} pp between its last two "
-        f"evaluations, or it is below {100 * TARGET:g}% of centralized (one client, all data, the same optimizer steps)"
+        f"evaluations, or, at the least skewed alpha, it is below {100 * TARGET:g}% of centralized (one client, all "
+        "data, the same optimizer steps); at stronger skew the gap to centralized is stated above the group"
     )
     return table

@@ -24,10 +24,14 @@ def _full_notes(t, alpha):
     return d[(d.method == "full") & (d.alpha == alpha)].notes.iloc[0]
 
 
-def test_full_below_95_percent_of_centralized_is_flagged(res):
+def test_full_below_95_percent_of_centralized_is_flagged_at_the_least_skewed_alpha(res, monkeypatch):
     t = accuracy_table(res)
-    assert _full_notes(t, "0.1").startswith("NOT CONVERGED: below 95% of centralized")  # ~0.80 vs 0.92
     assert _full_notes(t, "1.0") == ""  # ~0.90 vs 0.92: ~98%, and its curve has plateaued
+    # at alpha 0.1 (~0.80 vs 0.92) the gap is the label skew's price: stated, not flagged
+    assert _full_notes(t, "0.1") == "" and "% of centralized" in t.group_notes[("bbc_news", "0.1")]
+    monkeypatch.setattr(conv, "TARGET", 0.99)  # now ~98% at alpha 1.0 falls short
+    assert _full_notes(accuracy_table(res), "1.0").startswith("NOT CONVERGED: below 99% of centralized")
+    assert conv.least_skewed(["0.1", "1.0"]) == "1.0" and conv.least_skewed(["0.1", "iid"]) == "iid"
     c = res.cells[res.cells.alpha == "1.0"]
     f, z = (c[c.method == m].final_accuracy.mean() for m in ("full", "centralized"))
     line = t.group_notes[("bbc_news", "1.0")]
