@@ -138,6 +138,14 @@ def _readme_head(res: Results, title: str, header: list[str]) -> list[str]:
         *_provenance(res),
         "",
     ]
+    missing = int(counts.get("missing", 0))
+    if missing:
+        lines += [
+            f"**Grid in progress: {len(res.cells) - missing} of {len(res.cells)} cells finished.** The missing "
+            "ones are named in the tables' notes; every number here can still move until they have run "
+            "(a sweep resumes the rest).",
+            "",
+        ]
     if (
         res.cells.get("model_is_random") is not None
         and res.cells.model_is_random.fillna(False).astype(bool).any()

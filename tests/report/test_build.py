@@ -112,3 +112,8 @@ def test_missing_cells_are_listed(smoke_grid):
     assert list(res.cells.status).count("missing") == 2
     notes = accuracy_table(res).display.notes
     assert notes.str.contains("seed 7: missing \\(not run yet").all()
+    from fl_core.report.build import _readme_head
+
+    head = "\n".join(_readme_head(res, "t", []))
+    assert "**Grid in progress: 2 of 4 cells finished.**" in head
+    assert "in progress" not in "\n".join(_readme_head(load_results(grid.output_dir, grid=grid), "t", []))
