@@ -8,6 +8,7 @@ import traceback
 from typing import Any
 
 import pandas as pd
+import torch
 
 from fl_core import simulator
 from fl_core.checkpoint import Checkpoint
@@ -58,6 +59,7 @@ def base_result(cell: RunConfig) -> dict[str, Any]:
         "model": cell.model,
         "versions": versions(),
         "git_revision": git_revision(),
+        "torch_threads": torch.get_num_threads(),  # float sums differ across thread counts
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
 

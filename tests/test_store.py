@@ -66,6 +66,21 @@ def test_sweep_records_statuses_and_resumes(tmp_path):
     assert {"torch", "transformers"} <= set(res["versions"]) and res["git_revision"]
 
 
+def test_result_records_the_torch_threads_it_ran_with(tmp_path):
+    """Float sums differ across thread counts, so each result says how many threads made it."""
+    import torch
+
+    before = torch.get_num_threads()
+    grid = parse_grid(
+        {**tiny_grid_dict(tmp_path, methods=[{"name": "head"}], seeds=[0]), "threads_per_cell": 1}
+    )
+    try:
+        run_sweep(grid, progress=False)
+    finally:
+        torch.set_num_threads(before)
+    assert ResultStore(grid.output_dir).load_result(grid.cells()[0].hash())["torch_threads"] == 1
+
+
 def test_killed_sweep_resumes_and_runs_only_the_rest(tmp_path):
     """SIGKILL a real sweep process after its first cell; the restart runs only the rest."""
     cfg = tmp_path / "grid.yaml"

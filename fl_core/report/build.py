@@ -68,6 +68,12 @@ def _provenance(res: Results) -> list[str]:
     for h in done.config_hash:
         for k, v in (res.result(h).get("versions") or {}).items():
             versions.setdefault(k, set()).add(str(v))
+    threads = pd.Series([res.result(h).get("torch_threads") for h in done.config_hash], dtype=object).dropna()
+    if len(threads):
+        lines.append(
+            "- torch threads per cell: "
+            + ", ".join(f"{t} ({n} cells)" for t, n in sorted(threads.value_counts().items()))
+        )
     if versions:
         lines.append(
             "- package versions of the runs: "
