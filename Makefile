@@ -4,7 +4,7 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 CONFIG  ?= configs/default.yaml
-BACKEND ?= sequential
+BACKEND ?=
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
@@ -25,8 +25,10 @@ $(RAY_STAMP): $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[dev,ray]'
 	@touch $(RAY_STAMP)
 
-bench: $(STAMP) $(if $(filter ray,$(BACKEND)),$(RAY_STAMP))
-	$(BIN)/layerbench sweep $(CONFIG) --backend $(BACKEND) $(ARGS)
+# the grid's own `backend:` unless BACKEND=sequential|ray is given; Ray is installed when either says ray
+GRID_BACKEND = $(shell grep -Eqs '^backend:[[:space:]]*ray' $(CONFIG) && echo ray)
+bench: $(STAMP) $(if $(filter ray,$(or $(BACKEND),$(GRID_BACKEND))),$(RAY_STAMP))
+	$(BIN)/layerbench sweep $(CONFIG) $(if $(BACKEND),--backend $(BACKEND)) $(ARGS)
 
 # each method's lr per dataset on the validation split (Optuna); writes configs/tuned/<grid>.yaml
 tune: $(STAMP)

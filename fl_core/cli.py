@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import os
 import sys
@@ -80,9 +81,21 @@ def _select(grid, args):
     return cells
 
 
+def ray_installed() -> bool:
+    return importlib.util.find_spec("ray") is not None
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     overrides = {"output_dir": args.output_dir} if args.output_dir else None
     grid = load_grid(args.config, overrides)  # torch-free: a bad config fails before torch loads
+    backend = args.backend or grid.backend
+    if backend == "ray" and not ray_installed():
+        print(
+            f"error: {args.config} runs on Ray (backend: ray), which is not installed: "
+            "pip install -e '.[ray]' (make bench does it), or pass --backend sequential",
+            file=sys.stderr,
+        )
+        return 2
     from fl_core.sweep import run_sweep
 
     filtered = any(v is not None for v in (args.dataset, args.alpha, args.method, args.seed))
@@ -92,7 +105,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return 2
     progress = quiet_progress(args.no_progress)
     try:
-        report = run_sweep(grid, backend=args.backend, progress=progress, cells=cells, wait_s=args.wait)
+        report = run_sweep(grid, backend=backend, progress=progress, cells=cells, wait_s=args.wait)
     except KeyboardInterrupt:
         print(
             "\ninterrupted: finished cells are stored and the running cell kept its last checkpoint; "
@@ -181,7 +194,10 @@ def _add_sweep_parsers(sub) -> None:
         s = sub.add_parser(name, help=help_)
         s.add_argument("config")
         s.add_argument(
-            "--backend", default=os.environ.get("BACKEND", "sequential"), choices=["sequential", "ray"]
+            "--backend",
+            default=os.environ.get("BACKEND") or None,
+            choices=["sequential", "ray"],
+            help="default: the grid's `backend` (sequential unless the grid says ray)",
         )
         s.add_argument("--output-dir")
         s.add_argument("--no-progress", action="store_true")

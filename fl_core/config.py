@@ -173,6 +173,11 @@ class GridConfig(Strict):
     data: DataConfig = DataConfig()
     wandb: WandbConfig = WandbConfig()
     ray: RayConfig = RayConfig()
+    backend: Literal["sequential", "ray"] = Field(
+        "sequential",
+        description="how `layerbench sweep` runs the cells unless --backend (or BACKEND) says otherwise: "
+        "the way measured faster for this grid",
+    )
     threads_per_cell: int | None = Field(
         None,
         ge=1,

@@ -47,3 +47,44 @@ def test_tune_help_shows_the_default_lr_grid():
     from fl_core.tune_cli import DEFAULT_LRS_HELP
 
     assert ",".join(f"{x:g}" for x in DEFAULT_LRS) == DEFAULT_LRS_HELP
+
+
+def _capture_backend(monkeypatch) -> list[str]:
+    """Stand in for run_sweep: record the backend the CLI chose, run nothing."""
+    import fl_core.sweep
+
+    seen: list[str] = []
+
+    def fake(grid, backend="sequential", **kw):
+        seen.append(backend)
+        return fl_core.sweep.SweepReport(total=0, skipped_done=0)
+
+    monkeypatch.setattr(fl_core.sweep, "run_sweep", fake)
+    monkeypatch.setattr("fl_core.cli._report_after_sweep", lambda *a, **k: "-")
+    monkeypatch.delenv("BACKEND", raising=False)
+    return seen
+
+
+def test_sweep_runs_on_the_grids_backend_unless_told_otherwise(tmp_path, monkeypatch):
+    seen = _capture_backend(monkeypatch)
+    monkeypatch.setattr("fl_core.cli.ray_installed", lambda: True)
+    cfg = tmp_path / "g.yaml"
+    for grid_backend, flag, expected in [
+        (None, [], "sequential"),
+        ("ray", [], "ray"),
+        ("ray", ["--backend", "sequential"], "sequential"),
+    ]:
+        d = tiny_grid_dict(tmp_path) | ({"backend": grid_backend} if grid_backend else {})
+        cfg.write_text(yaml.safe_dump(d))
+        assert main(["sweep", str(cfg), "--no-progress", *flag]) == 0
+        assert seen.pop() == expected
+
+
+def test_a_ray_grid_without_ray_installed_is_one_clear_line(tmp_path, monkeypatch, capsys):
+    seen = _capture_backend(monkeypatch)
+    monkeypatch.setattr("fl_core.cli.ray_installed", lambda: False)
+    cfg = tmp_path / "g.yaml"
+    cfg.write_text(yaml.safe_dump(tiny_grid_dict(tmp_path) | {"backend": "ray"}))
+    assert main(["sweep", str(cfg), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "backend: ray" in err and "--backend sequential" in err and not seen
