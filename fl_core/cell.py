@@ -84,7 +84,7 @@ def execute_cell(
             cell, on_round=tracker.log if tracker else None, progress=progress, checkpoint=checkpoint
         )
     except CellNotRunnable as err:
-        result = {**base, "status": "skipped", "reason": str(err)}
+        result = {**base_result(cell), "status": "skipped", "reason": str(err)}
         if tracker:
             tracker.finish({"status": "skipped"})
         return result, {}, {}
@@ -96,6 +96,7 @@ def execute_cell(
             raise
         return result, {}, {}
     summary = headline(res.rounds, res.costs)
+    base["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")  # base_result ran when the cell started
     result = {**base, "status": res.status, "info": res.info, "summary": summary}
     if res.status == "diverged":
         result["reason"] = f"non-finite loss or weights at round {res.rounds[-1]['round']}"

@@ -134,3 +134,23 @@ def test_a_cell_that_crashes_is_recorded_and_the_sweep_goes_on(tmp_path, monkeyp
     assert "injected fault" in md
     res = json.loads((ResultStore(grid.output_dir).path(grid.cells()[1].hash()) / "result.json").read_text())
     assert res["status"] == "failed"
+
+
+def test_finished_at_is_when_the_cell_finished(monkeypatch):
+    """The result's finished_at is stamped after the run, not when the cell started."""
+    import time
+
+    from fl_core import cell as cell_mod
+
+    run, ends = cell_mod.simulator.run_cell, []
+
+    def slow_run(*a, **kw):
+        time.sleep(1.1)  # finished_at has 1 s resolution
+        out = run(*a, **kw)
+        ends.append(time.strftime("%Y-%m-%dT%H:%M:%S"))
+        return out
+
+    monkeypatch.setattr(cell_mod.simulator, "run_cell", slow_run)
+    started = time.strftime("%Y-%m-%dT%H:%M:%S")
+    result, _, _ = cell_mod.execute_cell(tiny_cell("head"), progress=False)
+    assert result["status"] == "ok" and result["finished_at"] >= ends[0] > started
