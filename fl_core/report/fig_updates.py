@@ -202,6 +202,8 @@ def depth(res: Results, styles: StyleMap, out: Path) -> list[Path]:
     written = []
     for d in res.datasets:
         here = rows[rows.dataset == d]
+        if here.empty:  # no budget-method cell of this dataset has run yet
+            continue
         labs = [lab for lab in res.labels if lab in set(here.label)]
         devices = sorted(set(here.device), key=_device_key)
         fig, axes = grid(1, len(res.alphas), 3.4, 2.6, extra_h=0.3, sharey=True)
@@ -229,8 +231,10 @@ def depth(res: Results, styles: StyleMap, out: Path) -> list[Path]:
             ax.set_xlabel("device class (budget)")
             ax.yaxis.get_major_locator().set_params(integer=True)
         axes[0, 0].set_ylabel("blocks trained (suffix depth)")
-        handles, names = axes[0, 0].get_legend_handles_labels()
-        fig.legend(handles, names, loc="outside lower center", ncol=min(5, len(names)), frameon=False)
+        entries = {n: h for ax in axes[0] for h, n in zip(*ax.get_legend_handles_labels(), strict=True)}
+        fig.legend(
+            entries.values(), entries, loc="outside lower center", ncol=min(5, len(entries)), frameon=False
+        )
         fig.suptitle(f"Suffix depth per device class (× = sits out){model_note(res)}")
         written += save(fig, out / f"depth_{slug(d)}")
     return written

@@ -124,3 +124,17 @@ def test_a_failing_panel_is_reported_and_the_rest_still_drawn(fixture_results, t
     readme, parts = write_report(res, tmp_path, title="t", header=[])
     assert parts["figures"]["partition"] == [] and parts["figures"]["acc_vs_round"]
     assert "**Could not draw this panel**: `RuntimeError: injected figure fault`" in readme.read_text()
+
+
+def test_depth_skips_a_dataset_none_of_whose_budget_cells_ran(picture_store, tmp_path):
+    """A grid in progress: a dataset without budget-method rows yet gets no depth figure, no error."""
+    from dataclasses import replace
+
+    from fl_core.report.fig_updates import depth
+    from fl_core.report.load import load_results
+    from fl_core.report.panels import style_map
+
+    res = load_results(picture_store)
+    res = replace(res, datasets=[*res.datasets, "rotten_tomatoes"])
+    written = depth(res, style_map(res), tmp_path)
+    assert sorted(p.name for p in written) == ["depth_bbc_news.pdf", "depth_bbc_news.png"]
