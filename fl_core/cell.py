@@ -76,7 +76,6 @@ def execute_cell(
 ) -> tuple[dict, dict, dict]:
     """Run one cell; never raises for a method that cannot run or a crash inside the cell
     (KeyboardInterrupt passes through: the last checkpoint stays, no result is written)."""
-    base = base_result(cell)
     if tracker:
         tracker.start(cell, cell_name(cell))
     try:
@@ -96,8 +95,7 @@ def execute_cell(
             raise
         return result, {}, {}
     summary = headline(res.rounds, res.costs)
-    base["finished_at"] = time.strftime("%Y-%m-%dT%H:%M:%S")  # base_result ran when the cell started
-    result = {**base, "status": res.status, "info": res.info, "summary": summary}
+    result = {**base_result(cell), "status": res.status, "info": res.info, "summary": summary}
     if res.status == "diverged":
         result["reason"] = f"non-finite loss or weights at round {res.rounds[-1]['round']}"
     if tracker:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
@@ -65,14 +66,16 @@ def _provenance(res: Results) -> list[str]:
             "- git revision of the runs: " + ", ".join(f"`{r}` ({n} cells)" for r, n in sorted(revs.items()))
         )
     versions: dict[str, set[str]] = {}
+    threads: Counter[int] = Counter()
     for h in done.config_hash:
-        for k, v in (res.result(h).get("versions") or {}).items():
+        result = res.result(h)
+        for k, v in (result.get("versions") or {}).items():
             versions.setdefault(k, set()).add(str(v))
-    threads = pd.Series([res.result(h).get("torch_threads") for h in done.config_hash], dtype=object).dropna()
-    if len(threads):
+        if result.get("torch_threads") is not None:
+            threads[result["torch_threads"]] += 1
+    if threads:
         lines.append(
-            "- torch threads per cell: "
-            + ", ".join(f"{t} ({n} cells)" for t, n in sorted(threads.value_counts().items()))
+            "- torch threads per cell: " + ", ".join(f"{t} ({n} cells)" for t, n in sorted(threads.items()))
         )
     if versions:
         lines.append(
