@@ -4,11 +4,13 @@ cost of a converged cell in both precisions (seconds and client FLOPs), paired c
 The bf16 side is the published reference grid (``configs/reference.yaml`` runs in bf16): its raw store,
 else its compact copy ``results/runs.csv.gz``. The fp32 side is the same cells with only
 ``fl.precision`` changed, for the methods and seeds below, run here as a resumable sweep into
-``results/reference_fp32/`` (raw runs, not committed; the paired rows are). A pair is
+``results/reference_fp32/``: its raw runs stay out of git, its compact copy ``runs.csv.gz`` is committed,
+so a fresh clone's run restores the finished fp32 cells and runs only the rest. A pair is
 (dataset, alpha, method, seed): the same partition, schedule, tuned lr and initial head. The paired
 difference bf16 - fp32 of the final test accuracy is reported with its 95 % t interval.
 
     python benchmarks/precision_parity.py             # in `make perf`; runs the missing fp32 cells first
+    python benchmarks/precision_parity.py --no-run    # after a stopped run: keep what finished, pair it
 
 Writes results/perf/perf_precision_parity.csv and the ``parity`` section of results/perf/README.md.
 """
@@ -26,9 +28,10 @@ import torch
 from perf_readme import write_section  # benchmarks/ is the script's dir
 from scipy import stats
 
-from fl_core.compact import COMPACT, materialize
+from fl_core.compact import COMPACT, materialize, write_compact
 from fl_core.config import GridConfig, RunConfig
 from fl_core.provenance import git_revision
+from fl_core.report.publish import report_dir, restore_published
 from fl_core.store import ResultStore
 from fl_core.validate import load_grid
 
@@ -64,6 +67,19 @@ def bf16_store(reference: GridConfig) -> ResultStore:
     if raw.runs.is_dir() and any(raw.runs.iterdir()) or not compact.is_file():
         return raw
     return ResultStore(materialize(compact))
+
+
+def keep_finished(grid: GridConfig, run: bool = True) -> int:
+    """Run the grid's missing cells (``run=False``: only restore those its committed compact copy holds),
+    then rewrite that copy from the raw store, so a stopped run's finished cells survive in git; returns
+    how many cells the copy holds."""
+    from fl_core.sweep import run_sweep
+
+    if run:
+        run_sweep(grid, progress=False)
+    else:
+        restore_published(grid)
+    return write_compact(grid.output_dir, [c.hash() for c in grid.cells()], report_dir(grid) / COMPACT)
 
 
 def cell_row(store: ResultStore, cell: RunConfig) -> dict | None:
@@ -115,13 +131,10 @@ def main() -> None:
     ap.add_argument("--reference", default="configs/reference.yaml")
     ap.add_argument("--no-run", action="store_true", help="pair what both stores hold; run nothing")
     args = ap.parse_args()
-    from fl_core.sweep import run_sweep
-
     t0 = time.perf_counter()
     ref = load_grid(args.reference)
     grid = fp32_grid(ref)
-    if not args.no_run:
-        run_sweep(grid, progress=False)
+    print(f"{keep_finished(grid, run=not args.no_run)} fp32 cells kept in {report_dir(grid) / COMPACT}")
     fp32, bf16 = ResultStore(grid.output_dir), bf16_store(ref)
     rows, pending = [], 0
     for c in grid.cells():

@@ -41,3 +41,23 @@ def test_fp32_cells_are_the_reference_cells_in_fp32(parity):
     for c in grid.cells():
         assert c.fl.precision == "fp32" and c.hash() not in published
         assert parity.twin(c, "bf16").hash() in published  # its pair is a published cell
+
+
+def test_finished_fp32_cells_survive_in_the_compact_copy(parity, tmp_path):
+    """A stopped parity run keeps its finished cells in git: ``--no-run`` in a fresh clone (no raw runs)
+    restores them from the committed copy and never writes a smaller one."""
+    import shutil
+
+    from fl_core.compact import COMPACT, compact_hashes
+    from fl_core.store import ResultStore
+    from fl_core.validate import parse_grid
+    from tests.conftest import tiny_grid_dict
+
+    grid = parse_grid(tiny_grid_dict(tmp_path, methods=[{"name": "head"}]), "t.yaml")
+    hashes = {c.hash() for c in grid.cells()}
+    assert parity.keep_finished(grid) == 1
+    copy = parity.report_dir(grid) / COMPACT
+    assert compact_hashes(copy) == hashes
+    shutil.rmtree(ResultStore(grid.output_dir).runs)  # a fresh clone: the committed copy only
+    assert parity.keep_finished(grid, run=False) == 1
+    assert compact_hashes(copy) == hashes and all(ResultStore(grid.output_dir).verify(h) for h in hashes)
