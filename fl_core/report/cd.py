@@ -4,8 +4,9 @@
 and the Nemenyi post-hoc critical difference, and draws the CD diagram. Blocks are the (dataset,
 alpha) cells (seed-mean of the metric); with fewer than ``MIN_BLOCKS`` cells, (dataset, alpha,
 seed) triples are the blocks instead (repeated measures on the same partitions), and the report says
-so. A method missing from any block (failed, diverged, skipped, fewer seeds) is left out
-of the ranking and named.
+so. The test needs complete blocks: while a hole is left, the method or block with the larger share
+of holes is left out (a method that never ran or never fits goes; on a grid in progress, the blocks
+not run yet go), and both are named.
 """
 
 from __future__ import annotations
@@ -25,32 +26,51 @@ log = logging.getLogger(__name__)
 MIN_BLOCKS = 5
 
 
-def rank_matrix(res: Results, metric: str = "final_accuracy") -> tuple[pd.DataFrame, str, list[str]]:
-    """(blocks × methods matrix, what a block is, methods left out)."""
+def complete_blocks(m: pd.DataFrame) -> tuple[pd.DataFrame, list[str], list[tuple]]:
+    """``m`` without holes: repeatedly leave out the method (column) or block (row) with the larger
+    share of missing values (a row on a tie); returns (matrix, methods left out, blocks left out)."""
+    methods, blocks = [], []
+    while len(m) and m.shape[1] and m.isna().any().any():
+        col, row = m.isna().mean(axis=0), m.isna().mean(axis=1)
+        if col.max() > row.max():
+            methods.append(col.idxmax())
+            m = m.drop(columns=col.idxmax())
+        else:
+            blocks.append(row.idxmax())
+            m = m.drop(index=row.idxmax())
+    return m, methods, blocks
+
+
+def rank_matrix(
+    res: Results, metric: str = "final_accuracy"
+) -> tuple[pd.DataFrame, str, list[str], list[tuple]]:
+    """(blocks × methods matrix, what a block is, methods left out, blocks left out)."""
     ok = res.cells[res.cells.status == "ok"].copy()
     ok[metric] = ok[metric].astype(float)
     by_cell = ok.groupby(["dataset", "alpha"]).ngroups >= MIN_BLOCKS
     keys = ["dataset", "alpha"] if by_cell else ["dataset", "alpha", "seed"]
     m = ok.pivot_table(index=keys, columns="label", values=metric, aggfunc="mean")
     m = m[[lab for lab in res.labels if lab in m.columns]]
-    dropped = [lab for lab in m.columns if m[lab].isna().any()]  # keeps every block (autorank needs >= 5)
-    m = m.drop(columns=dropped)
+    m, dropped, blocks = complete_blocks(m)
     what = (
         "(dataset, alpha) cells, seed-mean"
         if by_cell
         else "(dataset, alpha, seed) triples (fewer than 5 cells)"
     )
-    return m, what, dropped
+    return m, what, dropped, blocks
 
 
 def friedman_cd(res: Results, out_dir: Path, metric: str = "final_accuracy") -> list[str]:
     """Markdown lines of the ranking section; draws ``out_dir/cd_<metric>.png|pdf`` when it can."""
     from autorank import autorank, plot_stats
 
-    m, what, dropped = rank_matrix(res, metric)
+    m, what, dropped, blocks = rank_matrix(res, metric)
     lines = [f"Methods ranked by {metric} over {len(m)} blocks: {what}."]
     if dropped:
-        lines.append(f"Left out (missing in some block): {', '.join(dropped)}.")
+        lines.append(f"Methods left out (missing in some block): {', '.join(dropped)}.")
+    if blocks:
+        named = "; ".join(", ".join(map(str, b)) if isinstance(b, tuple) else str(b) for b in blocks)
+        lines.append(f"Blocks left out (some method missing, e.g. not run yet): {len(blocks)} ({named}).")
     if m.shape[1] < 3 or len(m) < MIN_BLOCKS:
         return [*lines, f"Not ranked: a Friedman test here needs >= 3 methods and >= {MIN_BLOCKS} blocks."]
     try:

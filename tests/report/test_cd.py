@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import re
 
+import pandas as pd
 import pytest
 from scipy import stats
 
-from fl_core.report.cd import friedman_cd, rank_matrix
+from fl_core.report.cd import complete_blocks, friedman_cd, rank_matrix
 
 
 def test_friedman_p_matches_scipy_and_the_diagram_is_drawn(fixture_results, tmp_path):
-    m, what, dropped = rank_matrix(fixture_results)
+    m, what, dropped, blocks = rank_matrix(fixture_results)
     assert "seed" in what and len(m) == 6  # 2 cells only: (dataset, alpha, seed) blocks
     assert {"selective", "head"} <= set(dropped) and "full" in m.columns and not m.isna().any().any()
+    assert blocks == []
     lines = friedman_cd(fixture_results, tmp_path / "figures")
     text = "\n".join(lines)
     p = float(re.search(r"Friedman test \(autorank\): p = ([0-9.e+-]+)", text).group(1))
@@ -26,3 +28,15 @@ def test_too_few_blocks_is_said_not_ranked(fixture_results, tmp_path):
     res = fixture_results.filter(alpha="0.1", label=["full", "top-2", "fedtlu"])
     lines = friedman_cd(res, tmp_path)
     assert any(x.startswith("Not ranked") for x in lines) and not list(tmp_path.glob("*.png"))
+
+
+def test_a_grid_in_progress_leaves_out_the_blocks_not_run_yet_not_the_methods():
+    """Blocks where only the first method has run (a sweep in progress) go; a method that never fits
+    goes; everything else stays."""
+    nan = float("nan")
+    rows = {(f"b{i}",): {"full": 0.9, "head": 0.8, "top-2": 0.85, "never": nan} for i in range(6)}
+    rows[("started",)] = {"full": 0.7, "head": nan, "top-2": nan, "never": nan}
+    m = pd.DataFrame.from_dict(rows, orient="index")
+    kept, methods, blocks = complete_blocks(m)
+    assert methods == ["never"] and blocks == [("started",)]
+    assert list(kept.columns) == ["full", "head", "top-2"] and len(kept) == 6 and not kept.isna().any().any()
