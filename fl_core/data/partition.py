@@ -8,6 +8,8 @@ import datasets as hfd
 import numpy as np
 from flwr_datasets.partitioner import DirichletPartitioner, IidPartitioner
 
+RESEEDS = 10  # fresh seeds tried after flwr's own 11 draws fail (see ``dirichlet``)
+
 
 class PartitionError(ValueError):
     """The requested partition cannot be built; the message says which numbers to change."""
@@ -26,28 +28,10 @@ def partition(
     ds = hfd.Dataset.from_dict({"label": labels.tolist(), "idx": np.arange(n).tolist()})
     if alpha == "iid":
         part = IidPartitioner(num_partitions=num_clients)
+        part.dataset = ds
+        out = [np.asarray(part.load_partition(i)["idx"], dtype=np.int64) for i in range(num_clients)]
     else:
-        part = DirichletPartitioner(
-            num_partitions=num_clients,
-            partition_by="label",
-            alpha=float(alpha),
-            min_partition_size=min_partition_size,
-            self_balancing=False,
-            shuffle=True,
-            seed=seed,
-        )
-    part.dataset = ds
-    try:
-        with warnings.catch_warnings():  # its retry warnings end in our one error below
-            warnings.simplefilter("ignore", UserWarning)
-            out = [np.asarray(part.load_partition(i)["idx"], dtype=np.int64) for i in range(num_clients)]
-    except ValueError as err:
-        raise PartitionError(
-            f"Dirichlet partition with alpha={alpha} over {num_clients} clients and {n} samples "
-            f"({len(np.unique(labels))} classes) could not give every client >= {min_partition_size} samples "
-            f"({err}). Raise alpha, lower fl.num_clients, or set data.min_partition_size lower "
-            f"(0 allows empty clients)."
-        ) from None
+        out = dirichlet(ds, num_clients, float(alpha), seed, min_partition_size)
     if alpha == "iid":  # IidPartitioner does not shuffle with our seed: permute deterministically
         rng = np.random.default_rng(seed)
         perm = rng.permutation(n)
@@ -57,6 +41,38 @@ def partition(
     if empty and min_partition_size > 0:
         raise PartitionError(f"clients {empty} got no samples; raise alpha or lower fl.num_clients")
     return [np.sort(p) for p in out]
+
+
+def dirichlet(
+    ds: hfd.Dataset, num_clients: int, alpha: float, seed: int, min_partition_size: int
+) -> list[np.ndarray]:
+    """flwr's Dirichlet split, seeded. flwr gives up after 11 draws that leave a client below
+    ``min_partition_size``; then up to ``RESEEDS`` more partitioners run, each seeded from
+    ``(seed, r)``, so the split stays a deterministic draw conditioned on every client having enough
+    samples (a seed that succeeds at once gives flwr's own split, unchanged)."""
+    for r in range(RESEEDS + 1):
+        part = DirichletPartitioner(
+            num_partitions=num_clients,
+            partition_by="label",
+            alpha=alpha,
+            min_partition_size=min_partition_size,
+            self_balancing=False,
+            shuffle=True,
+            seed=seed if r == 0 else int(np.random.SeedSequence([seed, r]).generate_state(1)[0]),
+        )
+        part.dataset = ds
+        try:
+            with warnings.catch_warnings():  # its retry warnings end in our one error below
+                warnings.simplefilter("ignore", UserWarning)
+                return [np.asarray(part.load_partition(i)["idx"], dtype=np.int64) for i in range(num_clients)]
+        except ValueError:
+            continue
+    raise PartitionError(
+        f"Dirichlet partition with alpha={alpha} over {num_clients} clients and {ds.num_rows} samples "
+        f"({len(ds.unique('label'))} classes) could not give every client >= {min_partition_size} samples "
+        f"in {11 * (RESEEDS + 1)} draws. Raise alpha, lower fl.num_clients, or set data.min_partition_size "
+        f"lower (0 allows empty clients)."
+    )
 
 
 def label_counts(labels: np.ndarray, parts: list[np.ndarray], num_labels: int) -> np.ndarray:
