@@ -29,14 +29,11 @@ def partition(
     if alpha == "iid":
         part = IidPartitioner(num_partitions=num_clients)
         part.dataset = ds
-        out = [np.asarray(part.load_partition(i)["idx"], dtype=np.int64) for i in range(num_clients)]
+        sizes = [len(part.load_partition(i)) for i in range(num_clients)]
+        # IidPartitioner does not shuffle with our seed: its sizes, our seeded permutation
+        out = np.split(np.random.default_rng(seed).permutation(n), np.cumsum(sizes)[:-1])
     else:
         out = dirichlet(ds, num_clients, float(alpha), seed, min_partition_size)
-    if alpha == "iid":  # IidPartitioner does not shuffle with our seed: permute deterministically
-        rng = np.random.default_rng(seed)
-        perm = rng.permutation(n)
-        sizes = [len(p) for p in out]
-        out = np.split(perm, np.cumsum(sizes)[:-1])
     empty = [i for i, p in enumerate(out) if len(p) == 0]
     if empty and min_partition_size > 0:
         raise PartitionError(f"clients {empty} got no samples; raise alpha or lower fl.num_clients")
