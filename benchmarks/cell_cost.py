@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from perf_readme import write_section  # benchmarks/ is the script's dir
+from perf_readme import section, write_section  # benchmarks/ is the script's dir
 
 import fl_core.trainer as trainer
 from fl_core.config import RunConfig
@@ -127,25 +127,21 @@ def main() -> None:
     write_section(
         OUT / "README.md",
         "cell_cost",
-        [
-            f"## cell_cost ({time.perf_counter() - t0:.0f} s)",
-            "",
+        section(
+            "cell_cost",
             f"`python benchmarks/cell_cost.py --reps {args.reps} --threads {args.threads}` (in `make perf`): "
             f"{os.cpu_count()} CPUs, torch {torch.__version__}, {args.threads} threads, one cell at a time; "
             f"git `{git_revision()}`; {time.strftime('%Y-%m-%d %H:%M')}",
-            "",
             f"One converged `full` cell of `{args.reference}` ({args.dataset}, alpha {args.alpha}, seed "
             f"{args.seed}; lr {fl.lr:g}, {fl.rounds} rounds x {fl.clients_per_round} clients x "
             f"{fl.local_steps} steps, batch {fl.batch_size} x {fl.max_len} tokens, evaluated every "
             f"{fl.eval_every} rounds): before issue 13 (fp32, per-tensor AdamW loop), fp32 (fused AdamW) "
             "and bf16 (fused AdamW, the reference grid's setting); median of the repeats, the order rotated "
             "each repeat. Client TFLOPs: analytic, the same in all three.",
-            "",
             summary.to_markdown(index=False),
-            "",
             df.to_markdown(index=False),
-            "",
-        ],
+            seconds=time.perf_counter() - t0,
+        ),
     )
     print(summary.to_string(index=False))
 

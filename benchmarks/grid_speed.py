@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from perf_readme import write_section  # benchmarks/ is the script's dir
+from perf_readme import section, write_section  # benchmarks/ is the script's dir
 from tqdm.auto import tqdm
 
 from fl_core.provenance import git_revision
@@ -80,19 +80,15 @@ def main() -> None:
     write_section(
         OUT / "README.md",
         "grid",
-        [
-            f"## grid ({time.perf_counter() - t0:.0f} s)",
-            "",
+        section(
+            "grid",
             run,
-            "",
             f"Every cell of `{args.config}` at alpha={args.alpha}, seed {args.seed}, run with `fl` {BEFORE} (before) "
             "and as configured (after), back to back. Accuracy differs where bucketing changes the batches.",
-            "",
             summary.to_markdown(index=False),
-            "",
             df.to_markdown(index=False),
-            "",
-        ],
+            seconds=time.perf_counter() - t0,
+        ),
     )
     print(summary.to_string(index=False))
 

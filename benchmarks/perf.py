@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from perf_readme import write_section  # benchmarks/ is the script's dir
+from perf_readme import section, write_section  # benchmarks/ is the script's dir
 
 from fl_core.client import local_batches, train_steps
 from fl_core.config import DataConfig, FLConfig, MethodSpec, RunConfig
@@ -264,14 +264,9 @@ def main() -> None:
         write_section(
             OUT / "README.md",
             name,
-            [
-                f"## {name} ({time.perf_counter() - t0:.0f} s)",
-                "",
-                f"`make perf`: {run}",
-                "",
-                df.to_markdown(index=False),
-                "",
-            ],
+            section(
+                name, f"`make perf`: {run}", df.to_markdown(index=False), seconds=time.perf_counter() - t0
+            ),
         )
         print(df.to_string(index=False), flush=True)
 

@@ -12,6 +12,12 @@ HEADER = [
 ]
 
 
+def section(name: str, *blocks: str, seconds: float | None = None) -> list[str]:
+    """A ``## <name>`` section (its run time in the heading when given): the blocks, blank-line separated."""
+    head = f"## {name}" + ("" if seconds is None else f" ({seconds:.0f} s)")
+    return [head, *[line for block in blocks for line in ("", block)], ""]
+
+
 def write_section(path: Path, name: str, section: list[str]) -> None:
     """Replace (or append) the ``## <name>`` section; other sections are kept."""
     lines = path.read_text().rstrip("\n").split("\n") if path.exists() else list(HEADER)

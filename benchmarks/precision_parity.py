@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from perf_readme import write_section  # benchmarks/ is the script's dir
+from perf_readme import section, write_section  # benchmarks/ is the script's dir
 from scipy import stats
 
 from fl_core.compact import COMPACT, materialize, write_compact
@@ -154,27 +154,22 @@ def main() -> None:
     write_section(
         OUT / "README.md",
         "parity",
-        [
-            f"## parity ({time.perf_counter() - t0:.0f} s)",
-            "",
+        section(
+            "parity",
             f"`python benchmarks/precision_parity.py` (in `make perf`): {os.cpu_count()} CPUs, torch "
             f"{torch.__version__}; git `{git_revision()}`; {time.strftime('%Y-%m-%d %H:%M')}",
-            "",
             f"The reference grid's converged cells (`{args.reference}`: tuned lr, {ref.fl.rounds} rounds x "
             f"{ref.fl.clients_per_round} clients x {ref.fl.local_steps} steps) of {', '.join(METHODS)}, seeds "
             f"{list(SEEDS)}, both datasets, alpha {' and '.join(map(str, ref.alphas))}: the published bf16 cell "
             f"and the same cell in fp32 ({len(df) // 2} pairs; {pending} not run yet). Final test accuracy, "
             "bf16 - fp32, paired, 95 % t interval:",
-            "",
             diff.to_markdown(index=False),
-            "",
             "Mean per precision: final accuracy, whole-cell seconds, client training seconds, client "
             "training TFLOPs (analytic, the same in both); cell_speedup = fp32 / bf16 cell seconds. The "
             "full row is the cost of one converged `full` cell before (fp32) and after (bf16) issue 13:",
-            "",
             cost.reset_index().to_markdown(index=False),
-            "",
-        ],
+            seconds=time.perf_counter() - t0,
+        ),
     )
     print(diff.to_string(index=False), cost.to_string(), sep="\n")
 

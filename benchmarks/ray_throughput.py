@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from perf_readme import write_section  # benchmarks/ is the script's dir
+from perf_readme import section, write_section  # benchmarks/ is the script's dir
 
 from fl_core.config import GridConfig
 from fl_core.provenance import git_revision
@@ -97,22 +97,17 @@ def main() -> None:
     write_section(
         OUT / "README.md",
         "ray",
-        [
-            "## ray",
-            "",
+        section(
+            "ray",
             f"`python benchmarks/ray_throughput.py` (in `make perf`): {os.cpu_count()} CPUs, torch "
             f"{torch.__version__}, precision {ref.fl.precision}; git `{git_revision()}`; "
             f"{time.strftime('%Y-%m-%d %H:%M')}",
-            "",
             f"{n} cells of `{args.reference}` ({args.dataset}, alpha {ref.alphas[-1]}, seed {ref.seeds[0]}: "
             f"{', '.join(METHODS)}), each way {args.reps}x, alternating who goes first:",
-            "",
             df.to_markdown(index=False),
-            "",
             f"Ray (one 1-thread cell per core) / sequential (one {os.cpu_count()}-thread cell) throughput: "
             f"**{ratio:.2f}x**; the faster way is the one the README recommends for this grid.",
-            "",
-        ],
+        ),
     )
     print(df.to_string(index=False), f"ray/sequential throughput {ratio:.2f}x", sep="\n")
 

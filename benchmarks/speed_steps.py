@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from perf_readme import write_section  # benchmarks/ is the script's dir
+from perf_readme import section, write_section  # benchmarks/ is the script's dir
 
 from fl_core.client import local_batches, make_optimizer, run_client, train_steps
 from fl_core.config import DataConfig, FLConfig, MethodSpec, RunConfig
@@ -371,16 +371,13 @@ def main() -> None:
     write_section(
         OUT / "README.md",
         "steps",
-        [
-            f"## steps ({time.perf_counter() - t0:.0f} s)",
-            "",
+        section(
+            "steps",
             run,
-            "",
             "Each speed step, before vs after, interleaved in this run (median of `reps`); speedup = before_s / after_s.",
-            "",
             df.to_markdown(index=False),
-            "",
-        ],
+            seconds=time.perf_counter() - t0,
+        ),
     )
 
 
