@@ -348,6 +348,21 @@ STEPS: dict[str, Callable[[int], list[dict]]] = {
 }
 
 
+def merge_rows(new: pd.DataFrame, only: list[str] | None, previous: Path) -> pd.DataFrame:
+    """``--only``: the rerun steps replace their rows of the previous table, the other rows are kept (each
+    row's ``measured`` says when and at which revision it was timed); a full run writes just its own rows."""
+    if not only or not previous.is_file():
+        return new
+    old = pd.read_csv(previous, keep_default_na=False)
+    if "measured" not in old:
+        old["measured"] = "earlier run"
+    order = {name: i for i, name in enumerate(STEPS)}
+    key = lambda step: order.get(step, order.get(step.split("_")[0], len(order)))  # noqa: E731  eval_*: eval
+    old = old[[key(step) not in {order[n] for n in only} for step in old.step]]
+    merged = pd.concat([old, new], ignore_index=True)
+    return merged.sort_values("step", key=lambda col: col.map(key), kind="stable").reset_index(drop=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=3)
@@ -361,12 +376,15 @@ def main() -> None:
             continue
         rows += fn(args.reps)
         print(pd.DataFrame(rows[-1:]).to_string(index=False), flush=True)
-    df = pd.DataFrame(rows)
+    stamp = f"{time.strftime('%Y-%m-%d')} {git_revision()[:8]}"
+    df = merge_rows(pd.DataFrame(rows).assign(measured=stamp), args.only, OUT / "perf_steps.csv")
     df.to_csv(OUT / "perf_steps.csv", index=False)
+    only = f" --only {' '.join(args.only)}" if args.only else ""
     run = (
-        f"`python benchmarks/speed_steps.py --reps {args.reps}` (in `make perf`): {os.cpu_count()} CPUs, "
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads; git `{git_revision()}`; "
-        f"{time.strftime('%Y-%m-%d %H:%M')}"
+        f"`python benchmarks/speed_steps.py --reps {args.reps}{only}` (in `make perf` without `--only`): "
+        f"{os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads; git "
+        f"`{git_revision()}`; {time.strftime('%Y-%m-%d %H:%M')}"
+        + ("; the other rows are kept from the runs their `measured` names" if only else "")
     )
     write_section(
         OUT / "README.md",
@@ -374,7 +392,7 @@ def main() -> None:
         section(
             "steps",
             run,
-            "Each speed step, before vs after, interleaved in this run (median of `reps`); speedup = before_s / after_s.",
+            "Each speed step, before vs after, interleaved in one run (median of `reps`); speedup = before_s / after_s.",
             df.to_markdown(index=False),
             seconds=time.perf_counter() - t0,
         ),
