@@ -21,6 +21,8 @@ def section(name: str, *blocks: str, seconds: float | None = None) -> list[str]:
 def write_section(path: Path, name: str, section: list[str]) -> None:
     """Replace (or append) the ``## <name>`` section; other sections are kept."""
     lines = path.read_text().rstrip("\n").split("\n") if path.exists() else list(HEADER)
+    while section and not section[-1]:  # one blank line between sections, however the section ends
+        section = section[:-1]
     is_head = lambda ln: ln == f"## {name}" or ln.startswith(f"## {name} ")  # noqa: E731
     start = next((i for i, ln in enumerate(lines) if is_head(ln)), None)
     if start is None:

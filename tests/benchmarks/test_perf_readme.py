@@ -39,3 +39,11 @@ def test_speed_steps_only_replaces_its_rows(tmp_path: Path, load_bench) -> None:
     assert list(merged.speedup) == [9, 5, 6, 7, 2, 3]
     assert list(merged.measured) == ["earlier run", "today", "today", "today", "earlier run", "earlier run"]
     assert steps.merge_rows(new, None, previous).equals(new)  # a full run keeps only its own rows
+
+
+def test_one_blank_line_between_sections(tmp_path: Path, load_bench) -> None:
+    perf_readme = load_bench("perf_readme")
+    readme = tmp_path / "README.md"
+    for name in ("a", "b", "a"):
+        perf_readme.write_section(readme, name, perf_readme.section(name, "run", "table"))
+    assert "\n\n\n" not in readme.read_text()
