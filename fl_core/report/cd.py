@@ -55,7 +55,8 @@ def rank_matrix(
     what = (
         "(dataset, alpha) cells, seed-mean"
         if by_cell
-        else "(dataset, alpha, seed) triples (fewer than 5 cells)"
+        else f"(dataset, alpha, seed) triples, as the grid has fewer than {MIN_BLOCKS} (dataset, alpha) cells; "
+        "seeds of one cell share their data, so these blocks are not independent and the CD is optimistic"
     )
     return m, what, dropped, blocks
 
