@@ -76,7 +76,7 @@ def keep_finished(grid: GridConfig, run: bool = True) -> int:
     from fl_core.sweep import run_sweep
 
     if run:
-        run_sweep(grid, progress=False)
+        run_sweep(grid, backend=grid.backend, progress=False)  # the reference grid's: Ray, 1 thread per cell
     else:
         restore_published(grid)
     return write_compact(grid.output_dir, [c.hash() for c in grid.cells()], report_dir(grid) / COMPACT)

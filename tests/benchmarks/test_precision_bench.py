@@ -37,6 +37,10 @@ def test_fp32_cells_are_the_reference_cells_in_fp32(parity):
     grid = parity.fp32_grid(ref)
     assert {m.display for m in grid.methods} == set(parity.METHODS) and grid.seeds == list(parity.SEEDS)
     assert grid.output_dir != ref.output_dir
+    assert (grid.backend, grid.threads_per_cell) == (
+        ref.backend,
+        ref.threads_per_cell,
+    )  # as the bf16 side ran
     published = {c.hash() for c in ref.cells()}
     for c in grid.cells():
         assert c.fl.precision == "fp32" and c.hash() not in published
@@ -61,3 +65,16 @@ def test_finished_fp32_cells_survive_in_the_compact_copy(parity, tmp_path):
     shutil.rmtree(ResultStore(grid.output_dir).runs)  # a fresh clone: the committed copy only
     assert parity.keep_finished(grid, run=False) == 1
     assert compact_hashes(copy) == hashes and all(ResultStore(grid.output_dir).verify(h) for h in hashes)
+
+
+def test_the_fp32_sweep_runs_on_the_grids_backend(parity, tmp_path, monkeypatch):
+    """The fp32 twins run the way the published bf16 cells ran (Ray for the reference grid), not one by one."""
+    import fl_core.sweep
+    from fl_core.validate import parse_grid
+    from tests.conftest import tiny_grid_dict
+
+    seen = []
+    monkeypatch.setattr(fl_core.sweep, "run_sweep", lambda grid, backend, progress: seen.append(backend))
+    grid = parse_grid({**tiny_grid_dict(tmp_path), "backend": "ray"}, "t.yaml")
+    parity.keep_finished(grid)
+    assert seen == ["ray"]
