@@ -64,6 +64,27 @@ def draw_curves(trials: pd.DataFrame, chosen: dict[str, float], dataset: str, ou
     return paths
 
 
+def unfinished_edges(doc: dict, trials: pd.DataFrame) -> list[str]:
+    """A bullet per (dataset, method) whose chosen lr sits on an edge of the lrs tried while the tuner's
+    own rule (``fl_core.tune.extension``, ``max_extend`` steps past an edge) still has a step to try."""
+    from fl_core.tune import TuneSpec, extension
+
+    spec = TuneSpec(alpha=doc["alpha"], seed=doc["seed"], lrs=doc["lrs"], max_extend=doc.get("max_extend", 0))
+    out = []
+    for d, per in doc["chosen"].items():
+        for m, lr in per.items():
+            t = trials[(trials.dataset == d) & (trials.method == m)]
+            rows = [(r.lr, r.state, None if r.value != r.value else r.value) for r in t.itertuples()]
+            nxt = extension(rows, spec)
+            if nxt is not None:
+                out.append(
+                    f"- **{d}/{m}: tuning unfinished.** The chosen lr {lr:g} is on the edge of the lrs tried, "
+                    f"and the next step past it ({nxt:g}) was never tried: the record predates the rule or "
+                    "its run stopped. `make tune` tries it; the cells rerun if the choice changes."
+                )
+    return [*out, ""] if out else []
+
+
 def tuning_section(tuned: str | Path | None, out: Path, grid_wall_s: float) -> list[str]:
     """README lines (and ``out/tuning/`` files) for the grid's tuning record, or why there is none."""
     lines = ["## Learning rates (tuned on the validation split)", ""]
@@ -97,6 +118,7 @@ def tuning_section(tuned: str | Path | None, out: Path, grid_wall_s: float) -> l
             ]
             lines.append(f"| {d} | {m} | {lr:g} | {', '.join(objs)} |")
     lines.append("")
+    lines += unfinished_edges(doc, trials)
     for d in doc["chosen"]:
         pngs = [p for p in draw_curves(trials, doc["chosen"][d], d, out / "tuning") if p.suffix == ".png"]
         lines += [f"![tuning_{d}](tuning/{p.name})" for p in pngs] + [""]

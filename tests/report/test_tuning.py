@@ -8,7 +8,7 @@ import yaml
 from fl_core.report.tuning import tuning_section
 
 
-def _record(tmp_path):
+def _record(tmp_path, **extra):
     path = tmp_path / "tuned" / "g.yaml"
     path.parent.mkdir()
     doc = {
@@ -19,6 +19,7 @@ def _record(tmp_path):
         "objective": "last two",
         "notes": ["bbc_news/lora-0.5: no trial could run; keeps fl.lr = 0.0001"],
         "chosen": {"bbc_news": {"full": 1e-4, "head": 1e-3}},
+        **extra,
     }
     path.write_text(yaml.safe_dump(doc))
     rows = [
@@ -48,3 +49,14 @@ def test_without_a_record_the_section_says_why(tmp_path):
     assert "every method uses `fl.lr`" in "\n".join(tuning_section(None, tmp_path, 1.0))
     missing = "\n".join(tuning_section(tmp_path / "nope.yaml", tmp_path, 1.0))
     assert "is missing: run `make tune` first" in missing
+
+
+def test_a_choice_on_an_edge_the_rule_would_still_extend_is_flagged(tmp_path):
+    """Both choices sit on an edge (full on the lowest lr, head on the highest): with ``max_extend`` 1 the
+    tuner would try 3e-05 and 0.003 next, so the report says the tuning is unfinished; without it, not."""
+    text = "\n".join(tuning_section(_record(tmp_path, max_extend=1), tmp_path / "out", 1.0))
+    assert "bbc_news/full: tuning unfinished" in text and "(3e-05) was never tried" in text
+    assert "bbc_news/head: tuning unfinished" in text and "(0.003) was never tried" in text
+    fresh = tmp_path / "again"
+    fresh.mkdir()
+    assert "unfinished" not in "\n".join(tuning_section(_record(fresh), fresh / "out", 1.0))
