@@ -156,10 +156,12 @@ def extension(trials: list[tuple[float, str, float | None]], spec: TuneSpec) -> 
 
 
 def _trials(study: optuna.Study) -> list[tuple[float, str, float | None]]:
+    """(lr, state, value) of the trials that ran: a killed one (failed with no reason) was not tried."""
     return [
         (t.params["lr"], t.state.name.lower(), t.value)
         for t in study.get_trials(deepcopy=False)
         if "lr" in t.params
+        and not (t.state == optuna.trial.TrialState.FAIL and not t.user_attrs.get("reason"))
     ]
 
 

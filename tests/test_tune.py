@@ -148,3 +148,30 @@ def test_tune_grows_the_grid_past_the_edge_holding_the_best(tmp_path, monkeypatc
     trials = pd.read_csv(out.with_name("t_trials.csv"))
     assert sorted(trials.lr) == pytest.approx([1e-4, 1e-3, 3e-3, 1e-2, 3e-2])
     assert yaml.safe_load(out.read_text())["chosen"]["bbc_news"]["full"] == pytest.approx(3e-2)
+
+
+def test_a_killed_extension_trial_is_tried_again_on_resume(tmp_path, monkeypatch):
+    """The run is killed inside the first step past the edge (1e-2): on resume that step is not counted
+    as tried, so the study still grows to 3e-2 and chooses it (it used to stop at 3e-3)."""
+    killed = []
+
+    def fake_run_cell(cell, on_round=None, progress=False, **k):
+        if cell.fl.lr == pytest.approx(1e-2) and not killed:
+            killed.append(cell.fl.lr)
+            raise KeyboardInterrupt
+        acc = min(cell.fl.lr, 3e-2) * 10
+        for r in range(cell.fl.rounds):
+            on_round({"round": r, "accuracy": acc})
+        return sim.CellResult("ok", [], [], [], {})
+
+    monkeypatch.setattr(sim, "run_cell", fake_run_cell)
+    grid = _grid(tmp_path, methods=[{"name": "full"}])
+    spec = TuneSpec(alpha=0.5, seed=0, lrs=(1e-4, 1e-3, 3e-3), warmup_evals=0, max_extend=2)
+    kw = dict(storage=f"sqlite:///{tmp_path}/t.db")
+    with pytest.raises(KeyboardInterrupt):
+        run_tune(grid, "t.yaml", spec, tmp_path / "t.yaml", **kw)
+    out = run_tune(grid, "t.yaml", spec, tmp_path / "t.yaml", **kw)
+    assert killed and yaml.safe_load(out.read_text())["chosen"]["bbc_news"]["full"] == pytest.approx(3e-2)
+    assert sorted(pd.read_csv(out.with_name("t_trials.csv")).lr) == pytest.approx(
+        [1e-4, 1e-3, 3e-3, 1e-2, 3e-2]
+    )
