@@ -6,6 +6,10 @@ when the grid has ``centralized`` (the equal-compute upper bound), reach ``TARGE
 that fails is flagged in the table, never published silently; the gap to ``centralized`` is stated
 for every (dataset, alpha). Under stronger label skew a gap is what FedAvg pays for the skew, not a
 sign of too few steps, so there it is stated, not flagged.
+
+Any method whose seed-mean final accuracy is less than ``LEARNED_PP`` above the seed-mean accuracy of
+its untrained model (round 0 of the curves: the pretrained body with its fresh head) is flagged
+BARELY TRAINED, so a row that is mostly its initial head is never read as a trained result.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from fl_core.report.load import Results
 
 PLATEAU_PP = 1.0
 TARGET = 0.95
+LEARNED_PP = 5.0
 
 
 def mean_curve(res: Results, rows: pd.DataFrame) -> pd.Series:
@@ -65,6 +70,24 @@ def check(res: Results, d: str, a: str) -> tuple[str, str]:
     return ("NOT CONVERGED: " + "; ".join(flags)) if flags else "", line
 
 
+def gain_over_untrained(res: Results, rows: pd.DataFrame) -> float:
+    """Mean over the ok cells that evaluated before training (round -1) of final minus that accuracy, in pp."""
+    gains = []
+    for h in rows[rows.status == "ok"].config_hash:
+        r = res.table(h, "rounds")
+        r = r.dropna(subset=["accuracy"]).sort_values("round") if "accuracy" in r else r
+        if len(r) >= 2 and r["round"].iloc[0] == -1:
+            gains.append(float(r.accuracy.iloc[-1] - r.accuracy.iloc[0]))
+    return 100 * float(np.mean(gains)) if gains else math.nan
+
+
+def _add_flag(table, d: str, a: str, column: str, value: str, flag: str) -> None:
+    """Prefix ``flag`` to the notes of the rows of (``d``, ``a``) whose ``table.data[column]`` is ``value``."""
+    for frame in (table.data, table.display):
+        idx = frame.index[(frame.dataset == d) & (frame.alpha == a) & (table.data[column] == value)]
+        frame.loc[idx, "notes"] = [flag + ("; " + n if n else "") for n in frame.loc[idx, "notes"]]
+
+
 def annotate(table, res: Results):
     """Flag ``full``'s rows and add the centralized-gap line per (dataset, alpha) to the accuracy table."""
     groups = [] if table.data.empty else table.data.groupby(["dataset", "alpha"], sort=False).groups
@@ -73,12 +96,20 @@ def annotate(table, res: Results):
         if line:
             table.group_notes[(d, a)] = line
         if flag:
-            for frame in (table.data, table.display):
-                idx = frame.index[(frame.dataset == d) & (frame.alpha == a) & (table.data.method == "full")]
-                frame.loc[idx, "notes"] = [flag + ("; " + n if n else "") for n in frame.loc[idx, "notes"]]
+            _add_flag(table, d, a, "method", "full", flag)
+        cells = res.cells[(res.cells.dataset == d) & (res.cells.alpha == a)]
+        for lab, rows in cells.groupby("label", sort=False):
+            gain = gain_over_untrained(res, rows)
+            if gain < LEARNED_PP:
+                note = f"BARELY TRAINED: {gain:+.1f} pp over its untrained model (round 0)"
+                _add_flag(table, d, a, "label", lab, note)
     table.legend.append(
         f"NOT CONVERGED (full's notes): full's seed-mean accuracy changed by > {PLATEAU_PP:g} pp between its last two "
         f"evaluations, or, at the least skewed alpha, it is below {100 * TARGET:g}% of centralized (one client, all "
         "data, the same optimizer steps); at stronger skew the gap to centralized is stated above the group"
+    )
+    table.legend.append(
+        f"BARELY TRAINED (notes): the method's seed-mean final accuracy is less than {LEARNED_PP:g} pp above the "
+        "seed-mean accuracy of its untrained model (round 0 of the curves: the pretrained body, its fresh head)"
     )
     return table

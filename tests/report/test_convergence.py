@@ -46,3 +46,21 @@ def test_a_curve_still_moving_is_flagged(res, monkeypatch):
     # the fixture curve's last step is 1% of the final accuracy: 0.9 pp at alpha 1.0
     monkeypatch.setattr(conv, "PLATEAU_PP", 0.5)
     assert "last two evaluations differ by 0.9 pp" in _full_notes(accuracy_table(res), "1.0")
+
+
+def test_a_method_that_barely_moved_from_its_untrained_model_is_flagged(make_store_module, tmp_path):
+    """``head`` ends at alpha 0.1 only 3 pp above the untrained model (0.21 before round 0): flagged there,
+    not at alpha 1.0; a cell group without a round-0 evaluation (seed 2 only) is not judged."""
+    m = make_store_module
+    methods = [
+        ("full", "full", {}, (0.80, 0.90), list(range(6)), 22_000_000, 1.0, m.SEEDS),
+        ("head", "head", {}, (0.24, 0.90), [], 4_000, 0.0, [0, 1]),
+        ("top-2", "top_k", {"k": 2}, (0.22, 0.90), [4, 5], 8_000_000, 0.3, [2]),
+    ]
+    t = accuracy_table(load_results(m.make_store(tmp_path, methods=methods)))
+    d = t.display
+    notes = {(r.method, r.alpha): r.notes for r in d.itertuples()}
+    assert notes[("head", "0.1")].startswith("BARELY TRAINED: +")
+    assert "BARELY TRAINED" not in notes[("head", "1.0")] and "BARELY TRAINED" not in notes[("full", "0.1")]
+    assert "BARELY TRAINED" not in notes[("top-2", "0.1")]  # no round -1 to compare with
+    assert any(line.startswith("BARELY TRAINED (notes)") for line in t.legend)
