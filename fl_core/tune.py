@@ -155,13 +155,17 @@ def extension(trials: list[tuple[float, str, float | None]], spec: TuneSpec) -> 
     return None if past >= spec.max_extend else next_lr(tried, up)
 
 
+def was_killed(t: optuna.trial.FrozenTrial) -> bool:
+    """A trial a stopped run left behind (failed with no reason): not tried, re-run on resume."""
+    return t.state == optuna.trial.TrialState.FAIL and not t.user_attrs.get("reason")
+
+
 def _trials(study: optuna.Study) -> list[tuple[float, str, float | None]]:
-    """(lr, state, value) of the trials that ran: a killed one (failed with no reason) was not tried."""
+    """(lr, state, value) of the trials that ran (killed ones were not tried)."""
     return [
         (t.params["lr"], t.state.name.lower(), t.value)
         for t in study.get_trials(deepcopy=False)
-        if "lr" in t.params
-        and not (t.state == optuna.trial.TrialState.FAIL and not t.user_attrs.get("reason"))
+        if "lr" in t.params and not was_killed(t)
     ]
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 import yaml
 
 from fl_core.config import ConfigError, GridConfig
-from fl_core.tune import TuneSpec, best_lr, extension, study_key, tune_one
+from fl_core.tune import TuneSpec, best_lr, extension, study_key, tune_one, was_killed
 
 
 def trial_rows(
@@ -24,8 +24,8 @@ def trial_rows(
 ) -> list[dict]:
     rows = []
     for t in study.get_trials(deepcopy=False):
-        if t.state == optuna.trial.TrialState.FAIL and not t.user_attrs.get("reason"):
-            continue  # a killed run, re-run on resume
+        if was_killed(t):
+            continue
         curve = t.user_attrs.get("curve", [])
         rows.append(
             {
@@ -47,7 +47,7 @@ def trial_rows(
     return rows
 
 
-def _as_trials(rows: list[dict]) -> list[tuple[float, str, float | None]]:
+def as_trials(rows: list[dict]) -> list[tuple[float, str, float | None]]:
     """(lr, state, value) of a record's trial rows, as :func:`fl_core.tune.extension` reads them."""
     return [(float(r["lr"]), r["state"], None if r["value"] != r["value"] else r["value"]) for r in rows]
 
@@ -147,12 +147,12 @@ def run_tune(
         wanted = (not datasets or d in datasets) and (
             not methods or m.display in methods or m.name in methods
         )
-        done = (d, m.display) in rec.chosen and extension(_as_trials(rec.rows[(d, m.display)]), spec) is None
+        done = (d, m.display) in rec.chosen and extension(as_trials(rec.rows[(d, m.display)]), spec) is None
         if not wanted or done:
             continue
         study = tune_one(grid, storage, d, m, spec)
         rec.rows[(d, m.display)] = trial_rows(grid, d, m.display, spec, study, keys[(d, m.display)])
-        lr = best_lr(_as_trials(rec.rows[(d, m.display)]))
+        lr = best_lr(as_trials(rec.rows[(d, m.display)]))
         if lr is None:
             rec.notes.append(f"{d}/{m.display}: no trial could run; keeps fl.lr = {grid.fl.lr:g}")
             lr = grid.fl.lr

@@ -131,17 +131,28 @@ def test_extension_only_past_an_edge_that_holds_the_best_and_at_most_max_extend(
     assert extension([(1e-4, "pruned", 0.1), (1e-3, "fail", None)], spec) is None  # nothing completed
 
 
-def test_tune_grows_the_grid_past_the_edge_holding_the_best(tmp_path, monkeypatch):
-    """A stand-in cell whose validation accuracy rises with lr up to 3e-2: the study tries the grid,
-    then 1e-2 and 3e-2 (two steps), and chooses 3e-2; the committed record says so."""
+def _rising_cell(kill_at: float | None = None):
+    """A stand-in ``run_cell`` whose validation accuracy rises with lr up to 3e-2; the first cell at
+    ``kill_at`` is killed (KeyboardInterrupt) as a stopped run would be."""
+    killed = []
 
-    def fake_run_cell(cell, on_round=None, progress=False, **k):
+    def run_cell(cell, on_round=None, progress=False, **k):
+        if kill_at is not None and cell.fl.lr == pytest.approx(kill_at) and not killed:
+            killed.append(cell.fl.lr)
+            raise KeyboardInterrupt
         acc = min(cell.fl.lr, 3e-2) * 10
         for r in range(cell.fl.rounds):
             on_round({"round": r, "accuracy": acc})
         return sim.CellResult("ok", [], [], [], {})
 
-    monkeypatch.setattr(sim, "run_cell", fake_run_cell)
+    run_cell.killed = killed
+    return run_cell
+
+
+def test_tune_grows_the_grid_past_the_edge_holding_the_best(tmp_path, monkeypatch):
+    """A stand-in cell whose validation accuracy rises with lr up to 3e-2: the study tries the grid,
+    then 1e-2 and 3e-2 (two steps), and chooses 3e-2; the committed record says so."""
+    monkeypatch.setattr(sim, "run_cell", _rising_cell())
     grid = _grid(tmp_path, methods=[{"name": "full"}])
     spec = TuneSpec(alpha=0.5, seed=0, lrs=(1e-4, 1e-3, 3e-3), warmup_evals=0, max_extend=2)
     out = run_tune(grid, "t.yaml", spec, tmp_path / "t.yaml", storage=f"sqlite:///{tmp_path}/t.db")
@@ -153,17 +164,8 @@ def test_tune_grows_the_grid_past_the_edge_holding_the_best(tmp_path, monkeypatc
 def test_a_killed_extension_trial_is_tried_again_on_resume(tmp_path, monkeypatch):
     """The run is killed inside the first step past the edge (1e-2): on resume that step is not counted
     as tried, so the study still grows to 3e-2 and chooses it (it used to stop at 3e-3)."""
-    killed = []
-
-    def fake_run_cell(cell, on_round=None, progress=False, **k):
-        if cell.fl.lr == pytest.approx(1e-2) and not killed:
-            killed.append(cell.fl.lr)
-            raise KeyboardInterrupt
-        acc = min(cell.fl.lr, 3e-2) * 10
-        for r in range(cell.fl.rounds):
-            on_round({"round": r, "accuracy": acc})
-        return sim.CellResult("ok", [], [], [], {})
-
+    fake_run_cell = _rising_cell(kill_at=1e-2)
+    killed = fake_run_cell.killed
     monkeypatch.setattr(sim, "run_cell", fake_run_cell)
     grid = _grid(tmp_path, methods=[{"name": "full"}])
     spec = TuneSpec(alpha=0.5, seed=0, lrs=(1e-4, 1e-3, 3e-3), warmup_evals=0, max_extend=2)

@@ -68,14 +68,14 @@ def unfinished_edges(doc: dict, trials: pd.DataFrame) -> list[str]:
     """A bullet per (dataset, method) whose chosen lr sits on an edge of the lrs tried while the tuner's
     own rule (``fl_core.tune.extension``, ``max_extend`` steps past an edge) still has a step to try."""
     from fl_core.tune import TuneSpec, extension
+    from fl_core.tune_record import as_trials
 
     spec = TuneSpec(alpha=doc["alpha"], seed=doc["seed"], lrs=doc["lrs"], max_extend=doc.get("max_extend", 0))
     out = []
     for d, per in doc["chosen"].items():
         for m, lr in per.items():
             t = trials[(trials.dataset == d) & (trials.method == m)]
-            rows = [(r.lr, r.state, None if r.value != r.value else r.value) for r in t.itertuples()]
-            nxt = extension(rows, spec)
+            nxt = extension(as_trials(t.to_dict("records")), spec)
             if nxt is not None:
                 out.append(
                     f"- **{d}/{m}: tuning unfinished.** The chosen lr {lr:g} is on the edge of the lrs tried, "
