@@ -4,11 +4,15 @@
 2. steps: one training step (MiniLM-L6, batch 16 x 32 tokens, AdamW, the simulator's
    ``train_steps``) for full, top-2, head and LoRA-r8, fp32 and bf16 interleaved; achieved GFLOP/s
    from the analytic step FLOPs, as a fraction of the same run's peak in that precision.
-3. compile: ``torch.compile`` (inductor) of every block, full fp32/bf16: compile seconds and step
+   Both at 1 thread (one cell per core, the reference grid's Ray setting) and 2 threads (one cell).
+3. where the time goes: the full step under ``torch.profiler`` per precision, split into matmuls,
+   casts, dropout's random masks and the rest, and the step speed-up bf16 could reach if only the
+   matmuls sped up by the measured peak ratio (Amdahl's law): why the step gains less than the peak.
+4. compile: ``torch.compile`` (inductor) of every block, full fp32/bf16: compile seconds and step
    time, and whether it pays over the training steps of one converged cell (``--cell-steps``).
 
-Writes results/perf/perf_precision.csv, perf_compile.csv and the ``precision`` section of
-results/perf/README.md.
+Writes results/perf/perf_precision.csv, perf_precision_breakdown.csv, perf_compile.csv and the
+``precision`` section of results/perf/README.md.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from perf_readme import write_section  # benchmarks/ is the script's dir
+from perf_readme import section, write_section  # benchmarks/ is the script's dir
 
 from fl_core.client import train_steps
 from fl_core.config import DataConfig, FLConfig, MethodSpec, RunConfig
@@ -124,6 +128,57 @@ def bench_steps(reps: int, peak: dict[str, float], n_batches: int = 4) -> pd.Dat
     return pd.DataFrame(rows)
 
 
+MATMUL_OPS = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"}
+COPY_OPS = {"aten::copy_", "aten::_to_copy"}  # autocast's casts are copies
+
+
+def op_category(op: str) -> str:
+    """Which part of the step a profiled ATen op's self time belongs to."""
+    if op in MATMUL_OPS or op.startswith("aten::_scaled_dot_product"):
+        return "matmul"
+    if op in COPY_OPS:
+        return "copy"
+    return "dropout_rng" if op == "aten::bernoulli_" else "other"
+
+
+def profiled_step(ctx, method, plan: TrainPlan, batches, precision: str) -> dict[str, float]:
+    """Seconds per step in each ``op_category`` (profiler self time), the model restored afterwards."""
+    from torch.profiler import ProfilerActivity, profile
+
+    _set_precision(ctx, precision)
+    names = ctx.trainable_names(plan)
+    snapshot = ctx.model.state(names)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        train_steps(ctx, method, 0, plan, batches, names)
+    ctx.model.load(snapshot)
+    out = dict.fromkeys(("matmul", "copy", "dropout_rng", "other"), 0.0)
+    for ev in prof.key_averages():
+        out[op_category(ev.key)] += ev.self_cpu_time_total / 1e6 / len(batches)
+    return out
+
+
+def time_breakdown(threads: int, n_batches: int = 4) -> pd.DataFrame:
+    """The full step's time by op category per precision, and the bf16 speed-up of the matmuls and of the step."""
+    ctx, m = _ctx("full")
+    plan = TrainPlan.of(range(ctx.model.num_blocks))
+    batches = [b for b in ctx.client_batches(0, 0) if len(b) == 16][:n_batches]
+    parts = {}
+    for p in ("fp32", "bf16", "fp32", "bf16"):  # the first of each is a warm-up
+        step_time(ctx, m, plan, batches[:1], p)
+        parts[p] = profiled_step(ctx, m, plan, batches, p)
+    rows = [
+        {"threads": threads, "precision": p, **{k: round(v, 4) for k, v in d.items()}}
+        for p, d in parts.items()
+    ]
+    df = pd.DataFrame(rows)
+    df["step_s"] = df[["matmul", "copy", "dropout_rng", "other"]].sum(axis=1).round(4)
+    f32, b16 = parts["fp32"], parts["bf16"]
+    df["matmul_share"] = (df["matmul"] / df["step_s"]).round(2)
+    df["matmul_speedup"] = [1.0, round(f32["matmul"] / b16["matmul"], 2)]
+    df["step_speedup"] = [1.0, round(sum(f32.values()) / sum(b16.values()), 2)]
+    return df
+
+
 def bench_compile(reps: int, cell_steps: int, n_batches: int = 4) -> pd.DataFrame:
     """Eager vs inductor-compiled blocks for the full step; compile time is the first call's excess."""
     ctx, m = _ctx("full")
@@ -162,54 +217,67 @@ def bench_compile(reps: int, cell_steps: int, n_batches: int = 4) -> pd.DataFram
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--cell-steps", type=int, default=300, help="training steps of one converged cell")
+    ap.add_argument("--cell-steps", type=int, default=600, help="training steps of one converged cell")
     ap.add_argument("--no-compile", action="store_true")
-    ap.add_argument("--threads", type=int, help="torch threads (1 on a shared, oversubscribed machine)")
+    ap.add_argument(
+        "--threads", default="1,2", help="torch thread counts, comma-separated (1: a cell per core on Ray)"
+    )
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    threads = [int(t) for t in args.threads.split(",")]
     OUT.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     load = os.getloadavg()[
         0
     ]  # other jobs on the cores make absolute times noisy (the ratios are interleaved)
-    peak = matmul_peak(args.reps)
-    steps = bench_steps(args.reps, peak)
-    peak_after = matmul_peak(args.reps)  # again after the steps: the spread shows the host's drift
+    steps, peaks, parts = [], [], []
+    for t in threads:
+        torch.set_num_threads(t)
+        peak = matmul_peak(args.reps)
+        steps.append(bench_steps(args.reps, peak).assign(threads=t))
+        peak_after = matmul_peak(args.reps)  # again after the steps: the spread shows the host's drift
+        peaks.append(
+            f"{t} thread(s): "
+            + ", ".join(f"{p} {peak[p]:.0f} / {peak_after[p]:.0f} GFLOP/s" for p in peak)
+            + f" (bf16/fp32 {peak['bf16'] / peak['fp32']:.2f}x)"
+        )
+        parts.append(time_breakdown(t))
+    steps = pd.concat(steps, ignore_index=True)
+    steps = steps[["threads", *steps.columns[:-1]]]
+    parts = pd.concat(parts, ignore_index=True)
     steps.to_csv(OUT / "perf_precision.csv", index=False)
-    print(peak, peak_after, steps.to_string(index=False), sep="\n", flush=True)
-    lines = [
-        "## precision ({} s)",
-        "",
-        f"`python benchmarks/precision_speed.py --reps {args.reps}` (in `make perf`): {os.cpu_count()} CPUs "
-        f"(1-min load average {load:.1f} at start; above the CPU count, other jobs shared the cores), "
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads; git `{git_revision()}`; "
-        f"{time.strftime('%Y-%m-%d %H:%M')}",
-        "",
+    parts.to_csv(OUT / "perf_precision_breakdown.csv", index=False)
+    print(*peaks, steps.to_string(index=False), parts.to_string(index=False), sep="\n", flush=True)
+    blocks = [
+        f"`python benchmarks/precision_speed.py --reps {args.reps} --threads {args.threads}` (in `make perf`): "
+        f"{os.cpu_count()} CPUs (1-min load average {load:.1f} at start; above the CPU count, other jobs "
+        f"shared the cores), torch {torch.__version__}; git `{git_revision()}`; {time.strftime('%Y-%m-%d %H:%M')}",
         f"Matmul peak ({N}² matmuls, best of {args.reps}, before / after the steps): "
-        + ", ".join(f"{p} {peak[p]:.0f} / {peak_after[p]:.0f} GFLOP/s" for p in peak)
-        + f" (bf16/fp32 {peak['bf16'] / peak['fp32']:.2f}x).",
-        "",
+        + "; ".join(peaks)
+        + ".",
         "One training step, MiniLM-L6, batch 16 x 32 tokens, AdamW (`train_steps`, median of "
         f"{args.reps} interleaved repeats of 4 steps); GFLOP/s from the analytic step FLOPs; `*_of_peak`: "
-        "fraction of the matmul peak above in that precision:",
-        "",
+        "fraction of the matmul peak above in that precision and thread count:",
         steps.to_markdown(index=False),
-        "",
+        "Where the full step's time goes (`torch.profiler` self time per step, seconds; `matmul`: mm, addmm, "
+        "bmm, attention; `copy`: copies, autocast's casts among them; `dropout_rng`: dropout's random masks; "
+        "the profiler adds a little time per op). What bf16 does not speed up, the matmuls' shrinking share "
+        "shows:",
+        parts.to_markdown(index=False),
     ]
     if not args.no_compile:
-        comp = bench_compile(max(2, args.reps // 2), args.cell_steps)
+        torch.set_num_threads(threads[0])
+        comp = bench_compile(max(2, args.reps // 2), args.cell_steps).assign(threads=threads[0])
         comp.to_csv(OUT / "perf_compile.csv", index=False)
         print(comp.to_string(index=False), flush=True)
-        lines += [
-            f"`torch.compile` (inductor, every block compiled in place), full step; pays = the time saved over "
-            f"{args.cell_steps} training steps (one converged cell) exceeds the compile time:",
-            "",
+        blocks += [
+            f"`torch.compile` (inductor, every block compiled in place), full step, {threads[0]} thread(s); "
+            f"pays = the time saved over {args.cell_steps} training steps (one converged cell) exceeds the "
+            "compile time:",
             comp.to_markdown(index=False),
-            "",
         ]
-    lines[0] = lines[0].format(round(time.perf_counter() - t0))
-    write_section(OUT / "README.md", "precision", lines)
+    write_section(
+        OUT / "README.md", "precision", section("precision", *blocks, seconds=time.perf_counter() - t0)
+    )
 
 
 if __name__ == "__main__":

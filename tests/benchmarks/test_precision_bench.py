@@ -78,3 +78,25 @@ def test_the_fp32_sweep_runs_on_the_grids_backend(parity, tmp_path, monkeypatch)
     grid = parse_grid({**tiny_grid_dict(tmp_path), "backend": "ray"}, "t.yaml")
     parity.keep_finished(grid)
     assert seen == ["ray"]
+
+
+def test_profiled_op_categories(load_bench):
+    speed = load_bench("precision_speed")
+    cat = speed.op_category
+    assert [cat(op) for op in ("aten::mm", "aten::addmm", "aten::bmm")] == ["matmul"] * 3
+    assert cat("aten::_scaled_dot_product_flash_attention_for_cpu") == "matmul"
+    assert (cat("aten::_to_copy"), cat("aten::bernoulli_"), cat("aten::gelu")) == (
+        "copy",
+        "dropout_rng",
+        "other",
+    )
+
+
+def test_time_breakdown_finds_the_matmuls_of_a_real_step(load_bench):
+    """The profiler's op names are what ``op_category`` expects: most of an fp32 step is matmul time."""
+    df = load_bench("precision_speed").time_breakdown(threads=1, n_batches=1).set_index("precision")
+    assert list(df.index) == ["fp32", "bf16"]
+    parts = df[["matmul", "copy", "dropout_rng", "other"]].sum(axis=1)
+    assert (parts - df["step_s"]).abs().max() < 1e-3
+    assert df.loc["fp32", "matmul_share"] > 0.5 and df.loc["bf16", "matmul"] > 0
+    assert df.loc["fp32", "step_speedup"] == 1.0
