@@ -239,8 +239,14 @@ def test_two_concurrent_sweeps_compute_each_cell_once(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     args = [sys.executable, "-m", "fl_core.cli", "sweep", str(cfg), "--no-progress"]
     first = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _wait_for(lambda: (Path(d["output_dir"]) / ".sweep.owner").is_file())
-    busy = subprocess.run(args, env=env, capture_output=True, text=True)
+    owner = Path(d["output_dir"]) / ".sweep.owner"
+    _wait_for(owner.is_file)
+    os.kill(first.pid, signal.SIGSTOP)  # holds the lock while the second starts: on a loaded host the
+    try:  # first could otherwise finish its 4 tiny cells before the second even tries
+        assert owner.is_file()
+        busy = subprocess.run(args, env=env, capture_output=True, text=True)
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
     assert busy.returncode == 1 and f"PID {first.pid}" in busy.stderr and "Traceback" not in busy.stderr
     waiter = subprocess.run([*args, "--wait", "-1"], env=env, capture_output=True, text=True)
     out, _ = first.communicate()
