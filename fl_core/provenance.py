@@ -36,14 +36,15 @@ def versions() -> dict[str, str]:
 
 @cache
 def git_revision(path: str | None = None) -> str:
-    """``<sha>`` or ``<sha>-dirty``; ``unknown`` outside a git checkout."""
+    """``<sha>``, or ``<sha>-dirty`` when tracked files outside ``results/`` differ from it (outputs a run
+    writes are not code); ``unknown`` outside a git checkout."""
     cwd = path or str(Path(__file__).resolve().parent)
     try:
         sha = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True, timeout=10
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ":(top)", ":(top,exclude)results"],
             cwd=cwd,
             capture_output=True,
             text=True,
