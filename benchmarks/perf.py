@@ -69,6 +69,14 @@ def bench_overhead(reps: int) -> pd.DataFrame:
     names = ctx.trainable_names(method.configure_train(0, [0])[0])
     hf = ctx.model.hf
 
+    def bare_logits(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """HF's model called directly; under mean pooling (MiniLM-L6) the token mean is taken here."""
+        if hf.bert.pooler is not None:
+            return hf(input_ids=ids, attention_mask=mask).logits
+        h = hf.bert(input_ids=ids, attention_mask=mask).last_hidden_state
+        m = mask[:, :, None].to(h.dtype)
+        return hf.classifier(hf.dropout((h * m).sum(1) / m.sum(1).clamp_min(1.0)))
+
     def simulator_round() -> None:
         run_round(ctx, method, 0, clients, [])
 
@@ -80,7 +88,7 @@ def bench_overhead(reps: int) -> pd.DataFrame:
             opt = torch.optim.AdamW(params, lr=ctx.cfg.fl.lr)
             for idx in batches[c]:
                 ids, mask, y = ctx.tensors(idx)
-                loss = F.cross_entropy(hf(input_ids=ids, attention_mask=mask).logits, y)
+                loss = F.cross_entropy(bare_logits(ids, mask), y)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
