@@ -257,6 +257,7 @@ def main() -> None:
     if args.memory_child:
         return _memory_child(int(args.memory_child[0]), args.memory_child[1])
     OUT.mkdir(parents=True, exist_ok=True)
+    command = " ".join(["python benchmarks/perf.py", *sys.argv[1:]])
     run = (
         f"{os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads; "
         f"git `{git_revision()}`; {time.strftime('%Y-%m-%d %H:%M')}"
@@ -275,7 +276,10 @@ def main() -> None:
             OUT / "README.md",
             name,
             section(
-                name, f"`make perf`: {run}", df.to_markdown(index=False), seconds=time.perf_counter() - t0
+                name,
+                f"`{command}` (in `make perf`): {run}",
+                df.to_markdown(index=False),
+                seconds=time.perf_counter() - t0,
             ),
         )
         print(df.to_string(index=False), flush=True)
