@@ -70,12 +70,8 @@ def bench_overhead(reps: int) -> pd.DataFrame:
     hf = ctx.model.hf
 
     def bare_logits(ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """HF's model called directly; under mean pooling (MiniLM-L6) the token mean is taken here."""
-        if hf.bert.pooler is not None:
-            return hf(input_ids=ids, attention_mask=mask).logits
-        h = hf.bert(input_ids=ids, attention_mask=mask).last_hidden_state
-        m = mask[:, :, None].to(h.dtype)
-        return hf.classifier(hf.dropout((h * m).sum(1) / m.sum(1).clamp_min(1.0)))
+        """HF's encoder called directly, then the model's own head (MiniLM-L6 pools by token mean)."""
+        return ctx.model.run_head(hf.bert(input_ids=ids, attention_mask=mask).last_hidden_state, mask)
 
     def simulator_round() -> None:
         run_round(ctx, method, 0, clients, [])

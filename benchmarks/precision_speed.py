@@ -18,9 +18,11 @@ Writes results/perf/perf_precision.csv, perf_precision_breakdown.csv, perf_compi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -79,23 +81,34 @@ def _set_precision(ctx, precision: str) -> None:
     ctx.cfg = ctx.cfg.model_copy(update={"fl": ctx.cfg.fl.model_copy(update={"precision": precision})})
 
 
-def step_time(ctx, method, plan: TrainPlan, batches, precision: str) -> float:
-    """Seconds per step of ``train_steps`` on ``batches`` (the model is restored afterwards)."""
+@contextlib.contextmanager
+def _restored(ctx, plan: TrainPlan, precision: str) -> Iterator[list[str]]:
+    """Set ``precision`` and yield the plan's trainable names; the model is restored afterwards."""
     _set_precision(ctx, precision)
     names = ctx.trainable_names(plan)
     snapshot = ctx.model.state(names)
-    t0 = time.perf_counter()
-    train_steps(ctx, method, 0, plan, batches, names)
-    dt = (time.perf_counter() - t0) / len(batches)
+    yield names
     ctx.model.load(snapshot)
-    return dt
+
+
+def _batches(ctx, n: int) -> list:
+    """The first ``n`` full batches (16 rows) of client 0."""
+    return [b for b in ctx.client_batches(0, 0) if len(b) == 16][:n]
+
+
+def step_time(ctx, method, plan: TrainPlan, batches, precision: str) -> float:
+    """Seconds per step of ``train_steps`` on ``batches`` (the model is restored afterwards)."""
+    with _restored(ctx, plan, precision) as names:
+        t0 = time.perf_counter()
+        train_steps(ctx, method, 0, plan, batches, names)
+        return (time.perf_counter() - t0) / len(batches)
 
 
 def bench_steps(reps: int, peak: dict[str, float], n_batches: int = 4) -> pd.DataFrame:
     full_ctx, full = _ctx("full")
     lora_ctx, lora = _ctx("lora")
     L = full_ctx.model.num_blocks
-    batches = [b for b in full_ctx.client_batches(0, 0) if len(b) == 16][:n_batches]
+    batches = _batches(full_ctx, n_batches)
     seq = max(int(full_ctx.splits.train.lengths[b].max()) for b in batches)
     configs = {
         "full": (full_ctx, full, TrainPlan.of(range(L))),
@@ -130,6 +143,7 @@ def bench_steps(reps: int, peak: dict[str, float], n_batches: int = 4) -> pd.Dat
 
 MATMUL_OPS = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"}
 COPY_OPS = {"aten::copy_", "aten::_to_copy"}  # autocast's casts are copies
+CATEGORIES = ("matmul", "copy", "dropout_rng", "other")
 
 
 def op_category(op: str) -> str:
@@ -145,13 +159,9 @@ def profiled_step(ctx, method, plan: TrainPlan, batches, precision: str) -> dict
     """Seconds per step in each ``op_category`` (profiler self time), the model restored afterwards."""
     from torch.profiler import ProfilerActivity, profile
 
-    _set_precision(ctx, precision)
-    names = ctx.trainable_names(plan)
-    snapshot = ctx.model.state(names)
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    with _restored(ctx, plan, precision) as names, profile(activities=[ProfilerActivity.CPU]) as prof:
         train_steps(ctx, method, 0, plan, batches, names)
-    ctx.model.load(snapshot)
-    out = dict.fromkeys(("matmul", "copy", "dropout_rng", "other"), 0.0)
+    out = dict.fromkeys(CATEGORIES, 0.0)
     for ev in prof.key_averages():
         out[op_category(ev.key)] += ev.self_cpu_time_total / 1e6 / len(batches)
     return out
@@ -161,7 +171,7 @@ def time_breakdown(threads: int, n_batches: int = 4) -> pd.DataFrame:
     """The full step's time by op category per precision, and the bf16 speed-up of the matmuls and of the step."""
     ctx, m = _ctx("full")
     plan = TrainPlan.of(range(ctx.model.num_blocks))
-    batches = [b for b in ctx.client_batches(0, 0) if len(b) == 16][:n_batches]
+    batches = _batches(ctx, n_batches)
     parts = {}
     for p in ("fp32", "bf16", "fp32", "bf16"):  # the first of each is a warm-up
         step_time(ctx, m, plan, batches[:1], p)
@@ -171,7 +181,7 @@ def time_breakdown(threads: int, n_batches: int = 4) -> pd.DataFrame:
         for p, d in parts.items()
     ]
     df = pd.DataFrame(rows)
-    df["step_s"] = df[["matmul", "copy", "dropout_rng", "other"]].sum(axis=1).round(4)
+    df["step_s"] = df[list(CATEGORIES)].sum(axis=1).round(4)
     f32, b16 = parts["fp32"], parts["bf16"]
     df["matmul_share"] = (df["matmul"] / df["step_s"]).round(2)
     df["matmul_speedup"] = [1.0, round(f32["matmul"] / b16["matmul"], 2)]
@@ -184,7 +194,7 @@ def bench_compile(reps: int, cell_steps: int, n_batches: int = 4) -> pd.DataFram
     ctx, m = _ctx("full")
     L = ctx.model.num_blocks
     plan = TrainPlan.of(range(L))
-    batches = [b for b in ctx.client_batches(0, 0) if len(b) == 16][:n_batches]
+    batches = _batches(ctx, n_batches)
     eager = {
         p: statistics.median(step_time(ctx, m, plan, batches, p) for _ in range(reps + 1))
         for p in ("fp32", "bf16")
