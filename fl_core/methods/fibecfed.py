@@ -39,7 +39,8 @@ every client (eagerly, before round 0; their client compute is recorded as ``kin
    at zero). The trial weights are discarded.
 
 Training: the config's local optimizer (AdamW, constant lr, grad clip); aggregation: FedAvg of GAL
-LoRA + head weighted by the number of batches each client ran this round. Each client's PL LoRA is
+LoRA + head weighted by the samples in each client's paced pool this round (the paper's batch
+weighting with actual batch sizes; independent of an ``fl.local_steps`` cap). Each client's PL LoRA is
 kept in the method (CPU) across rounds; a client that has not trained yet starts from the global init.
 Evaluation: :meth:`personalized_eval` (each client's test split with global GAL + its own PL,
 predictions pooled) next to the simulator's global-model evaluation.
@@ -402,8 +403,13 @@ class FibecFed(Method):
         self.personal[cid] = {n: model.params[n].detach().cpu().clone() for n in self.pl_names}
 
     def aggregate(self, rnd, updates):
-        """FedAvg of GAL LoRA + head, weighted by the number of batches each client ran."""
-        weighted = [dataclasses.replace(u, num_samples=u.num_batches) for u in updates]
+        """FedAvg of GAL LoRA + head weighted by each client's paced pool this round, counted in samples:
+        the paper weights by its batches, here with their actual sizes (a ragged last batch counts as
+        its rows). Under an ``fl.local_steps`` cap every client runs the same number of batches, so the
+        batches *run* would weight clients uniformly; the pool keeps the paper's data-size weighting."""
+        weighted = [
+            dataclasses.replace(u, num_samples=sum(len(b) for b in self.pool(rnd, u.cid))) for u in updates
+        ]
         new = per_block_fedavg(weighted, self.ctx.global_values)
         group = self.ctx.model.group_of
         assert all(group[n] == HEAD or group[n] in self.gal for n in new), "PL LoRA must not be aggregated"

@@ -220,18 +220,36 @@ def test_personal_state_persists_across_rounds(trained):
         assert any(not torch.equal(r0[n], trained["init"][n].cpu()) for n in r0)
 
 
-def test_gal_aggregate_is_batch_weighted_mean(trained):
-    ctx, m, clients = trained["ctx"], trained["method"], trained["clients"]
-    updates, new = trained["rounds"][1]
-    w = np.array([pacing_count(len(m.order[u.cid]), 1, ctx.cfg.fl.rounds) for u in updates], dtype=float)
-    assert [u.num_batches for u in updates] == w.tolist()  # one local epoch, no step cap
-    samples = np.array([u.num_samples for u in updates], dtype=float)
-    assert not np.isclose(w[0] / w.sum(), samples[0] / samples.sum())  # the test can tell the two apart
-    assert len(clients) == 2
+def _assert_weighted_mean(ctx, updates, new, w):
     for n, v in new.items():
         values = [ctx.global_values[n] + u.delta[n] for u in updates]
         expect = sum(wi * x for wi, x in zip(w, values, strict=True)) / w.sum()
         torch.testing.assert_close(v, expect, rtol=1e-5, atol=1e-7)
+
+
+def test_gal_aggregate_is_weighted_by_the_pools_samples(trained):
+    ctx, m, clients = trained["ctx"], trained["method"], trained["clients"]
+    updates, new = trained["rounds"][1]
+    w = np.array([sum(len(b) for b in m.pool(1, u.cid)) for u in updates], dtype=float)
+    batches = np.array([u.num_batches for u in updates], dtype=float)
+    assert batches.tolist() == [len(m.pool(1, u.cid)) for u in updates]  # one local epoch, no cap
+    assert len(clients) == 2 and not np.isclose(w[0] / w.sum(), batches[0] / batches.sum())
+    _assert_weighted_mean(ctx, updates, new, w)
+
+
+def test_gal_aggregate_under_a_step_cap_keeps_data_size_weights():
+    """Under ``fl.local_steps`` every client runs the same number of batches; the weights still follow
+    each client's paced pool in samples (issue 26: batch-count weights turned uniform here)."""
+    ctx = build_context(cfg(local_steps=1, rounds=4, batch_size=4))
+    m = make_method("fibecfed", {"mask_ratio": 0}, ctx)
+    m.setup()
+    sizes = {c: sum(len(b) for b in m.pool(0, c)) for c in range(len(ctx.clients))}
+    clients = sorted({max(sizes, key=sizes.get), min(sizes, key=sizes.get)})
+    updates, new = run_round(ctx, m, 0, clients, [])
+    assert [u.num_batches for u in updates] == [1, 1]  # the cap: uniform by batches run
+    w = np.array([sizes[u.cid] for u in updates], dtype=float)
+    assert w[0] != w[1]
+    _assert_weighted_mean(ctx, updates, new, w)
 
 
 def test_n_gal_all_means_no_personal_layers():
