@@ -47,12 +47,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def _alpha_arg(value: str) -> float | str:
-    if value == "iid":
+    if value == "iid" or value.startswith("natural:"):
         return value
     try:
         return float(value)
     except ValueError:
-        raise ConfigError(f"--alpha {value!r}: not a number or 'iid'") from None
+        raise ConfigError(f"--alpha {value!r}: not a number, 'iid' or 'natural:<column>'") from None
 
 
 def _select(grid, args):
@@ -62,7 +62,7 @@ def _select(grid, args):
     want = _alpha_arg(args.alpha) if args.alpha else None
     for flag, value, have in [
         ("--dataset", args.dataset, grid.datasets),
-        ("--alpha", want, grid.alphas),
+        ("--alpha", want, grid.all_alphas()),
         ("--method", args.method, [m.display for m in grid.methods] + [m.name for m in grid.methods]),
         ("--seed", args.seed, grid.seeds),
     ]:

@@ -10,12 +10,21 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from fl_core.model_specs import model_pooling
 
@@ -122,7 +131,16 @@ class MethodSpec(Strict):
         return self.name + "(" + ",".join(f"{k}={v}" for k, v in sorted(self.params.items())) + ")"
 
 
-Alpha = float | Literal["iid"]
+NATURAL = "natural:"
+# A partition: a Dirichlet alpha, ``iid``, or ``natural:<column>`` (each client a real source: the
+# rows sharing a value of that column, e.g. ``natural:movie_name``; see ``fl_core.data.partition``).
+NaturalPartition = Annotated[str, StringConstraints(pattern=r"^natural:[A-Za-z_][A-Za-z0-9_]*$")]
+Alpha = float | Literal["iid"] | NaturalPartition
+
+
+def natural_key(alpha: Alpha) -> str | None:
+    """The column that defines the clients of a natural partition, else None."""
+    return alpha[len(NATURAL) :] if isinstance(alpha, str) and alpha.startswith(NATURAL) else None
 
 
 class RunConfig(Strict):
@@ -167,6 +185,11 @@ class GridConfig(Strict):
     model: str = "minilm-l6"
     datasets: list[str] = Field(min_length=1)
     alphas: list[Alpha] = Field(min_length=1)
+    partitions: dict[str, list[Alpha]] = Field(
+        default_factory=dict,
+        description="per-dataset partitions that replace `alphas` for that dataset "
+        "(e.g. a natural partition only one dataset has)",
+    )
     methods: list[MethodSpec] = Field(min_length=1)
     seeds: list[int] = Field(min_length=1)
     fl: FLConfig = FLConfig()
@@ -194,22 +217,48 @@ class GridConfig(Strict):
     @field_validator("datasets", "alphas", "seeds")
     @classmethod
     def _no_duplicates(cls, v: list[Any]) -> list[Any]:
-        dup = sorted({str(x) for x in v if v.count(x) > 1})
-        if dup:
-            raise ValueError(f"duplicate entries {dup}: each would run the same cells twice")
-        return v
+        return _no_duplicates(v)
 
     @field_validator("alphas")
     @classmethod
     def _alphas(cls, v: list[Alpha]) -> list[Alpha]:
         for a in v:
-            if a != "iid" and not a > 0:
-                raise ValueError(f"alpha must be > 0 or 'iid', got {a}")
+            _check_alpha(a)
         return v
+
+    @field_validator("partitions")
+    @classmethod
+    def _partitions(cls, v: dict[str, list[Alpha]]) -> dict[str, list[Alpha]]:
+        for d, alphas in v.items():
+            if not alphas:
+                raise ValueError(f"partitions.{d}: empty list; give at least one partition")
+            for a in alphas:
+                _check_alpha(a)
+            _no_duplicates(alphas)
+        return v
+
+    @model_validator(mode="after")
+    def _partition_datasets(self) -> GridConfig:
+        extra = sorted(set(self.partitions) - set(self.datasets))
+        if extra:
+            raise ValueError(f"partitions: {extra} not in datasets {self.datasets}")
+        return self
+
+    def alphas_of(self, dataset: str) -> list[Alpha]:
+        """The partitions a dataset runs under: its own ``partitions`` entry, else ``alphas``."""
+        return self.partitions.get(dataset, self.alphas)
+
+    def all_alphas(self) -> list[Alpha]:
+        """Every partition some dataset of the grid runs under, in first-seen order."""
+        seen: list[Alpha] = []
+        for d in self.datasets:
+            seen += [a for a in self.alphas_of(d) if a not in seen]
+        return seen
 
     def cells(self) -> list[RunConfig]:
         out = []
-        for d, a, m, s in itertools.product(self.datasets, self.alphas, self.methods, self.seeds):
+        pairs = [(d, a) for d in self.datasets for a in self.alphas_of(d)]
+        for (d, a), m, s in itertools.product(pairs, self.methods, self.seeds):
             lr = cell_lr(self, d, m)
             if lr is not None:  # the method's own or tuned lr: in the spec (hash) and in fl.lr
                 m = m.model_copy(update={"lr": lr})
@@ -217,6 +266,20 @@ class GridConfig(Strict):
                 RunConfig(dataset=d, alpha=a, method=m, seed=s, model=self.model, fl=self.fl, data=self.data)
             )
         return out
+
+
+def _no_duplicates(v: list[Any]) -> list[Any]:
+    dup = sorted({str(x) for x in v if v.count(x) > 1})
+    if dup:
+        raise ValueError(f"duplicate entries {dup}: each would run the same cells twice")
+    return v
+
+
+def _check_alpha(a: Alpha) -> None:
+    if isinstance(a, str):
+        return  # 'iid' or 'natural:<column>' (the pattern is checked by the type)
+    if not (math.isfinite(a) and a > 0):
+        raise ValueError(f"alpha must be a finite number > 0, 'iid' or 'natural:<column>', got {a}")
 
 
 def format_error(err: ValidationError, source: str) -> str:

@@ -6,6 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 DATASET_NAMES = frozenset({"bbc_news", "rotten_tomatoes"})
+# columns of a registered dataset that can define natural clients (``natural:<column>``)
+SOURCE_COLUMNS: dict[str, frozenset[str]] = {
+    "bbc_news": frozenset(),
+    "rotten_tomatoes": frozenset({"movie_name"}),
+}
 
 
 def is_local_dataset(name: str) -> bool:

@@ -18,9 +18,9 @@ from pydantic import BaseModel
 
 from fl_core.checkpoint import Checkpoint
 from fl_core.client import run_client
-from fl_core.config import RunConfig
+from fl_core.config import RunConfig, natural_key
 from fl_core.context import RunContext
-from fl_core.data import client_test_split, label_counts, load_splits, partition
+from fl_core.data import client_test_split, label_counts, load_splits, natural_client_test, partition
 from fl_core.data.val import carve_val
 from fl_core.evaluate import evaluate_global
 from fl_core.methods import METHODS, Method, make_method, validate_params
@@ -56,7 +56,10 @@ def participation_schedule(ctx: RunContext) -> list[list[int]]:
 def build_context(cfg: RunConfig, params: BaseModel | None = None) -> RunContext:
     """Data, partition and model of a cell; ``params``: the method's validated params (else validated here)."""
     tok = load_tokenizer(cfg.model)
-    splits = load_splits(cfg.dataset, tok, cfg.fl.max_len, cfg.data.test_fraction, cfg.data.split_seed)
+    source = natural_key(cfg.alpha)
+    splits = load_splits(
+        cfg.dataset, tok, cfg.fl.max_len, cfg.data.test_fraction, cfg.data.split_seed, group_by=source
+    )
     if cfg.data.max_train_samples and cfg.data.max_train_samples < len(splits.train):
         keep = np.random.default_rng(cfg.data.split_seed).permutation(len(splits.train))[
             : cfg.data.max_train_samples
@@ -74,7 +77,12 @@ def build_context(cfg: RunConfig, params: BaseModel | None = None) -> RunContext
             splits.train, splits.test.subset(np.sort(keep)), splits.label_names, splits.split_hash, splits.val
         )
     clients = partition(
-        splits.train.labels, cfg.fl.num_clients, cfg.alpha, cfg.seed, cfg.data.min_partition_size
+        splits.train.labels,
+        cfg.fl.num_clients,
+        cfg.alpha,
+        cfg.seed,
+        cfg.data.min_partition_size,
+        groups=splits.train.groups,
     )
     device = resolve_device(cfg.fl.device)
     if params is None:
@@ -85,11 +93,15 @@ def build_context(cfg: RunConfig, params: BaseModel | None = None) -> RunContext
     model = build_model(cfg.model, splits.num_labels, seed=cfg.seed).to(device)
     ctx = RunContext(cfg=cfg, model=model, splits=splits, clients=clients, device=device)
     ctx.touched.update(model.names_in(HEAD))  # the new head must reach every client once
-    # each client's own test split, drawn with its training label mix (personalized evaluation)
+    # each client's own test split: its sources' held-out rows (natural), else drawn with its training
+    # label mix (personalized evaluation)
     counts = label_counts(splits.train.labels, clients, splits.num_labels)
-    ctx.client_test = client_test_split(
-        splits.test.labels, counts, int(ctx.rng("client-test").integers(2**31))
-    )
+    if source:
+        ctx.client_test = natural_client_test(splits.train.groups, splits.test.groups, clients)
+    else:
+        ctx.client_test = client_test_split(
+            splits.test.labels, counts, int(ctx.rng("client-test").integers(2**31))
+        )
     return ctx
 
 

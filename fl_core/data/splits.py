@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from dataclasses import dataclass
@@ -24,12 +25,14 @@ class TokenizedData:
     ids: np.ndarray  # [N, max_len] int32
     lengths: np.ndarray  # [N] int32
     labels: np.ndarray  # [N] int64
+    groups: np.ndarray | None = None  # [N] int64: the source of each row (natural partitions), if asked
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def subset(self, idx: np.ndarray) -> TokenizedData:
-        return TokenizedData(self.ids[idx], self.lengths[idx], self.labels[idx])
+        groups = None if self.groups is None else self.groups[idx]
+        return TokenizedData(self.ids[idx], self.lengths[idx], self.labels[idx], groups)
 
 
 @dataclass(frozen=True)
@@ -68,21 +71,47 @@ def _encode(ds: hfd.Dataset, tokenizer, max_len: int) -> TokenizedData:
     return TokenizedData(ids, mask.sum(1).astype(np.int32), np.asarray(ds["label"], dtype=np.int64))
 
 
+def _group_codes(dd: hfd.DatasetDict, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes of ``column`` for train and test, shared (sorted values of both splits)."""
+    if column not in dd["train"].column_names:
+        raise ValueError(
+            f"natural:{column}: the dataset has no column {column!r}; it has {dd['train'].column_names}"
+        )
+    values = [list(map(str, dd[s][column])) for s in ("train", "test")]
+    names = sorted(set(values[0]) | set(values[1]))
+    code = {v: i for i, v in enumerate(names)}
+    return tuple(np.asarray([code[v] for v in vs], dtype=np.int64) for vs in values)
+
+
 def load_splits(
-    name: str, tokenizer, max_len: int, test_fraction: float = 0.2, split_seed: int = 0
+    name: str,
+    tokenizer,
+    max_len: int,
+    test_fraction: float = 0.2,
+    split_seed: int = 0,
+    group_by: str | None = None,
 ) -> Splits:
-    """Tokenize once and cache on disk, keyed by (dataset, tokenizer, max_len, split)."""
+    """Tokenize once and cache on disk, keyed by (dataset, tokenizer, max_len, split[, group column]).
+    ``group_by``: a column whose values become each row's ``groups`` code (a natural partition); the
+    split does not depend on it."""
     safe = name.replace("/", "_").strip("._")
     key = f"{safe}-{_tokenizer_key(tokenizer)}-L{max_len}-t{test_fraction}-s{split_seed}"
+    key += f"-g{group_by}" if group_by else ""
     path = cache_dir() / "tokenized" / f"{key}.npz"
     if path.exists():
         z = np.load(path, allow_pickle=False)
-        train = TokenizedData(z["train_ids"], z["train_len"], z["train_y"])
-        test = TokenizedData(z["test_ids"], z["test_len"], z["test_y"])
+        g = (z["train_g"], z["test_g"]) if group_by else (None, None)
+        train = TokenizedData(z["train_ids"], z["train_len"], z["train_y"], g[0])
+        test = TokenizedData(z["test_ids"], z["test_len"], z["test_y"], g[1])
         return Splits(train, test, [str(x) for x in z["names"]], str(z["split_hash"]))
     dd = split_dataset(name, test_fraction, split_seed)
     names = dd["train"].features["label"].names
     train, test = _encode(dd["train"], tokenizer, max_len), _encode(dd["test"], tokenizer, max_len)
+    groups = {}
+    if group_by:
+        g_train, g_test = _group_codes(dd, group_by)
+        train, test = dataclasses.replace(train, groups=g_train), dataclasses.replace(test, groups=g_test)
+        groups = {"train_g": g_train, "test_g": g_test}
     h = hashlib.sha256()
     for part in (dd["train"], dd["test"]):
         h.update("\x00".join(list(part["text"])).encode())
@@ -99,6 +128,7 @@ def load_splits(
         test_y=test.labels,
         names=np.asarray(names),
         split_hash=np.asarray(split_hash),
+        **groups,
     )
     os.replace(tmp, path)
     return Splits(train, test, names, split_hash)
