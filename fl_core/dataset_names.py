@@ -16,3 +16,16 @@ SOURCE_COLUMNS: dict[str, frozenset[str]] = {
 def is_local_dataset(name: str) -> bool:
     """A ``save_to_disk`` directory: a DatasetDict (dataset_dict.json) or a Dataset (state.json)."""
     return bool(name) and any((Path(name) / f).is_file() for f in ("dataset_dict.json", "state.json"))
+
+
+def local_columns(path: str) -> frozenset[str] | None:
+    """The columns a local ``save_to_disk`` dataset lists in its ``dataset_info.json`` (its train split's
+    for a DatasetDict), or None when none is listed; read as JSON, torch-free."""
+    import json
+
+    root = Path(path)
+    for info in (root / "dataset_info.json", root / "train" / "dataset_info.json"):
+        if info.is_file():
+            feats = json.loads(info.read_text()).get("features") or {}
+            return frozenset(feats) - {"text", "label"}
+    return None

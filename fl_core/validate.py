@@ -20,9 +20,10 @@ from fl_core.config import (
     RunConfig,
     allowed_keys,
     format_error,
+    natural_key,
     read_tuned,
 )
-from fl_core.dataset_names import DATASET_NAMES, is_local_dataset
+from fl_core.dataset_names import DATASET_NAMES, SOURCE_COLUMNS, is_local_dataset, local_columns
 from fl_core.model_specs import MODELS, num_blocks
 from fl_core.params import DECLARED, check_params
 
@@ -40,6 +41,10 @@ def parse_grid(raw: dict[str, Any], source: str = "<dict>") -> GridConfig:
             msg += f"\n  allowed fl keys: {allowed_keys(FLConfig)}\n  allowed data keys: {allowed_keys(DataConfig)}"
         raise ConfigError(msg) from None
     check_names(grid.model, grid.datasets, grid.methods, source)
+    for d in grid.datasets:
+        key = "partitions." + d if d in grid.partitions else "alphas"
+        for a in grid.alphas_of(d):
+            check_source_column(d, a, key, source)
     if grid.tuned:
         load_tuned(grid.tuned, grid)  # raises ConfigError naming what is wrong
     return grid
@@ -75,6 +80,25 @@ def check_names(model: str, datasets: list[str], methods: list[MethodSpec], sour
     if dup:
         raise ConfigError(
             f"invalid config {source}: methods: duplicate label(s) {sorted(dup)}; set a distinct 'label'"
+        )
+
+
+def check_source_column(dataset: str, alpha: Any, key: str, source: str) -> None:
+    """A natural partition names a column the dataset has (registered: its declared source columns;
+    local: the features its ``dataset_info.json`` lists, when it has one)."""
+    col = natural_key(alpha)
+    if col is None:
+        return
+    if dataset in SOURCE_COLUMNS:
+        have = SOURCE_COLUMNS[dataset]
+    else:
+        have = local_columns(dataset)
+        if have is None:
+            return  # not listed on disk: the cell says so if the column is missing
+    if col not in have:
+        raise ConfigError(
+            f"invalid config {source}: {key}: {alpha!r}: dataset '{dataset}' has no source column "
+            f"'{col}'; allowed: {sorted(f'natural:{c}' for c in have) or 'none (use a Dirichlet alpha)'}"
         )
 
 

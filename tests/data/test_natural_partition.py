@@ -81,3 +81,16 @@ def test_rotten_tomatoes_by_movie_end_to_end():
     # a real skew: the clients' fresh shares spread far more than an IID split would
     share = [ctx.splits.train.labels[p].mean() for p in ctx.clients]
     assert np.ptp(share) > 0.3
+
+
+def test_source_columns_are_validated_before_torch():
+    from fl_core.config import ConfigError
+    from fl_core.data.sources import DATASETS
+    from fl_core.dataset_names import SOURCE_COLUMNS
+    from fl_core.validate import parse_grid
+
+    for name, load in DATASETS.items():  # the torch-free declaration matches the loaders
+        assert set(load().column_names) - {"text", "label"} == SOURCE_COLUMNS[name]
+    raw = dict(datasets=["bbc_news"], alphas=["natural:movie_name"], methods=[{"name": "full"}], seeds=[0])
+    with pytest.raises(ConfigError, match="alphas: 'natural:movie_name': dataset 'bbc_news' has no source"):
+        parse_grid(raw)
