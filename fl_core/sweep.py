@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from fl_core.cell import cell_name, checkpoint_for, execute_cell, failed_result
 from fl_core.config import GridConfig, RunConfig
+from fl_core.duplicates import duplicate_result, find_duplicates
 from fl_core.faults import (
     announce_reruns,
     is_storage_error,
@@ -49,6 +50,32 @@ def run_sweep(
         return _run_locked(grid, backend, progress, cells)
 
 
+def _record_duplicates(
+    store: ResultStore, grid_cells: list[RunConfig], todo: list[RunConfig]
+) -> list[RunConfig]:
+    """Write a ``duplicate`` record for each cell of ``todo`` that repeats an earlier grid cell's run
+    (:mod:`fl_core.duplicates`); returns the cells left to run."""
+    if not todo:
+        return todo
+    dups = find_duplicates(grid_cells)
+    for c in todo:
+        if c.hash() in dups:
+            store.write(c, duplicate_result(c, dups[c.hash()]), {}, {})
+            log.info("%s: %s", cell_name(c), "same run as " + cell_name(dups[c.hash()]) + "; not run again")
+    return [c for c in todo if c.hash() not in dups]
+
+
+def _todo(grid: GridConfig, store: ResultStore, cells: list[RunConfig]) -> list[RunConfig]:
+    """The cells still to run: published ones restored first, finished and duplicate ones left out."""
+    restored = restore_published(grid)
+    if restored:
+        log.info("restored %d finished cells from the published compact copy", len(restored))
+    todo = [c for c in cells if not store.is_done(c.hash())]
+    todo = _record_duplicates(store, grid.cells(), todo)
+    announce_reruns(store, todo, cell_name)
+    return todo
+
+
 def _run_locked(grid: GridConfig, backend: str, progress: bool, cells: list[RunConfig] | None) -> SweepReport:
     from tqdm.auto import tqdm
 
@@ -56,12 +83,8 @@ def _run_locked(grid: GridConfig, backend: str, progress: bool, cells: list[RunC
     store = ResultStore(grid.output_dir)
     for p in store.clean_temp():
         log.info("removed a partial write left by a stopped run: %s", p)
-    restored = restore_published(grid)
-    if restored:
-        log.info("restored %d finished cells from the published compact copy", len(restored))
     cells = grid.cells() if cells is None else cells
-    todo = [c for c in cells if not store.is_done(c.hash())]
-    announce_reruns(store, todo, cell_name)
+    todo = _todo(grid, store, cells)
     report = SweepReport(total=len(cells), skipped_done=len(cells) - len(todo))
     if report.skipped_done:
         log.info("resuming: %d of %d cells already done", report.skipped_done, len(cells))

@@ -17,6 +17,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("fl_core.cli",),
     (
         "fl_core.sweep",
+        "fl_core.duplicates",
         "fl_core.ray_backend",
         "fl_core.report",
         "fl_core.tune",

@@ -59,6 +59,9 @@ class Method:
     #: the report's grouping (small multiples, colour hue): "references" | "fedtlu" | "selective" |
     #: "lora" | "budget"; recorded in each cell's result info, so the report never imports methods
     family: ClassVar[str] = "other"
+    #: True if the partition cannot change the run (e.g. ``centralized``: one client holds every row),
+    #: so a grid runs it once per dataset and shows the other partitions as the same run
+    partition_free: ClassVar[bool] = False
 
     def __init__(self, params: BaseModel, ctx: RunContext) -> None:
         self.p = params
@@ -76,6 +79,13 @@ class Method:
         """The cell's config as this method runs it (before partitioning); default unchanged. A
         reference mode may reshape the federation (e.g. ``centralized``: one client)."""
         return cfg
+
+    @classmethod
+    def resolve(cls, params: BaseModel, cfg: Any, num_labels: int) -> tuple[str, dict[str, Any]]:
+        """(method, params) this cell really runs, for finding duplicate rows of a grid before running
+        them; default its own. A method whose params resolve to another's run says which (e.g. a
+        budget that gives LoRA rank 32 is ``lora`` at rank 32)."""
+        return cls.name, params.model_dump(mode="json")
 
     @classmethod
     def select_model(cls, params: BaseModel, cfg: Any, num_labels: int) -> str:

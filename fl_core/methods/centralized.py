@@ -28,6 +28,7 @@ class Centralized(Full):
     """One client with all training data, full fine-tuning, the steps of a whole ``full`` round per round."""
 
     family = "references"
+    partition_free = True
 
     @classmethod
     def adjust_cell(cls, cfg: Any, num_train: int) -> Any:

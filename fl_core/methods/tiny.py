@@ -338,25 +338,25 @@ class LoraBudget(Lora):
     def run_info(self) -> dict[str, Any]:
         return {**super().run_info(), **getattr(self, "summary", {})}
 
-    def setup(self) -> None:
-        ctx, bp = self.ctx, self.budget_params
-        batch, seq, kw = cost_settings(ctx.cfg, bp)
-        arch = ctx.model.arch
-        ref_name = bp.reference or ctx.cfg.model
-        ref = arch if ref_name == ctx.cfg.model else arch_of(ref_name, arch.num_labels)
-        self.levels = client_levels(ctx.cfg, bp)
+    @classmethod
+    def plan_rank(cls, bp: LoraBudgetParams, cfg, num_labels: int) -> tuple[int, list[float], dict[str, Any]]:
+        """(rank, each client's budget level, summary): the largest rank of ``bp.ranks`` that fits every
+        device, from the config alone (so a sweep can resolve it before running); DoesNotFit if none."""
+        batch, seq, kw = cost_settings(cfg, bp)
+        arch = arch_of(cfg.model, num_labels)
+        ref_name = bp.reference or cfg.model
+        ref = arch if ref_name == cfg.model else arch_of(ref_name, num_labels)
+        levels = client_levels(cfg, bp)
         lora = {"lora_targets": tuple(bp.target_modules), "lora_dropout": bp.lora_dropout}
-        measures, memory_fit = memory_measures(
-            bp, [ctx.cfg.model, ref_name], arch.num_labels, batch, seq, kw, **lora
-        )
+        measures, memory_fit = memory_measures(bp, [cfg.model, ref_name], num_labels, batch, seq, kw, **lora)
         ref_m = measures.get(ref_name)
         # (a full fine-tuning plan: its measurement ignores the LoRA settings)
-        self.budgets = client_budgets(ref, self.levels, bp.constrain, batch, seq, measure=ref_m, **kw)
-        lora_kw = {**lora, **kw, "measure": measures.get(ctx.cfg.model)}
-        per_client = [largest_rank(arch, batch, seq, b, bp.ranks, **lora_kw) for b in self.budgets]
+        budgets = client_budgets(ref, levels, bp.constrain, batch, seq, measure=ref_m, **kw)
+        lora_kw = {**lora, **kw, "measure": measures.get(cfg.model)}
+        per_client = [largest_rank(arch, batch, seq, b, bp.ranks, **lora_kw) for b in budgets]
         analytic_rank = None
         if measures:  # the cross-check on the analytic memory model
-            a_budgets = client_budgets(ref, self.levels, bp.constrain, batch, seq, **kw)
+            a_budgets = client_budgets(ref, levels, bp.constrain, batch, seq, **kw)
             fits = [
                 largest_rank(arch, batch, seq, b, bp.ranks, **{**lora_kw, "measure": None}) for b in a_budgets
             ]
@@ -365,28 +365,44 @@ class LoraBudget(Lora):
             c = per_client.index(None)
             r = min(bp.ranks)
             raise DoesNotFit(
-                f"lora_budget: no rank in {list(bp.ranks)} fits device {c} (budget {self.levels[c]} of "
+                f"lora_budget: no rank in {list(bp.ranks)} fits device {c} (budget {levels[c]} of "
                 f"{ref_name}'s full fine-tuning cost, constrain={list(bp.constrain)}, batch {batch}, seq {seq}); "
-                f"rank {r} on {ctx.cfg.model}: "
-                + "; ".join(self.budgets[c].violations(step_cost(arch, batch, seq, r=r, **lora_kw)))
+                f"rank {r} on {cfg.model}: "
+                + "; ".join(budgets[c].violations(step_cost(arch, batch, seq, r=r, **lora_kw)))
             )
-        self.rank = min(per_client)
-        cost = step_cost(arch, batch, seq, r=self.rank, **lora_kw)
-        self.summary = {
-            "rank": self.rank,
+        rank = min(per_client)
+        cost = step_cost(arch, batch, seq, r=rank, **lora_kw)
+        summary = {
+            "rank": rank,
             "reference": ref_name,
-            "levels": self.levels,
+            "levels": levels,
             "memory_fit": memory_fit,
-            "rank_analytic": analytic_rank if measures else self.rank,
+            "rank_analytic": analytic_rank if measures else rank,
             "memory_bytes": {"measured": cost.measured_memory, "analytic": cost.analytic_memory},
         }
-        log.info("lora_budget: %s", self.summary)
-        self.p = LoraParams(
-            lora_r=self.rank,
+        return rank, levels, summary
+
+    @classmethod
+    def resolve(cls, params: LoraBudgetParams, cfg, num_labels: int) -> tuple[str, dict[str, Any]]:
+        """Plain ``lora`` at the rank the budget allows (two budgets that give one rank are one run)."""
+        rank = cls.plan_rank(params, cfg, num_labels)[0]
+        return "lora", cls._lora_params(params, rank).model_dump(mode="json")
+
+    @staticmethod
+    def _lora_params(bp: LoraBudgetParams, rank: int) -> LoraParams:
+        return LoraParams(
+            lora_r=rank,
             lora_alpha=bp.lora_alpha,
             lora_dropout=bp.lora_dropout,
             target_modules=bp.target_modules,
         )
+
+    def setup(self) -> None:
+        self.rank, self.levels, self.summary = self.plan_rank(
+            self.budget_params, self.ctx.cfg, self.ctx.model.arch.num_labels
+        )
+        log.info("lora_budget: %s", self.summary)
+        self.p = self._lora_params(self.budget_params, self.rank)
         super().setup()
 
     def configure_train(self, rnd, clients):
