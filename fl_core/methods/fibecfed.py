@@ -361,6 +361,14 @@ class FibecFed(Method):
             start += n
         return out
 
+    @classmethod
+    def adjust_cell(cls, cfg: Any, num_train: int) -> Any:
+        """The paper's own local epochs per round (``local_epochs``: 2 in Liu et al.), where set."""
+        epochs = FibecFedParams(**cfg.method.params).local_epochs
+        if epochs is None or epochs == cfg.fl.local_epochs:
+            return cfg
+        return cfg.model_copy(update={"fl": cfg.fl.model_copy(update={"local_epochs": epochs})})
+
     # -- rounds -------------------------------------------------------------------------------
     def configure_train(self, rnd, clients):
         return self.same_for_all(clients, self.plan)

@@ -29,6 +29,11 @@ class FibecFedParams(BaseModel):
     )
     mask_epochs: int = Field(3, ge=1)
     mask_ema: float = Field(0.5, ge=0, lt=1)
+    local_epochs: int | None = Field(
+        None,
+        ge=1,
+        description="its own local epochs per round (the paper: 2); default the grid's fl.local_epochs",
+    )
 
 
 def check_fibecfed(params: FibecFedParams, num_blocks: int) -> None:

@@ -340,3 +340,14 @@ def test_run_info_states_the_rules_and_the_dropout_note(curriculum):
     assert info["dropout_note"] == DROPOUT_NOTE and "eval mode" in DROPOUT_NOTE
     assert info["n_gal_rule"].startswith("round(0.75*L) half up") and info["n_gal"] == 2
     assert "easiest first" in info["batches"]
+
+
+def test_its_own_local_epochs():
+    """``local_epochs: 2`` (the paper's) runs the paced pool twice per round whatever the grid's epochs."""
+    ctx = build_context(cfg({"local_epochs": 2}, local_steps=None))
+    assert ctx.cfg.fl.local_epochs == 2
+    m = make_method("fibecfed", {"mask_ratio": 0, "local_epochs": 2}, ctx)
+    m.setup()
+    updates, _ = run_round(ctx, m, 0, [0], [])
+    assert updates[0].num_batches == 2 * len(m.pool(0, 0))
+    assert build_context(cfg()).cfg.fl.local_epochs == FL.local_epochs  # unset: the grid's
