@@ -47,10 +47,12 @@ test: $(STAMP)
 test-all: $(RAY_STAMP)
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -q
 
-# a `git clone` of this repo: `make report` leaves results/ clean, the notebooks run on the committed compact copy
+# a `git clone` of this repo: `make report` leaves results/ clean, `make bench CONFIG=configs/reference.yaml`
+# leaves git status clean without Ray, the notebooks run on the committed compact copy
 check-clone: $(STAMP)
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -q \
 		tests/report/test_publish.py::test_fresh_clone_report_leaves_results_clean \
+		tests/test_fresh_clone.py \
 		tests/report/test_notebooks.py -k "fresh_clone or committed"
 
 # every script writes its own section of results/perf/README.md; precision_parity runs the reference

@@ -49,6 +49,10 @@ def test_bench_installs_ray_only_when_backend_says_ray(tmp_path, args, ray, back
 
 def test_make_ray_installs_the_ray_extra(tmp_path):
     out = subprocess.run(
-        ["make", "-n", "ray", f"VENV={tmp_path / 'venv'}"], cwd=ROOT, capture_output=True, text=True, check=True
+        ["make", "-n", "ray", f"VENV={tmp_path / 'venv'}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert "[dev,ray]" in out
