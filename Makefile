@@ -8,7 +8,7 @@ BACKEND ?=
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install bench tune report test test-all check-clone lint perf perf-flower clean
+.PHONY: install ray bench tune report test test-all check-clone lint perf perf-flower clean
 
 install: $(STAMP)
 
@@ -25,9 +25,13 @@ $(RAY_STAMP): $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[dev,ray]'
 	@touch $(RAY_STAMP)
 
-# the grid's own `backend:` unless BACKEND=sequential|ray is given; Ray is installed when either says ray
-GRID_BACKEND = $(shell grep -Eqs '^backend:[[:space:]]*ray' $(CONFIG) && echo ray)
-bench: $(STAMP) $(if $(filter ray,$(or $(BACKEND),$(GRID_BACKEND))),$(RAY_STAMP))
+# the [ray] extra; a sweep asks for it (one line, rc 2) only when it has cells to run on Ray
+ray: $(RAY_STAMP)
+
+# the grid's own `backend:` unless BACKEND=sequential|ray is given. Ray is installed only for an explicit
+# BACKEND=ray: a grid whose cells are all published (configs/reference.yaml in a fresh clone) restores
+# them and runs nothing, so it needs no Ray; one with cells left to run on Ray says `make ray`
+bench: $(STAMP) $(if $(filter ray,$(BACKEND)),$(RAY_STAMP))
 	$(BIN)/layerbench sweep $(CONFIG) $(if $(BACKEND),--backend $(BACKEND)) $(ARGS)
 
 # each method's lr per dataset on the validation split (Optuna); writes configs/tuned/<grid>.yaml
@@ -43,10 +47,12 @@ test: $(STAMP)
 test-all: $(RAY_STAMP)
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -q
 
-# a `git clone` of this repo: `make report` leaves results/ clean, the notebooks run on the committed compact copy
+# a `git clone` of this repo: `make report` leaves results/ clean, `make bench CONFIG=configs/reference.yaml`
+# leaves git status clean without Ray, the notebooks run on the committed compact copy
 check-clone: $(STAMP)
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -q \
 		tests/report/test_publish.py::test_fresh_clone_report_leaves_results_clean \
+		tests/test_fresh_clone.py \
 		tests/report/test_notebooks.py -k "fresh_clone or committed"
 
 # every script writes its own section of results/perf/README.md; precision_parity runs the reference

@@ -37,16 +37,27 @@ class CheckpointError(ValueError):
     """A checkpoint that cannot be written or read (unsupported type, malformed file)."""
 
 
+def _in_fl_core(module: str) -> bool:
+    return module == "fl_core" or module.startswith("fl_core.")
+
+
 def _allowed_class(spec: str) -> type:
-    """``module:qualname`` of a dataclass or pydantic model defined in ``fl_core``; nothing else."""
+    """``module:qualname`` of a dataclass or pydantic model defined in ``fl_core``; nothing else. The
+    class is looked up attribute by attribute (never through a module: ``fl_core.checkpoint:torch.X``
+    names torch's X), then its own ``__module__`` and ``__qualname__`` must be what ``spec`` says."""
     mod, _, qual = spec.partition(":")
-    if not (mod == "fl_core" or mod.startswith("fl_core.")) or not qual:
+    if not _in_fl_core(mod) or not qual:
         raise CheckpointError(f"class {spec!r} is outside fl_core")
     obj: Any = importlib.import_module(mod)
     for part in qual.split("."):
         obj = getattr(obj, part, None)
-    ok = isinstance(obj, type) and (dataclasses.is_dataclass(obj) or issubclass(obj, BaseModel))
-    if not ok:
+        if not isinstance(obj, type):
+            raise CheckpointError(f"{spec!r} is not a class defined in fl_core")
+    if obj.__module__ != mod or obj.__qualname__ != qual or not _in_fl_core(obj.__module__):
+        raise CheckpointError(
+            f"{spec!r} names {obj.__module__}:{obj.__qualname__}, which is not defined there"
+        )
+    if not (dataclasses.is_dataclass(obj) or issubclass(obj, BaseModel)):
         raise CheckpointError(f"{spec!r} is not a dataclass or pydantic model")
     return obj
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import logging
 import os
 import sys
@@ -81,21 +80,10 @@ def _select(grid, args):
     return cells
 
 
-def ray_installed() -> bool:
-    return importlib.util.find_spec("ray") is not None
-
-
 def cmd_sweep(args: argparse.Namespace) -> int:
     overrides = {"output_dir": args.output_dir} if args.output_dir else None
     grid = load_grid(args.config, overrides)  # torch-free: a bad config fails before torch loads
-    backend = args.backend or grid.backend
-    if backend == "ray" and not ray_installed():
-        print(
-            f"error: {args.config} runs on Ray (backend: ray), which is not installed: "
-            "pip install -e '.[ray]' (make bench does it), or pass --backend sequential",
-            file=sys.stderr,
-        )
-        return 2
+    backend = args.backend or grid.backend  # Ray only when cells are left to run (fl_core.ray_backend)
     from fl_core.sweep import run_sweep
 
     filtered = any(v is not None for v in (args.dataset, args.alpha, args.method, args.seed))

@@ -6,21 +6,31 @@ row per (cell, file): ``config_hash``, ``file`` (``config.json``, ``result.json`
 verbatim. So every cell's rounds, costs, selections, partition, status and reason, config, package
 versions and git revision are in it, and :func:`materialize` rebuilds a store whose checksums verify:
 the report and the notebooks read it exactly like the raw runs. Written deterministically (sorted rows,
-gzip mtime 0): the same runs give the same bytes.
+gzip with mtime 0 and no file name): the same runs give the same bytes.
+
+A compact copy is data from a pull request: its rows pass :func:`cell_rows` (a hash of the right form, a
+known cell file) and every path is built by :func:`fl_core.store.cell_path` (nothing outside the store),
+for the report, the sweep's restore and the notebooks alike. A bad row is logged once and skipped.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import json
+import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pandas as pd
 
-from fl_core.store import ResultStore
+from fl_core.store import MANIFEST, ResultStore, UnsafePath, cell_path, check_cell_file
+
+log = logging.getLogger(__name__)
+_reported: set[tuple[str, str, str]] = set()  # bad rows already logged by this process
 
 COMPACT = "runs.csv.gz"
 COLUMNS = ["config_hash", "file", "text"]
@@ -32,16 +42,14 @@ def write_compact(store_root: str | Path, hashes: Iterable[str], path: str | Pat
     store, path = ResultStore(store_root), Path(path)
     rows = []
     for h in sorted(set(hashes)):
-        if not store.verify(h):
-            continue
-        d = store.path(h)
-        rows += [(h, f.name, f.read_text()) for f in sorted(d.iterdir()) if f.is_file()]
+        if store.verify(h):  # so the manifest names only cell files, none of them a link
+            names = {*json.loads(cell_path(store.runs, h, MANIFEST).read_text()), MANIFEST}
+            rows += [(h, n, cell_path(store.runs, h, n).read_text()) for n in sorted(names)]
+    text = pd.DataFrame(rows, columns=COLUMNS).to_csv(index=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        pd.DataFrame(rows, columns=COLUMNS).to_csv(
-            tmp, index=False, compression={"method": "gzip", "mtime": 0}
-        )
+    try:  # the gzip header holds no file name and mtime 0: the same rows give the same bytes
+        tmp.write_bytes(gzip.compress(text.encode(), mtime=0))
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -53,10 +61,24 @@ def read_compact(path: str | Path) -> pd.DataFrame:
     return pd.read_csv(path, dtype=str, keep_default_na=False)
 
 
+def cell_rows(path: str | Path) -> Iterator[tuple[str, str, str]]:
+    """``(config_hash, file, text)`` of each row of the compact copy at ``path`` that names a cell file
+    by a well-formed hash; every other row is skipped, and logged once per process (a warning naming it)."""
+    for h, name, text in read_compact(path)[COLUMNS].itertuples(index=False):
+        try:
+            check_cell_file(h, name)
+        except UnsafePath as err:
+            if (str(path), h, name) not in _reported:
+                _reported.add((str(path), h, name))
+                log.warning("%s: skipped the row (config_hash %r, file %r): %s", path, h, name, err)
+            continue
+        yield h, name, text
+
+
 def compact_hashes(path: str | Path) -> set[str]:
-    """Config hashes of the cells a compact copy holds (empty if there is none)."""
+    """Config hashes of the cells a compact copy holds (empty if there is none); bad rows are skipped."""
     p = Path(path)
-    return set(read_compact(p).config_hash) if p.is_file() else set()
+    return {h for h, _, _ in cell_rows(p)} if p.is_file() else set()
 
 
 def _cache_root() -> Path:
@@ -74,10 +96,9 @@ def materialize(path: str | Path) -> Path:
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=root.parent, prefix=f".tmp-{digest}-{os.getpid()}-"))
     try:
-        for (h, name), text in read_compact(path).set_index(["config_hash", "file"]).text.items():
-            d = tmp / "runs" / h
-            d.mkdir(parents=True, exist_ok=True)
-            (d / name).write_text(text)
+        for h, name, text in cell_rows(path):
+            cell_path(tmp / "runs", h).mkdir(parents=True, exist_ok=True)
+            cell_path(tmp / "runs", h, name).write_text(text)
         (tmp / "runs").mkdir(exist_ok=True)
         try:
             tmp.rename(root)
@@ -96,21 +117,37 @@ def restore(path: str | Path, store_root: str | Path, hashes: Iterable[str]) -> 
     path, store = Path(path), ResultStore(store_root)
     if not path.is_file():
         return []
-    rows = read_compact(path)
-    todo = sorted(set(hashes) & set(rows.config_hash) - {h for h in hashes if store.verify(h)})
+    wanted = set(hashes)
+    cells: dict[str, dict[str, str]] = {}
+    for h, name, text in cell_rows(path):
+        if h in wanted:
+            cells.setdefault(h, {})[name] = text
     done = []
-    for h, files in rows[rows.config_hash.isin(todo)].groupby("config_hash"):
-        store.runs.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=store.runs, prefix=f".tmp-{h}-{os.getpid()}-"))
-        for name, text in zip(files.file, files.text, strict=True):
-            (tmp / name).write_text(text)
-        shutil.rmtree(store.path(h), ignore_errors=True)  # a damaged copy (it did not verify)
-        tmp.rename(store.path(h))
-        if store.verify(h):
-            done.append(h)
-        else:  # the compact copy itself is damaged: the cell runs again
-            shutil.rmtree(store.path(h), ignore_errors=True)
+    for h in sorted(cells):
+        try:
+            final = store.path(h)  # refuses a cell directory that is a link out of the store
+        except UnsafePath as err:
+            log.warning("%s: not restoring cell %s: %s", path, h, err)
+            continue
+        if store.verify(h) or not _put(store, h, cells[h], final):
+            continue
+        done.append(h)
     return done
+
+
+def _put(store: ResultStore, h: str, files: dict[str, str], final: Path) -> bool:
+    """Write one cell's ``files`` to a temp dir in the store and rename it to ``final``; True when it
+    verifies (else it is removed again: a damaged compact copy, the cell runs again)."""
+    store.runs.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=store.runs, prefix=f".tmp-{h}-{os.getpid()}-"))
+    for name, text in files.items():
+        (tmp / name).write_text(text)
+    shutil.rmtree(final, ignore_errors=True)  # a damaged copy (it did not verify)
+    tmp.rename(final)
+    if store.verify(h):
+        return True
+    shutil.rmtree(final, ignore_errors=True)
+    return False
 
 
 def store_or_compact(root: str | Path) -> Path:

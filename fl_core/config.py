@@ -171,9 +171,11 @@ class RunConfig(Strict):
                 d[section].pop(key)
         if (pooling := model_pooling(self.model)) != "cls":
             d["pooling"] = pooling
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:HASH_LEN]
 
 
+#: hex digits of a cell's config hash (:meth:`RunConfig.hash`), the name of its store directory
+HASH_LEN = 16
 _LATER_KEYS = [("method", "lr", None), ("data", "evaluate_on", "test")]
 
 

@@ -13,6 +13,7 @@ variables are hidden while its processes start, so local workers do not inherit 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import re
 import secrets
@@ -20,8 +21,22 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from fl_core.cell import cell_name, checkpoint_for, execute_cell, failed_result
-from fl_core.config import GridConfig, RunConfig
+from fl_core.config import ConfigError, GridConfig, RunConfig
 from fl_core.tracking import Tracker
+
+
+def ray_installed() -> bool:
+    return importlib.util.find_spec("ray") is not None
+
+
+def require_ray(todo: int, grid: GridConfig) -> None:
+    """Raise a :class:`ConfigError` (one line, rc 2) when ``todo`` cells are to run on Ray and it is not
+    installed; a grid with nothing left to run (all cells published or done) never needs Ray."""
+    if todo and not ray_installed():
+        raise ConfigError(
+            f"{todo} cells of grid {grid.name!r} are to run on Ray (backend: ray), which is not installed: "
+            "`make ray` (or pip install -e '.[ray]'), or pass --backend sequential"
+        )
 
 
 def _run_remote(

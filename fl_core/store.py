@@ -3,6 +3,9 @@
 ``<root>/runs/<config-hash>/`` holds ``config.json``, ``result.json``, ``rounds.csv``, ``costs.csv``,
 ``selections.csv``, ``partition.json`` and ``MANIFEST.json`` (sha256 of each). A cell is done when
 its manifest verifies; a half-written or corrupted cell is not done and is run again.
+
+A cell hash or file name can come from a file (a compact copy arrives by pull request), so every cell
+path is built by :func:`cell_path`, which refuses anything that would leave ``<root>/runs/``.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -19,11 +23,42 @@ from typing import Any
 
 import pandas as pd
 
-from fl_core.config import RunConfig
+from fl_core.config import HASH_LEN, RunConfig
 from fl_core.errors import StoreError
 from fl_core.lock import clean_partials
 
 MANIFEST = "MANIFEST.json"
+#: every file a finished cell holds: the only names a cell directory or a compact copy may carry
+CELL_FILES = frozenset(
+    {"config.json", "result.json", "rounds.csv", "costs.csv", "selections.csv", "partition.json", MANIFEST}
+)
+_HASH = re.compile(f"[0-9a-f]{{{HASH_LEN}}}")
+
+
+class UnsafePath(StoreError):
+    """A cell hash or file name (read from a file) that is malformed or would leave the store."""
+
+
+def check_cell_file(cell_hash: str, name: str | None = None) -> None:
+    """Raise :class:`UnsafePath` unless ``cell_hash`` is ``HASH_LEN`` lowercase hex digits and ``name``
+    (if given) is one of :data:`CELL_FILES`."""
+    if not isinstance(cell_hash, str) or not _HASH.fullmatch(cell_hash):
+        raise UnsafePath(f"config hash {cell_hash!r} is not {HASH_LEN} lowercase hex digits")
+    if name is not None and name not in CELL_FILES:
+        raise UnsafePath(f"file {name!r} is not a cell file ({', '.join(sorted(CELL_FILES))})")
+
+
+def cell_path(runs: str | Path, cell_hash: str, name: str | None = None) -> Path:
+    """``<runs>/<cell_hash>[/<name>]`` after :func:`check_cell_file`, and only where no symbolic link
+    below ``runs`` leads elsewhere (``runs`` itself may be a link: the user's choice of disk). Raises
+    :class:`UnsafePath` naming what is wrong."""
+    check_cell_file(cell_hash, name)
+    base = Path(runs).resolve()
+    want = base / cell_hash if name is None else base / cell_hash / name
+    path = Path(runs) / want.relative_to(base)
+    if want.resolve() != want:
+        raise UnsafePath(f"{path} is a symbolic link (to {want.resolve()}), not a file of the store")
+    return path
 
 
 def _sha256(path: Path) -> str:
@@ -54,18 +89,19 @@ class ResultStore:
             )
 
     def path(self, cell_hash: str) -> Path:
-        return self.runs / cell_hash
+        """The cell's directory (:func:`cell_path`: raises :class:`UnsafePath` for a bad hash or a link out)."""
+        return cell_path(self.runs, cell_hash)
 
     def is_done(self, cell_hash: str) -> bool:
         """Verified and not ``failed`` (a failed cell is kept for the table, and run again)."""
         return self.verify(cell_hash) and self.load_result(cell_hash).get("status") != "failed"
 
     def verify(self, cell_hash: str) -> bool:
-        d = self.path(cell_hash)
+        """The manifest names only cell files, each of which is in the store and has its checksum."""
         try:
-            manifest = json.loads((d / MANIFEST).read_text())
-            return all(_sha256(d / name) == digest for name, digest in manifest.items())
-        except (OSError, ValueError):
+            manifest = json.loads(cell_path(self.runs, cell_hash, MANIFEST).read_text())
+            return all(_sha256(cell_path(self.runs, cell_hash, n)) == sha for n, sha in manifest.items())
+        except (OSError, ValueError, UnsafePath, AttributeError, TypeError):
             return False
 
     def write(

@@ -17,7 +17,7 @@ from fl_core.faults import (
     storage_oserror,
 )
 from fl_core.lock import store_lock
-from fl_core.ray_backend import run_cells_ray
+from fl_core.ray_backend import require_ray, run_cells_ray
 from fl_core.report.publish import restore_published
 from fl_core.store import ResultStore
 from fl_core.tracking import Tracker
@@ -76,6 +76,21 @@ def _todo(grid: GridConfig, store: ResultStore, cells: list[RunConfig]) -> list[
     return todo
 
 
+def _results(backend: str, todo: list[RunConfig], grid: GridConfig, tracker: Tracker, progress: bool):
+    """(cell, outcome) of each cell of ``todo`` as it finishes; nothing to run starts no backend."""
+    if backend not in ("sequential", "ray"):
+        raise ValueError(f"unknown backend {backend!r}; allowed: sequential, ray")
+    if not todo:
+        return iter(())
+    if backend == "ray":
+        return run_cells_ray(todo, grid)
+    if grid.threads_per_cell:
+        import torch
+
+        torch.set_num_threads(grid.threads_per_cell)
+    return ((c, storage_guard(execute_cell, c, tracker, progress, checkpoint_for(grid, c))) for c in todo)
+
+
 def _run_locked(grid: GridConfig, backend: str, progress: bool, cells: list[RunConfig] | None) -> SweepReport:
     from tqdm.auto import tqdm
 
@@ -85,6 +100,8 @@ def _run_locked(grid: GridConfig, backend: str, progress: bool, cells: list[RunC
         log.info("removed a partial write left by a stopped run: %s", p)
     cells = grid.cells() if cells is None else cells
     todo = _todo(grid, store, cells)
+    if backend == "ray":
+        require_ray(len(todo), grid)
     report = SweepReport(total=len(cells), skipped_done=len(cells) - len(todo))
     if report.skipped_done:
         log.info("resuming: %d of %d cells already done", report.skipped_done, len(cells))
@@ -96,19 +113,7 @@ def _run_locked(grid: GridConfig, backend: str, progress: bool, cells: list[RunC
         unit="cell",
         disable=not progress,
     )
-    if backend == "ray":
-        results = run_cells_ray(todo, grid)
-    elif backend == "sequential":
-        if grid.threads_per_cell:
-            import torch
-
-            torch.set_num_threads(grid.threads_per_cell)
-        results = (
-            (c, storage_guard(execute_cell, c, tracker, progress, checkpoint_for(grid, c))) for c in todo
-        )
-    else:
-        raise ValueError(f"unknown backend {backend!r}; allowed: sequential, ray")
-    for cell, out in results:
+    for cell, out in _results(backend, todo, grid, tracker, progress):
         if isinstance(out, OSError):
             stop_on_storage_fault(store, cell, cell_name(cell), out, failed_result, report.ran)
         result, tables, extra = out

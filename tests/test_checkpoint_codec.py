@@ -125,6 +125,10 @@ def test_unsupported_values_fail_at_save_and_write_nothing(tmp_path, value):
         {"__t__": "obj", "type": "fl_core.checkpoint:Checkpoint", "v": {}},  # in fl_core, not data
         {"__t__": "obj", "type": "fl_core.sweep:run_sweep", "v": {}},
         {"__t__": "obj", "type": "fl_core:__builtins__", "v": {}},
+        # a foreign dataclass reached through an fl_core module's attributes
+        {"__t__": "obj", "type": "fl_core.checkpoint:torch._export.ExportDynamoConfig", "v": {}},
+        {"__t__": "obj", "type": "fl_core.checkpoint:BaseModel", "v": {}},  # imported into fl_core
+        {"__t__": "obj", "type": "fl_core.report.load:MethodSpec", "v": {}},  # fl_core's, named elsewhere
         {"__t__": "ndarray", "key": "t0", "dtype": "O", "shape": [1]},
         {"__t__": "tensor", "key": "nosuch"},
         {"__t__": "pickle", "v": "gASV"},

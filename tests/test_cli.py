@@ -67,7 +67,7 @@ def _capture_backend(monkeypatch) -> list[str]:
 
 def test_sweep_runs_on_the_grids_backend_unless_told_otherwise(tmp_path, monkeypatch):
     seen = _capture_backend(monkeypatch)
-    monkeypatch.setattr("fl_core.cli.ray_installed", lambda: True)
+    monkeypatch.setattr("fl_core.ray_backend.ray_installed", lambda: True)
     cfg = tmp_path / "g.yaml"
     for grid_backend, flag, expected in [
         (None, [], "sequential"),
@@ -81,10 +81,19 @@ def test_sweep_runs_on_the_grids_backend_unless_told_otherwise(tmp_path, monkeyp
 
 
 def test_a_ray_grid_without_ray_installed_is_one_clear_line(tmp_path, monkeypatch, capsys):
-    seen = _capture_backend(monkeypatch)
-    monkeypatch.setattr("fl_core.cli.ray_installed", lambda: False)
+    """Cells left to run on Ray without Ray: rc 2 and one line with both ways out, before any cell runs."""
+    import fl_core.sweep
+
+    def boom(*a, **k):
+        raise AssertionError("a cell ran")
+
+    monkeypatch.setattr("fl_core.ray_backend.ray_installed", lambda: False)
+    monkeypatch.setattr(fl_core.sweep, "run_cells_ray", boom)
+    monkeypatch.setattr(fl_core.sweep, "execute_cell", boom)
+    monkeypatch.delenv("BACKEND", raising=False)
     cfg = tmp_path / "g.yaml"
     cfg.write_text(yaml.safe_dump(tiny_grid_dict(tmp_path) | {"backend": "ray"}))
     assert main(["sweep", str(cfg), "--no-progress"]) == 2
     err = capsys.readouterr().err
-    assert "backend: ray" in err and "--backend sequential" in err and not seen
+    assert err.count("\n") == 1 and "backend: ray" in err and "--backend sequential" in err, err
+    assert "make ray" in err and "2 cells" in err

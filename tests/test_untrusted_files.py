@@ -81,20 +81,27 @@ def test_torn_checkpoint_restarts_the_cell(tmp_path, caplog):
     assert sum("ignoring checkpoint" in r.getMessage() for r in caplog.records) == 2  # one per load
 
 
-def test_a_safetensors_file_naming_a_foreign_class_is_refused(tmp_path):
+# a foreign class named directly, and reached through an fl_core module (its `torch` attribute, its
+# import of pydantic's BaseModel): the module string says fl_core, the class is not fl_core's
+@pytest.mark.parametrize(
+    "foreign",
+    ["pathlib:Path", "fl_core.checkpoint:torch._export.ExportDynamoConfig", "fl_core.checkpoint:BaseModel"],
+)
+def test_a_safetensors_file_naming_a_foreign_class_is_refused(tmp_path, foreign, caplog):
     from safetensors.torch import save_file
 
     from fl_core.checkpoint import FORMAT
 
     marker = tmp_path / "pwned"
     text = (
-        '{"config_hash": "x", "round": 0, "v": {"__t__": "obj", "type": "pathlib:Path", "v": {}},'
+        f'{{"config_hash": "x", "round": 0, "v": {{"__t__": "obj", "type": "{foreign}", "v": {{}}}},'
         f' "w": {{"__t__": "obj", "type": "builtins:open", "v": {{"file": "{marker}"}}}}}}'
     )
     state = torch.frombuffer(bytearray(text.encode()), dtype=torch.uint8)
     save_file({"__state__": state}, tmp_path / "c.pt", metadata={"format": FORMAT})
     assert Checkpoint(tmp_path / "c.pt").load() is None
     assert not marker.exists()
+    assert foreign in caplog.text  # the warning names the refused class
 
 
 def _dead_pid() -> int:

@@ -18,7 +18,7 @@ import yaml
 
 from fl_core.compact import COMPACT, write_compact
 from fl_core.config import ConfigError, GridConfig
-from fl_core.provenance import git_revision
+from fl_core.provenance import code_revision, git_ignored
 from fl_core.report.claims import write_claims
 from fl_core.report.figures import all_figures, budget_rows
 from fl_core.report.load import Results, load_results
@@ -307,14 +307,15 @@ def _grid_header(grid: GridConfig, cfg_path: Path, store_desc: str) -> list[str]
         f"evaluated every {fl.eval_every} rounds",
         f"- grid: datasets {', '.join(grid.datasets)}; alphas {', '.join(map(str, grid.alphas))}; seeds "
         f"{', '.join(map(str, grid.seeds))}; methods {', '.join(m.display for m in grid.methods)}",
-        f"- git revision of the report code: `{git_revision()}`",
+        f"- git revision of the report code (`fl_core/report/`, `fl_core/compact.py`): `{code_revision()}`",
     ]
 
 
 def _other_reports(out: Path) -> list[str]:
     """Links to the reports published in sub-folders of ``out`` (in ``results/``: the default grid's
-    quick look, the speed measurements), each by its title."""
+    quick look, the speed measurements), each by its title; never to a folder git ignores (a smoke run)."""
     subs = sorted(p for p in out.iterdir() if (p / "README.md").is_file()) if out.is_dir() else []
+    subs = [p for p in subs if not git_ignored(p)]
     if not subs:
         return []
     lines = ["## Other published results", ""]

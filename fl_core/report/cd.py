@@ -89,13 +89,15 @@ def friedman_cd(res: Results, out_dir: Path, metric: str = "final_accuracy") -> 
     try:
         import matplotlib.pyplot as plt
 
+        from fl_core.report.style import PDF_METADATA, PNG_METADATA
+
         out_dir.mkdir(parents=True, exist_ok=True)
         with contextlib.redirect_stdout(io.StringIO()):
             ax = plot_stats(r, allow_insignificant=True)
         fig = ax.get_figure()
         png = out_dir / f"cd_{metric}.png"
-        fig.savefig(png, dpi=150, bbox_inches="tight")
-        fig.savefig(png.with_suffix(".pdf"), bbox_inches="tight")
+        fig.savefig(png, dpi=150, bbox_inches="tight", metadata=PNG_METADATA)
+        fig.savefig(png.with_suffix(".pdf"), bbox_inches="tight", metadata=PDF_METADATA)
         plt.close(fig)
         lines += [
             "",

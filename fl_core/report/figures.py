@@ -40,6 +40,7 @@ from fl_core.report.stats import summarize
 from fl_core.report.style import (
     HEATMAP,
     PALETTE,
+    PNG_METADATA,
     RC,
     Style,
     StyleMap,
@@ -254,7 +255,7 @@ def contact_sheet(pngs: list[Path], out: Path, ncol: int = 4) -> list[Path]:
     for ax in axes.flat:
         ax.set_axis_off()
     png = out / "index.png"
-    fig.savefig(png, dpi=110, metadata={"Software": None})
+    fig.savefig(png, dpi=110, metadata=PNG_METADATA)
     return [png]
 
 

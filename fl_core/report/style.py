@@ -152,6 +152,11 @@ def slug(x: str) -> str:
     return re.sub(r"[^A-Za-z0-9.+-]+", "_", str(x)).strip("_") or "x"
 
 
+#: savefig metadata that leaves no date, version or tool name in the file: the same figure, the same bytes
+PNG_METADATA = {"Software": None}
+PDF_METADATA = {"CreationDate": None, "ModDate": None, "Producer": None, "Creator": None}
+
+
 def save(fig, stem: Path) -> list[Path]:
     """``stem.png`` and ``stem.pdf``, with fixed metadata (byte-identical for the same input)."""
     stem.parent.mkdir(parents=True, exist_ok=True)
@@ -162,6 +167,6 @@ def save(fig, stem: Path) -> list[Path]:
         fig.set_layout_engine("none")
     for observe in SAVE_OBSERVERS:
         observe(fig, stem)
-    fig.savefig(png, metadata={"Software": None})
-    fig.savefig(pdf, metadata={"CreationDate": None, "ModDate": None, "Producer": None, "Creator": None})
+    fig.savefig(png, metadata=PNG_METADATA)
+    fig.savefig(pdf, metadata=PDF_METADATA)
     return [png, pdf]

@@ -3,7 +3,6 @@ seeds, with costs, and every skipped/diverged/failed cell shown with its reason 
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +11,7 @@ import pandas as pd
 from fl_core.config import GridConfig
 from fl_core.metrics import ACCURACY, MACRO_F1, final, personal
 from fl_core.model_names import model_label
-from fl_core.provenance import git_revision
+from fl_core.provenance import code_revision
 from fl_core.store import ResultStore
 
 KEYS = ["dataset", "alpha", "label"]
@@ -101,9 +100,7 @@ def _markdown(t: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def write_summary(
-    grid: GridConfig, config_path: str | Path, command: str | None = None, root: str | Path | None = None
-) -> Path:
+def write_summary(grid: GridConfig, config_path: str | Path, root: str | Path | None = None) -> Path:
     """Write ``<output_dir>/summary_<grid>.{csv,md}`` (from the store at ``root``, default the grid's);
     returns the Markdown path."""
     cells = collect(grid, root)
@@ -112,13 +109,13 @@ def write_summary(
     cells.to_csv(out / f"cells_{grid.name}.csv", index=False)
     t = summary_table(cells)
     t.to_csv(out / f"summary_{grid.name}.csv", index=False)
-    command = command or (" ".join(["layerbench", *sys.argv[1:]]) if sys.argv else "layerbench")
     header = [
         f"# Summary: grid `{grid.name}`",
         "",
-        f"- produced by: `{command}` from `{config_path}`",
-        f"- git revision: `{git_revision()}`; the full report (tables, figures, claims): `layerbench report "
-        f"{config_path}`",
+        f"- produced by: `layerbench report {config_path}` (and after every `layerbench sweep` of it), "
+        "from the grid's store alone: the same store gives the same bytes",
+        f"- git revision of the report code: `{code_revision()}`; the full report (tables, figures, claims): "
+        f"`layerbench report {config_path}`",
         f"- model: {model_label(grid.model)}; {grid.fl.rounds} rounds, {grid.fl.num_clients} clients, "
         f"{grid.fl.clients_per_round} per round, max_len {grid.fl.max_len}",
         "- accuracy in % on the global test split: `final_acc` at the last round; `best_acc_test` is the max over "

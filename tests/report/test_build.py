@@ -51,6 +51,24 @@ def test_a_report_links_the_reports_published_below_it(tmp_path):
     assert _other_reports(tmp_path / "default") == []
 
 
+def test_a_report_never_links_a_folder_git_ignores(tmp_path):
+    """A smoke run's folder is ignored by git: a published page linking it would point nowhere in a clone."""
+    import shutil
+    import subprocess
+
+    from fl_core.report.build import _other_reports
+
+    if shutil.which("git") is None:
+        pytest.skip("needs git")
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / ".gitignore").write_text("smoke/\n")
+    for name in ("smoke", "perf"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "README.md").write_text(f"# {name}\n")
+    lines = _other_reports(tmp_path)
+    assert any("perf/" in x for x in lines) and not any("smoke" in x for x in lines)
+
+
 @pytest.fixture(scope="module")
 def smoke_report(smoke_grid):
     """`layerbench report <config>` on the smoke store, with W&B importable by nobody (the grid says off)."""

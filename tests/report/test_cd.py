@@ -22,6 +22,8 @@ def test_friedman_p_matches_scipy_and_the_diagram_is_drawn(fixture_results, tmp_
     assert p == pytest.approx(stats.friedmanchisquare(*[m[c] for c in m.columns]).pvalue, rel=1e-2)
     assert "Mean ranks (1 = best): full 1.00" in text  # full has the highest accuracy in every block
     assert (tmp_path / "figures" / "cd_final_accuracy.png").stat().st_size > 1000
+    pdf = (tmp_path / "figures" / "cd_final_accuracy.pdf").read_bytes()
+    assert b"/CreationDate" not in pdf and b"/Producer" not in pdf  # the same ranks, the same bytes
 
 
 def test_too_few_blocks_is_said_not_ranked(fixture_results, tmp_path):

@@ -85,6 +85,29 @@ def test_a_fresh_clone_sweep_resumes_from_the_published_cells(published, tmp_pat
     assert _snapshot(runs) == before
 
 
+def test_a_fresh_clone_of_a_published_grid_needs_no_ray_and_rebuilds_the_same_bytes(
+    published, tmp_path, monkeypatch
+):
+    """Every cell published: a sweep on Ray restores them, starts no backend (Ray is not even installed),
+    and each rebuild of the report, the compact copy and the summary gives the same bytes."""
+    import fl_core.sweep as sweep_mod
+
+    def boom(*a, **k):
+        raise AssertionError("a backend was started for a grid with nothing to run")
+
+    monkeypatch.setattr("fl_core.ray_backend.ray_installed", lambda: False)
+    monkeypatch.setattr(sweep_mod, "run_cells_ray", boom)
+    monkeypatch.setattr(sweep_mod, "execute_cell", boom)
+    grid, cfg, out = _copy(published, tmp_path)
+    snapshots = []
+    for _ in range(2):
+        shutil.rmtree(Path(grid.output_dir) / "runs")  # what a fresh clone has
+        assert main(["sweep", str(cfg), "--backend", "ray", "--no-progress"]) == 0
+        snapshots.append(_snapshot(Path(grid.output_dir)) | _snapshot(out))
+    assert snapshots[0] == snapshots[1]
+    assert COMPACT in snapshots[0] and any(k.endswith(".pdf") for k in snapshots[0])
+
+
 def test_without_raw_runs_the_report_is_kept_and_rebuilds_identically_with_force(published, tmp_path):
     grid, cfg, out = _copy(published, tmp_path)
     before = _snapshot(out)
