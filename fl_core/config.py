@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -124,6 +126,21 @@ class MethodSpec(Strict):
 
 Alpha = float | Literal["iid"]
 
+#: a grid name is one safe path component (it names report folders and W&B groups)
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
+
+
+def check_alpha(a: Alpha) -> Alpha:
+    """``iid`` or a finite number > 0 (``.inf`` would be a Dirichlet with no skew at all: use iid)."""
+    if a != "iid" and not (math.isfinite(a) and a > 0):
+        raise ValueError(f"alpha must be a finite number > 0 or 'iid', got {a}")
+    return a
+
+
+def cell_name(cell: RunConfig) -> str:
+    """How a cell is named in logs and tables: ``dataset|a=alpha|label|s=seed``."""
+    return f"{cell.dataset}|a={cell.alpha}|{cell.method.display}|s={cell.seed}"
+
 
 class RunConfig(Strict):
     """One cell: dataset × alpha × method × seed, plus the shared settings."""
@@ -131,10 +148,15 @@ class RunConfig(Strict):
     dataset: str
     alpha: Alpha
     method: MethodSpec
-    seed: int
+    seed: int = Field(ge=0)
     model: str = "minilm-l6"
     fl: FLConfig = FLConfig()
     data: DataConfig = DataConfig()
+
+    @field_validator("alpha")
+    @classmethod
+    def _alpha(cls, v: Alpha) -> Alpha:
+        return check_alpha(v)
 
     @model_validator(mode="after")
     def _method_lr(self) -> RunConfig:
@@ -202,9 +224,23 @@ class GridConfig(Strict):
     @field_validator("alphas")
     @classmethod
     def _alphas(cls, v: list[Alpha]) -> list[Alpha]:
-        for a in v:
-            if a != "iid" and not a > 0:
-                raise ValueError(f"alpha must be > 0 or 'iid', got {a}")
+        return [check_alpha(a) for a in v]
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: list[int]) -> list[int]:
+        if bad := [s for s in v if s < 0]:
+            raise ValueError(f"seeds must be >= 0 (they seed numpy's SeedSequence), got {bad}")
+        return v
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not SAFE_NAME.match(v):
+            raise ValueError(
+                f"name {v!r} must be one safe path component: letters, digits and . _ + -, "
+                "starting with a letter or digit (it names the report folder)"
+            )
         return v
 
     def cells(self) -> list[RunConfig]:
@@ -223,7 +259,7 @@ def format_error(err: ValidationError, source: str) -> str:
     lines = [f"invalid config {source}:"]
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = e["msg"]
+        msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown key (misspelled?)"
         elif e["type"] == "literal_error":
