@@ -53,8 +53,10 @@ class FLConfig(Strict):
         8, ge=0, description="sort each run of this many shuffled batches by length before batching (0: off)"
     )
     device: str = "auto"
-    precision: Literal["fp32", "bf16"] = Field(
-        "fp32", description="bf16: autocast forward/backward; weights, optimizer, aggregation stay fp32"
+    precision: Literal["fp32", "bf16", "auto"] = Field(
+        "fp32",
+        description="bf16: autocast forward/backward; weights, optimizer, aggregation stay fp32. "
+        "auto: bf16 where the hardware has native bf16, else fp32 (fl_core.precision)",
     )
 
     @model_validator(mode="after")

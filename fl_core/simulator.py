@@ -26,6 +26,7 @@ from fl_core.evaluate import evaluate_global
 from fl_core.methods import METHODS, Method, make_method, validate_params
 from fl_core.models import HEAD, build_model, load_tokenizer, model_label, num_blocks
 from fl_core.plan import ClientUpdate
+from fl_core.precision import resolve_precision
 
 
 def resolve_device(name: str) -> torch.device:
@@ -84,6 +85,7 @@ def build_context(cfg: RunConfig, params: BaseModel | None = None) -> RunContext
         cfg = cfg.model_copy(update={"model": chosen})
     model = build_model(cfg.model, splits.num_labels, seed=cfg.seed).to(device)
     ctx = RunContext(cfg=cfg, model=model, splits=splits, clients=clients, device=device)
+    ctx.precision, ctx.precision_reason = resolve_precision(cfg.fl.precision, device)
     ctx.touched.update(model.names_in(HEAD))  # the new head must reach every client once
     # each client's own test split, drawn with its training label mix (personalized evaluation)
     counts = label_counts(splits.train.labels, clients, splits.num_labels)
@@ -255,6 +257,8 @@ def cell_result(
         info={
             "wall_s": wall_s,  # every attempt
             "device": str(ctx.device),
+            "precision_used": ctx.precision,
+            "precision_reason": ctx.precision_reason,
             "model": model_label(ctx.cfg.model),
             "pooling": model.pooling,
             "method": method.run_info(),
