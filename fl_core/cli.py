@@ -19,30 +19,11 @@ def _offline_defaults() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def _describe(name: str, doc: str | None) -> str:
-    """``name`` and the whole first paragraph of its docstring, wrapped (never cut mid-sentence)."""
-    import textwrap
-
-    para = " ".join((doc or "").strip().split("\n\n")[0].split())
-    return (
-        textwrap.fill(para, 110, initial_indent=f"  {name:<14} ", subsequent_indent=" " * 17) or f"  {name}"
-    )
-
-
 def cmd_list(args: argparse.Namespace) -> int:
-    from fl_core.data import DATASETS
-    from fl_core.methods import METHODS
-    from fl_core.models import MODELS, model_label
+    """Registered methods (with their params and defaults), datasets and models; torch-free."""
+    from fl_core.catalog import listing
 
-    print("methods:")
-    for name, cls in sorted(METHODS.items()):
-        print(_describe(name, cls.__doc__))
-    print("datasets:")
-    for name, fn in sorted(DATASETS.items()):
-        print(_describe(name, fn.__doc__))
-    print("models:")
-    for name in sorted(MODELS):
-        print(f"  {model_label(name)}")
+    print(listing())
     return 0
 
 
@@ -191,20 +172,29 @@ def _add_sweep_parsers(sub) -> None:
         ("sweep", "run every unfinished cell of a grid"),
         ("run", "run the cells matching filters"),
     ]:
-        s = sub.add_parser(name, help=help_)
-        s.add_argument("config")
+        s = sub.add_parser(name, help=help_, description=help_)
+        s.add_argument("config", help="a grid YAML, e.g. configs/default.yaml")
         s.add_argument(
             "--backend",
             default=os.environ.get("BACKEND") or None,
             choices=["sequential", "ray"],
             help="default: the grid's `backend` (sequential unless the grid says ray)",
         )
-        s.add_argument("--output-dir")
-        s.add_argument("--no-progress", action="store_true")
-        s.add_argument("--dataset")
-        s.add_argument("--alpha")
-        s.add_argument("--method", help="a method label or name")
-        s.add_argument("--seed", type=int)
+        s.add_argument("--output-dir", help="the results store (default: the grid's output_dir)")
+        s.add_argument(
+            "--no-progress",
+            action="store_true",
+            help="no progress bars (also off when stderr is no terminal)",
+        )
+        s.add_argument("--dataset", help="only this dataset of the grid")
+        s.add_argument("--alpha", help="only this alpha of the grid (a number or 'iid')")
+        s.add_argument("--method", help="only this method of the grid: a label or name")
+        s.add_argument("--seed", type=int, help="only this seed of the grid")
+        s.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="print the cells to run and restore and the estimated wall time, run nothing",
+        )
         s.add_argument(
             "--wait",
             type=float,

@@ -39,6 +39,7 @@ LAYERS: list[tuple[str, ...]] = [
         "fl_core.faults",
         "fl_core.lock",
         "fl_core.compact",
+        "fl_core.catalog",
         "fl_core.config",
         "fl_core.params",
         "fl_core.store",
