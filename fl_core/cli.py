@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import logging
 import os
@@ -10,6 +11,7 @@ import sys
 
 from fl_core.config import ConfigError
 from fl_core.errors import StoreError
+from fl_core.lock import StoreBusy, store_lock
 from fl_core.validate import load_grid
 
 
@@ -77,24 +79,49 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    from fl_core.sweep import run_sweep
-
     filtered = any(v is not None for v in (args.dataset, args.alpha, args.method, args.seed))
     cells = _select(grid, args) if filtered or args.command == "run" else None
     if cells is not None and not cells:
         print("no cell of the grid matches the filters", file=sys.stderr)
         return 2
     progress = quiet_progress(args.no_progress)
-    try:
-        report = run_sweep(grid, backend=backend, progress=progress, cells=cells, wait_s=args.wait)
-    except KeyboardInterrupt:
-        print(
-            "\ninterrupted: finished cells are stored and the running cell kept its last checkpoint; "
-            "run the same command again to resume",
-            file=sys.stderr,
-        )
-        return 130
-    md = _report_after_sweep(grid, args, subset=cells is not None)
+    if args.dry_run:
+        return _dry_run(grid, cells, backend)
+    # the lock first, torch and the sweep's imports after: a second sweep is refused at once
+    with store_lock(grid.output_dir, args.wait, who=args.command):
+        from fl_core.sweep import run_sweep
+
+        try:
+            report = run_sweep(grid, backend=backend, progress=progress, cells=cells, locked=True)
+        except KeyboardInterrupt:
+            print(
+                "\ninterrupted: finished cells are stored and the running cell kept its last checkpoint; "
+                "run the same command again to resume",
+                file=sys.stderr,
+            )
+            return 130
+        md = _report_after_sweep(grid, args, subset=cells is not None)
+    return _sweep_outcome(report, md)
+
+
+def _dry_run(grid, cells, backend: str) -> int:
+    """``--dry-run``: what the sweep would run and restore, and its estimated wall time; writes nothing."""
+    from fl_core.sweep_plan import plan_sweep
+
+    plan = plan_sweep(grid, cells)
+    print(plan.line(grid, dry_run=True))
+    if not plan.todo:
+        print("nothing to train")
+        return 0
+    from fl_core.estimate import describe  # torch: only when there is something to time
+
+    print(describe(grid, plan.todo, backend))
+    for c in plan.todo:
+        print(f"  would run {c.hash()}  {c.dataset} alpha={c.alpha} {c.method.display} seed={c.seed}")
+    return 0
+
+
+def _sweep_outcome(report, md) -> int:
     print(
         f"{report.ran} cells run, {report.skipped_done} already done, statuses {report.statuses}, "
         f"{report.wall_s / 60:.1f} min"
@@ -150,6 +177,17 @@ def quiet_progress(no_progress: bool) -> bool:
 
 def cmd_report(args: argparse.Namespace) -> int:
     grid = load_grid(args.config, {"output_dir": args.output_dir} if args.output_dir else None)
+    with contextlib.ExitStack() as stack:
+        try:  # never built from a store a sweep is writing (that one is refused: StoreBusy)
+            stack.enter_context(store_lock(grid.output_dir, 0.0, who="report"))
+        except StoreBusy:
+            raise
+        except StoreError as err:  # a read-only store: no sweep can be writing it either
+            logging.getLogger("layerbench").warning("building the report without the store lock: %s", err)
+        return _build_report(grid, args)
+
+
+def _build_report(grid, args: argparse.Namespace) -> int:
     from fl_core.report import build_report
 
     readme = build_report(

@@ -6,6 +6,7 @@ cell and returns its result; where results go (store, W&B) is the caller's busin
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from pydantic import BaseModel
 
 from fl_core.checkpoint import Checkpoint
 from fl_core.client import run_client
-from fl_core.config import RunConfig
+from fl_core.config import RunConfig, cell_name
 from fl_core.context import RunContext
 from fl_core.data import client_test_split, label_counts, load_splits, partition
 from fl_core.data.val import carve_val
@@ -27,6 +28,8 @@ from fl_core.methods import METHODS, Method, make_method, validate_params
 from fl_core.models import HEAD, build_model, load_tokenizer, model_label, num_blocks
 from fl_core.plan import ClientUpdate
 from fl_core.precision import resolve_precision
+
+log = logging.getLogger(__name__)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -182,7 +185,15 @@ def _resume(ctx: RunContext, method: Method, checkpoint: Checkpoint | None) -> t
     method.load_state_dict(saved["method"])
     ctx.touched, ctx.costs.records = saved["touched"], saved["costs"]
     prior_s = float(saved.get("elapsed_s", 0.0))
-    return saved["rounds"], saved["selections"], saved["round"] + 1, prior_s
+    start = saved["round"] + 1
+    log.info(
+        "cell %s: resumed at round %d of %d from its checkpoint %s",
+        cell_name(ctx.cfg),
+        start,
+        ctx.cfg.fl.rounds,
+        checkpoint.path,
+    )
+    return saved["rounds"], saved["selections"], start, prior_s
 
 
 def start_cell(cfg: RunConfig) -> tuple[RunContext, Method]:

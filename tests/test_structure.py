@@ -17,6 +17,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("fl_core.cli",),
     (
         "fl_core.sweep",
+        "fl_core.sweep_plan",
+        "fl_core.estimate",
         "fl_core.ray_backend",
         "fl_core.report",
         "fl_core.tune",
