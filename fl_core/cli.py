@@ -72,6 +72,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     overrides = {"output_dir": args.output_dir} if args.output_dir else None
     grid = load_grid(args.config, overrides)  # torch-free: a bad config fails before torch loads
     backend = args.backend or grid.backend
+    filtered = any(v is not None for v in (args.dataset, args.alpha, args.method, args.seed))
+    cells = _select(grid, args) if filtered or args.command == "run" else None
+    if cells is not None and not cells:
+        print("no cell of the grid matches the filters", file=sys.stderr)
+        return 2
+    progress = quiet_progress(args.no_progress)
+    if args.dry_run:  # reads only: needs neither the lock nor Ray
+        return _dry_run(grid, cells, backend)
     if backend == "ray" and not ray_installed():
         print(
             f"error: {args.config} runs on Ray (backend: ray), which is not installed: "
@@ -79,14 +87,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    filtered = any(v is not None for v in (args.dataset, args.alpha, args.method, args.seed))
-    cells = _select(grid, args) if filtered or args.command == "run" else None
-    if cells is not None and not cells:
-        print("no cell of the grid matches the filters", file=sys.stderr)
-        return 2
-    progress = quiet_progress(args.no_progress)
-    if args.dry_run:
-        return _dry_run(grid, cells, backend)
     # the lock first, torch and the sweep's imports after: a second sweep is refused at once
     with store_lock(grid.output_dir, args.wait, who=args.command):
         from fl_core.sweep import run_sweep

@@ -185,3 +185,9 @@ def test_a_permission_error_is_named_as_such_with_its_path(tmp_path, monkeypatch
     msg = str(exc.value)
     assert "Permission denied" in msg and bad in msg and "Fix permissions" in msg
     assert "no room" not in msg and "Free space" not in msg
+
+
+def test_dry_run_of_a_ray_grid_needs_no_ray(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr("fl_core.cli.ray_installed", lambda: False)
+    assert main(["sweep", str(_cfg(tmp_path, backend="ray")), "--dry-run", "--no-progress"]) == 0
+    assert "2 cells to run" in capsys.readouterr().out and not (tmp_path / "results").exists()
