@@ -12,16 +12,12 @@ import torch
 
 from fl_core import simulator
 from fl_core.checkpoint import Checkpoint
-from fl_core.config import GridConfig, RunConfig
+from fl_core.config import GridConfig, RunConfig, cell_name
 from fl_core.errors import CellNotRunnable
 from fl_core.faults import is_storage_error
 from fl_core.metrics import ACCURACY, LOSS, MACRO_F1, final, personal
 from fl_core.provenance import git_revision, versions
 from fl_core.tracking import Tracker
-
-
-def cell_name(cell: RunConfig) -> str:
-    return f"{cell.dataset}|a={cell.alpha}|{cell.method.display}|s={cell.seed}"
 
 
 def headline(rounds: list[dict[str, Any]], costs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
 
 from fl_core.config import ConfigError
 from fl_core.errors import StoreError
+from fl_core.lock import StoreBusy, store_lock
 from fl_core.validate import load_grid
 
 
@@ -18,30 +20,11 @@ def _offline_defaults() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def _describe(name: str, doc: str | None) -> str:
-    """``name`` and the whole first paragraph of its docstring, wrapped (never cut mid-sentence)."""
-    import textwrap
-
-    para = " ".join((doc or "").strip().split("\n\n")[0].split())
-    return (
-        textwrap.fill(para, 110, initial_indent=f"  {name:<14} ", subsequent_indent=" " * 17) or f"  {name}"
-    )
-
-
 def cmd_list(args: argparse.Namespace) -> int:
-    from fl_core.data import DATASETS
-    from fl_core.methods import METHODS
-    from fl_core.models import MODELS, model_label
+    """Registered methods (with their params and defaults), datasets and models; torch-free."""
+    from fl_core.catalog import listing
 
-    print("methods:")
-    for name, cls in sorted(METHODS.items()):
-        print(_describe(name, cls.__doc__))
-    print("datasets:")
-    for name, fn in sorted(DATASETS.items()):
-        print(_describe(name, fn.__doc__))
-    print("models:")
-    for name in sorted(MODELS):
-        print(f"  {model_label(name)}")
+    print(listing())
     return 0
 
 
@@ -83,25 +66,50 @@ def _select(grid, args):
 def cmd_sweep(args: argparse.Namespace) -> int:
     overrides = {"output_dir": args.output_dir} if args.output_dir else None
     grid = load_grid(args.config, overrides)  # torch-free: a bad config fails before torch loads
-    backend = args.backend or grid.backend  # Ray only when cells are left to run (fl_core.ray_backend)
-    from fl_core.sweep import run_sweep
-
+    backend = args.backend or grid.backend
     filtered = any(v is not None for v in (args.dataset, args.alpha, args.method, args.seed))
     cells = _select(grid, args) if filtered or args.command == "run" else None
     if cells is not None and not cells:
         print("no cell of the grid matches the filters", file=sys.stderr)
         return 2
     progress = quiet_progress(args.no_progress)
-    try:
-        report = run_sweep(grid, backend=backend, progress=progress, cells=cells, wait_s=args.wait)
-    except KeyboardInterrupt:
-        print(
-            "\ninterrupted: finished cells are stored and the running cell kept its last checkpoint; "
-            "run the same command again to resume",
-            file=sys.stderr,
-        )
-        return 130
-    md = _report_after_sweep(grid, args, subset=cells is not None)
+    if args.dry_run:  # reads only: needs neither the lock nor Ray
+        return _dry_run(grid, cells, backend)
+    # the lock first, torch and the sweep's imports after: a second sweep is refused at once
+    with store_lock(grid.output_dir, args.wait, who=args.command):
+        from fl_core.sweep import run_sweep
+
+        try:
+            report = run_sweep(grid, backend=backend, progress=progress, cells=cells, locked=True)
+        except KeyboardInterrupt:
+            print(
+                "\ninterrupted: finished cells are stored and the running cell kept its last checkpoint; "
+                "run the same command again to resume",
+                file=sys.stderr,
+            )
+            return 130
+        md = _report_after_sweep(grid, args, subset=cells is not None)
+    return _sweep_outcome(report, md)
+
+
+def _dry_run(grid, cells, backend: str) -> int:
+    """``--dry-run``: what the sweep would run and restore, and its estimated wall time; writes nothing."""
+    from fl_core.sweep_plan import plan_sweep
+
+    plan = plan_sweep(grid, cells)
+    print(plan.line(grid, dry_run=True))
+    if not plan.todo:
+        print("nothing to train")
+        return 0
+    from fl_core.estimate import describe  # torch: only when there is something to time
+
+    print(describe(grid, plan.todo, backend))
+    for c in plan.todo:
+        print(f"  would run {c.hash()}  {c.dataset} alpha={c.alpha} {c.method.display} seed={c.seed}")
+    return 0
+
+
+def _sweep_outcome(report, md) -> int:
     print(
         f"{report.ran} cells run, {report.skipped_done} already done, statuses {report.statuses}, "
         f"{report.wall_s / 60:.1f} min"
@@ -157,6 +165,17 @@ def quiet_progress(no_progress: bool) -> bool:
 
 def cmd_report(args: argparse.Namespace) -> int:
     grid = load_grid(args.config, {"output_dir": args.output_dir} if args.output_dir else None)
+    with contextlib.ExitStack() as stack:
+        try:  # never built from a store a sweep is writing (that one is refused: StoreBusy)
+            stack.enter_context(store_lock(grid.output_dir, 0.0, who="report"))
+        except StoreBusy:
+            raise
+        except StoreError as err:  # a read-only store: no sweep can be writing it either
+            logging.getLogger("layerbench").warning("building the report without the store lock: %s", err)
+        return _build_report(grid, args)
+
+
+def _build_report(grid, args: argparse.Namespace) -> int:
     from fl_core.report import build_report
 
     readme = build_report(
@@ -179,20 +198,29 @@ def _add_sweep_parsers(sub) -> None:
         ("sweep", "run every unfinished cell of a grid"),
         ("run", "run the cells matching filters"),
     ]:
-        s = sub.add_parser(name, help=help_)
-        s.add_argument("config")
+        s = sub.add_parser(name, help=help_, description=help_)
+        s.add_argument("config", help="a grid YAML, e.g. configs/default.yaml")
         s.add_argument(
             "--backend",
             default=os.environ.get("BACKEND") or None,
             choices=["sequential", "ray"],
             help="default: the grid's `backend` (sequential unless the grid says ray)",
         )
-        s.add_argument("--output-dir")
-        s.add_argument("--no-progress", action="store_true")
-        s.add_argument("--dataset")
-        s.add_argument("--alpha")
-        s.add_argument("--method", help="a method label or name")
-        s.add_argument("--seed", type=int)
+        s.add_argument("--output-dir", help="the results store (default: the grid's output_dir)")
+        s.add_argument(
+            "--no-progress",
+            action="store_true",
+            help="no progress bars (also off when stderr is no terminal)",
+        )
+        s.add_argument("--dataset", help="only this dataset of the grid")
+        s.add_argument("--alpha", help="only this alpha of the grid (a number or 'iid')")
+        s.add_argument("--method", help="only this method of the grid: a label or name")
+        s.add_argument("--seed", type=int, help="only this seed of the grid")
+        s.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="print the cells to run and restore and the estimated wall time, run nothing",
+        )
         s.add_argument(
             "--wait",
             type=float,

@@ -11,6 +11,7 @@ import hashlib
 import itertools
 import json
 import math
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -60,8 +61,10 @@ class FLConfig(Strict):
         8, ge=0, description="sort each run of this many shuffled batches by length before batching (0: off)"
     )
     device: str = "auto"
-    precision: Literal["fp32", "bf16"] = Field(
-        "fp32", description="bf16: autocast forward/backward; weights, optimizer, aggregation stay fp32"
+    precision: Literal["fp32", "bf16", "auto"] = Field(
+        "fp32",
+        description="bf16: autocast forward/backward; weights, optimizer, aggregation stay fp32. "
+        "auto: bf16 where the hardware has native bf16, else fp32 (fl_core.precision)",
     )
 
     @model_validator(mode="after")
@@ -143,16 +146,38 @@ def natural_key(alpha: Alpha) -> str | None:
     return alpha[len(NATURAL) :] if isinstance(alpha, str) and alpha.startswith(NATURAL) else None
 
 
+#: a grid name is one safe path component (it names report folders and W&B groups)
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,99}$")
+
+
+def check_alpha(a: Alpha) -> Alpha:
+    """``iid``, ``natural:<column>`` (the pattern is the type's) or a finite number > 0 (``.inf`` would
+    be a Dirichlet with no skew at all: use iid)."""
+    if not isinstance(a, str) and not (math.isfinite(a) and a > 0):
+        raise ValueError(f"alpha must be a finite number > 0, 'iid' or 'natural:<column>', got {a}")
+    return a
+
+
+def cell_name(cell: RunConfig) -> str:
+    """How a cell is named in logs and tables: ``dataset|a=alpha|label|s=seed``."""
+    return f"{cell.dataset}|a={cell.alpha}|{cell.method.display}|s={cell.seed}"
+
+
 class RunConfig(Strict):
     """One cell: dataset × alpha × method × seed, plus the shared settings."""
 
     dataset: str
     alpha: Alpha
     method: MethodSpec
-    seed: int
+    seed: int = Field(ge=0)
     model: str = "minilm-l6"
     fl: FLConfig = FLConfig()
     data: DataConfig = DataConfig()
+
+    @field_validator("alpha")
+    @classmethod
+    def _alpha(cls, v: Alpha) -> Alpha:
+        return check_alpha(v)
 
     @model_validator(mode="after")
     def _method_lr(self) -> RunConfig:
@@ -224,8 +249,23 @@ class GridConfig(Strict):
     @field_validator("alphas")
     @classmethod
     def _alphas(cls, v: list[Alpha]) -> list[Alpha]:
-        for a in v:
-            _check_alpha(a)
+        return [check_alpha(a) for a in v]
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: list[int]) -> list[int]:
+        if bad := [s for s in v if s < 0]:
+            raise ValueError(f"seeds must be >= 0 (they seed numpy's SeedSequence), got {bad}")
+        return v
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not SAFE_NAME.match(v):
+            raise ValueError(
+                f"name {v!r} must be one safe path component: letters, digits and . _ + -, "
+                "starting with a letter or digit (it names the report folder)"
+            )
         return v
 
     @field_validator("partitions")
@@ -235,7 +275,7 @@ class GridConfig(Strict):
             if not alphas:
                 raise ValueError(f"partitions.{d}: empty list; give at least one partition")
             for a in alphas:
-                _check_alpha(a)
+                check_alpha(a)
             _no_duplicates(alphas)
         return v
 
@@ -277,18 +317,11 @@ def _no_duplicates(v: list[Any]) -> list[Any]:
     return v
 
 
-def _check_alpha(a: Alpha) -> None:
-    if isinstance(a, str):
-        return  # 'iid' or 'natural:<column>' (the pattern is checked by the type)
-    if not (math.isfinite(a) and a > 0):
-        raise ValueError(f"alpha must be a finite number > 0, 'iid' or 'natural:<column>', got {a}")
-
-
 def format_error(err: ValidationError, source: str) -> str:
     lines = [f"invalid config {source}:"]
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        msg = e["msg"]
+        msg = e["msg"].removeprefix("Value error, ")
         if e["type"] == "extra_forbidden":
             msg = "unknown key (misspelled?)"
         elif e["type"] == "literal_error":

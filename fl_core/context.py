@@ -70,6 +70,8 @@ class RunContext:
     touched: set[str] = field(default_factory=set)  # params changed since the pretrained start
     client_test: list[np.ndarray] = field(default_factory=list)  # test indices per client, its label mix
     prefix_cache: PrefixCache | None = None
+    precision: str | None = None  # what fl.precision resolved to here (fl_core.precision), and why:
+    precision_reason: str = ""
     shares: dict[tuple[str, ...], list[float]] = field(default_factory=dict)  # trained_share per plan
 
     # -- randomness: every stream derives from the cell seed and a key, not from call order ---

@@ -8,7 +8,7 @@ import errno
 import logging
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from fl_core.lock import clean_partials
@@ -62,25 +62,28 @@ def stop_on_storage_fault(
     a one-line :class:`StorageFault`."""
     for p in clean_partials(store.root, only_pid=os.getpid()):
         log.info("removed the partial write %s", p)
-    where = f" ({err.filename})" if err.filename else ""
-    reason = f"storage error: {err.strerror or err}{where}"
+    reason = f"storage error: {err.strerror or err} ({err.filename or store.root})"
     try:
         store.write(cell, failed_result(cell, reason), {}, {})
         recorded = "recorded it as failed"
     except OSError as again:
         log.debug("recording the failure failed too: %s", again)
-        recorded = "could not record it (still no room)"
+        recorded = f"could not record it either: {again.strerror or again} ({again.filename or store.runs})"
+    fix = {errno.ENOSPC: "Free space", errno.EDQUOT: "Free space (quota)", errno.EROFS: "Remount read-write"}
     raise StorageFault(
         f"sweep stopped in cell {name}: {reason}; {stored} cells stored by this run, {recorded}. "
-        "Free space or fix permissions under the results dir, then run the same command to resume"
+        f"{fix.get(err.errno, 'Fix permissions')} under {store.root}, then run the same command to resume"
     ) from err
 
 
-def announce_reruns(store: ResultStore, todo: Sequence[Any], cell_name: Callable[[Any], str]) -> None:
-    """Say which cells run again because their stored copy is corrupted or failed."""
+def announce_reruns(
+    store: ResultStore, todo: Sequence[Any], cell_name: Callable[[Any], str], told: Collection[str] = ()
+) -> None:
+    """Say which cells run again because their stored copy is corrupted or failed (but not the cells
+    in ``told``, whose damage was announced already)."""
     for c in todo:
         h = c.hash()
-        if not store.path(h).exists():
+        if h in told or not store.path(h).exists():
             continue
         if not store.verify(h):
             log.warning(

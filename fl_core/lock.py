@@ -38,25 +38,38 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def _holder(root: Path) -> str:
+    """``sweep (PID 123)`` from the owner file (``<pid> [<command>]``), as far as it says."""
+    try:
+        pid, *what = (root / OWNER).read_text().split()
+    except (OSError, ValueError):
+        return "another sweep (PID unknown)"
+    return f"another {what[0] if what else 'sweep'} (PID {pid})"
+
+
 @contextlib.contextmanager
-def store_lock(root: str | Path, wait_s: float = 0.0) -> Iterator[None]:
+def store_lock(root: str | Path, wait_s: float = 0.0, who: str = "sweep") -> Iterator[None]:
     """Hold the store's lock for the block; waits up to ``wait_s`` (0: fail at once, -1: forever)
-    for another holder, then raises :class:`StoreBusy` naming its PID."""
+    for another holder, then raises :class:`StoreBusy` naming its PID. ``who`` (``sweep``, ``run``,
+    ``report``) is what a refused process is told holds it."""
     root = Path(root)
     try:
         root.mkdir(parents=True, exist_ok=True)
         lock = FileLock(root / LOCK, timeout=wait_s)
         lock.acquire()
     except Timeout:
-        owner = (root / OWNER).read_text().strip() if (root / OWNER).is_file() else "unknown"
         raise StoreBusy(
-            f"another sweep (PID {owner}) is writing {root}; wait for it to finish, or use another output_dir"
+            f"{_holder(root)} is writing {root}; wait for it to finish (--wait SECONDS), "
+            "or use another output_dir"
         ) from None
     except OSError as err:
-        raise StoreError(f"cannot lock the results directory {root}: {err}") from None
+        raise StoreError(
+            f"results directory {root} is not writable: cannot create its lock {root / LOCK}: "
+            f"{err.strerror or err}"
+        ) from None
     try:
         with contextlib.suppress(OSError):  # a full disk must not stop the lock; the PID is a courtesy
-            (root / OWNER).write_text(f"{os.getpid()}\n")
+            (root / OWNER).write_text(f"{os.getpid()} {who}\n")
         yield
     finally:
         with contextlib.suppress(OSError):

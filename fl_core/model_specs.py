@@ -67,12 +67,25 @@ def model_pooling(name: str) -> str:
     return "cls"
 
 
+def _hf_config(name: str) -> dict:
+    entry = MODELS.get(name)
+    return json.loads((Path(entry.path() if entry else name) / "config.json").read_text())
+
+
+def max_positions(name: str) -> int:
+    """Token positions the model has (``max_position_embeddings``): the longest ``fl.max_len`` it takes."""
+    entry = MODELS.get(name)
+    if entry is not None and entry.random:
+        return TINY_BERT["max_position_embeddings"]
+    cfg = _hf_config(name)
+    return int(cfg.get("max_position_embeddings") or cfg.get("n_positions") or 512)
+
+
 def num_blocks(name: str) -> int:
     entry = MODELS.get(name)
     if entry is not None and entry.random:
         return TINY_BERT["num_hidden_layers"]
     if entry is not None and entry.num_blocks is not None:
         return entry.num_blocks
-    path = entry.path() if entry else name
-    cfg = json.loads((Path(path) / "config.json").read_text())
+    cfg = _hf_config(name)
     return int(cfg.get("num_hidden_layers") or cfg["n_layer"])

@@ -6,6 +6,7 @@ cell and returns its result; where results go (store, W&B) is the caller's busin
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from pydantic import BaseModel
 
 from fl_core.checkpoint import Checkpoint
 from fl_core.client import run_client
-from fl_core.config import RunConfig, natural_key
+from fl_core.config import RunConfig, cell_name, natural_key
 from fl_core.context import RunContext
 from fl_core.data import client_test_split, label_counts, load_splits, natural_client_test, partition
 from fl_core.data.val import carve_val
@@ -26,6 +27,9 @@ from fl_core.evaluate import evaluate_global
 from fl_core.methods import METHODS, Method, make_method, validate_params
 from fl_core.models import HEAD, build_model, load_tokenizer, model_label, num_blocks
 from fl_core.plan import ClientUpdate
+from fl_core.precision import resolve_precision
+
+log = logging.getLogger(__name__)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -92,6 +96,7 @@ def build_context(cfg: RunConfig, params: BaseModel | None = None) -> RunContext
         cfg = cfg.model_copy(update={"model": chosen})
     model = build_model(cfg.model, splits.num_labels, seed=cfg.seed).to(device)
     ctx = RunContext(cfg=cfg, model=model, splits=splits, clients=clients, device=device)
+    ctx.precision, ctx.precision_reason = resolve_precision(cfg.fl.precision, device)
     ctx.touched.update(model.names_in(HEAD))  # the new head must reach every client once
     # each client's own test split: its sources' held-out rows (natural), else drawn with its training
     # label mix (personalized evaluation)
@@ -192,7 +197,15 @@ def _resume(ctx: RunContext, method: Method, checkpoint: Checkpoint | None) -> t
     method.load_state_dict(saved["method"])
     ctx.touched, ctx.costs.records = saved["touched"], saved["costs"]
     prior_s = float(saved.get("elapsed_s", 0.0))
-    return saved["rounds"], saved["selections"], saved["round"] + 1, prior_s
+    start = saved["round"] + 1
+    log.info(
+        "cell %s: resumed at round %d of %d from its checkpoint %s",
+        cell_name(ctx.cfg),
+        start,
+        ctx.cfg.fl.rounds,
+        checkpoint.path,
+    )
+    return saved["rounds"], saved["selections"], start, prior_s
 
 
 def start_cell(cfg: RunConfig) -> tuple[RunContext, Method]:
@@ -267,6 +280,8 @@ def cell_result(
         info={
             "wall_s": wall_s,  # every attempt
             "device": str(ctx.device),
+            "precision_used": ctx.precision,
+            "precision_reason": ctx.precision_reason,
             "model": model_label(ctx.cfg.model),
             "pooling": model.pooling,
             "method": method.run_info(),

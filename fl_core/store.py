@@ -104,6 +104,23 @@ class ResultStore:
         except (OSError, ValueError, UnsafePath, AttributeError, TypeError):
             return False
 
+    def damage(self, cell_hash: str) -> str | None:
+        """What fails in a stored cell (a missing or unreadable manifest, or the files whose checksum
+        differs), or None when it verifies."""
+        d = self.path(cell_hash)
+        try:
+            manifest = json.loads((d / MANIFEST).read_text())
+        except (OSError, ValueError) as err:
+            return f"{MANIFEST} unreadable: {type(err).__name__}"
+        bad = []
+        for name, digest in sorted(manifest.items()):
+            try:
+                if _sha256(d / name) != digest:
+                    bad.append(f"{name} fails its checksum")
+            except OSError:
+                bad.append(f"{name} missing")
+        return "; ".join(bad) or None
+
     def write(
         self, cfg: RunConfig, result: dict[str, Any], tables: dict[str, list[dict]], extra: dict[str, Any]
     ) -> Path:

@@ -7,8 +7,10 @@ import time
 from dataclasses import dataclass, field
 
 from fl_core.cell import cell_name, checkpoint_for, execute_cell, failed_result
+from fl_core.compact import COMPACT
 from fl_core.config import GridConfig, RunConfig
 from fl_core.duplicates import duplicate_result, find_duplicates
+from fl_core.estimate import describe
 from fl_core.faults import (
     announce_reruns,
     is_storage_error,
@@ -18,8 +20,9 @@ from fl_core.faults import (
 )
 from fl_core.lock import store_lock
 from fl_core.ray_backend import require_ray, run_cells_ray
-from fl_core.report.publish import restore_published
+from fl_core.report.publish import report_dir, restore_published
 from fl_core.store import ResultStore
+from fl_core.sweep_plan import SweepPlan, announce_damage, damaged
 from fl_core.tracking import Tracker
 
 log = logging.getLogger(__name__)
@@ -41,13 +44,37 @@ def run_sweep(
     progress: bool = True,
     cells: list[RunConfig] | None = None,
     wait_s: float = 0.0,
+    locked: bool = False,
 ) -> SweepReport:
     """Run every unfinished cell of ``grid`` (or the given subset) and write each atomically, holding the
-    store's lock (a second sweep waits ``wait_s``, then raises ``StoreBusy`` naming the holder's PID).
-    A full or read-only disk stops the sweep with a ``StoreError`` (:mod:`fl_core.faults`)."""
-    ResultStore(grid.output_dir).check_writable()
-    with store_lock(grid.output_dir, wait_s):
+    store's lock (a second sweep waits ``wait_s``, then raises ``StoreBusy`` naming the holder's PID;
+    ``locked``: the caller holds it already). A full or read-only disk stops the sweep with a
+    ``StoreError`` (:mod:`fl_core.faults`)."""
+    if locked:
+        ResultStore(grid.output_dir).check_writable()
         return _run_locked(grid, backend, progress, cells)
+    with store_lock(grid.output_dir, wait_s):
+        ResultStore(grid.output_dir).check_writable()
+        return _run_locked(grid, backend, progress, cells)
+
+
+def _prepare(grid: GridConfig, backend: str, cells: list[RunConfig] | None) -> tuple[list, list, int]:
+    """Clean partials, restore published cells (each damaged one named with what was done), and log
+    the one line before the sweep; returns (cells, cells to run, cells already done)."""
+    store = ResultStore(grid.output_dir)
+    for p in store.clean_temp():
+        log.info("removed a partial write left by a stopped run: %s", p)
+    compact = report_dir(grid) / COMPACT
+    bad = damaged(store, grid.cells())
+    restored = restore_published(grid)
+    announce_damage(store, grid.cells(), bad, restored, compact)
+    cells = grid.cells() if cells is None else cells
+    todo = _record_duplicates(store, grid.cells(), [c for c in cells if not store.is_done(c.hash())])
+    announce_reruns(store, todo, cell_name, told=bad)
+    done = len(cells) - len(todo) - len(set(restored) & {c.hash() for c in cells})
+    estimate = describe(grid, todo, backend) if todo else "nothing to train"
+    log.info(SweepPlan(todo, restored, done, compact).line(grid, estimate))
+    return cells, todo, len(cells) - len(todo)
 
 
 def _record_duplicates(
@@ -63,17 +90,6 @@ def _record_duplicates(
             store.write(c, duplicate_result(c, dups[c.hash()]), {}, {})
             log.info("%s: %s", cell_name(c), "same run as " + cell_name(dups[c.hash()]) + "; not run again")
     return [c for c in todo if c.hash() not in dups]
-
-
-def _todo(grid: GridConfig, store: ResultStore, cells: list[RunConfig]) -> list[RunConfig]:
-    """The cells still to run: published ones restored first, finished and duplicate ones left out."""
-    restored = restore_published(grid)
-    if restored:
-        log.info("restored %d finished cells from the published compact copy", len(restored))
-    todo = [c for c in cells if not store.is_done(c.hash())]
-    todo = _record_duplicates(store, grid.cells(), todo)
-    announce_reruns(store, todo, cell_name)
-    return todo
 
 
 def _results(backend: str, todo: list[RunConfig], grid: GridConfig, tracker: Tracker, progress: bool):
@@ -96,15 +112,10 @@ def _run_locked(grid: GridConfig, backend: str, progress: bool, cells: list[RunC
 
     t0 = time.perf_counter()
     store = ResultStore(grid.output_dir)
-    for p in store.clean_temp():
-        log.info("removed a partial write left by a stopped run: %s", p)
-    cells = grid.cells() if cells is None else cells
-    todo = _todo(grid, store, cells)
+    cells, todo, skipped = _prepare(grid, backend, cells)
     if backend == "ray":
         require_ray(len(todo), grid)
-    report = SweepReport(total=len(cells), skipped_done=len(cells) - len(todo))
-    if report.skipped_done:
-        log.info("resuming: %d of %d cells already done", report.skipped_done, len(cells))
+    report = SweepReport(total=len(cells), skipped_done=skipped)
     tracker = Tracker(grid.wandb, group=grid.name, root=grid.output_dir)
     bar = tqdm(
         total=len(cells),

@@ -33,14 +33,12 @@ def add_parser(sub) -> None:
 def cmd_tune(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    import yaml
-
     from fl_core.tune import DEFAULT_LRS, TuneSpec, hardest_alpha
     from fl_core.tune_record import run_tune
-    from fl_core.validate import load_grid
+    from fl_core.validate import load_grid, read_yaml
 
     raw_tuned = load_grid(args.config, {"tuned": None})
-    grid_tuned = yaml.safe_load(Path(args.config).read_text()).get("tuned")
+    grid_tuned = read_yaml(args.config).get("tuned")
     alpha = (
         hardest_alpha(raw_tuned)
         if args.alpha is None

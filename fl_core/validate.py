@@ -24,14 +24,24 @@ from fl_core.config import (
     read_tuned,
 )
 from fl_core.dataset_names import DATASET_NAMES, SOURCE_COLUMNS, is_local_dataset, local_columns
-from fl_core.model_specs import MODELS, num_blocks
+from fl_core.model_specs import MODELS, max_positions, num_blocks
 from fl_core.params import DECLARED, check_params
+
+
+def require_mapping(raw: Any, source: str) -> dict[str, Any]:
+    """``raw`` if it is a mapping, else one :class:`ConfigError` line (an empty file, a list, a scalar)."""
+    if isinstance(raw, dict):
+        return raw
+    got = "an empty file" if raw is None else f"a YAML {type(raw).__name__}"
+    raise ConfigError(
+        f"invalid config {source}: (top level): expected a mapping of keys "
+        f"({allowed_keys(GridConfig)}), got {got}"
+    )
 
 
 def parse_grid(raw: dict[str, Any], source: str = "<dict>") -> GridConfig:
     """Validate a grid dict fully: schema, registry names, method params against the model."""
-    if not isinstance(raw, dict):
-        raise ConfigError(f"invalid config {source}: expected a mapping of keys, got {type(raw).__name__}")
+    require_mapping(raw, source)
     try:
         grid = GridConfig.model_validate(raw)
     except ValidationError as err:
@@ -45,6 +55,7 @@ def parse_grid(raw: dict[str, Any], source: str = "<dict>") -> GridConfig:
         key = "partitions." + d if d in grid.partitions else "alphas"
         for a in grid.alphas_of(d):
             check_source_column(d, a, key, source)
+    check_max_len(grid.model, grid.fl.max_len, source)
     if grid.tuned:
         load_tuned(grid.tuned, grid)  # raises ConfigError naming what is wrong
     return grid
@@ -102,7 +113,19 @@ def check_source_column(dataset: str, alpha: Any, key: str, source: str) -> None
         )
 
 
-def load_grid(path: str | Path, overrides: dict[str, Any] | None = None) -> GridConfig:
+def check_max_len(model: str, max_len: int, source: str) -> None:
+    """``fl.max_len`` fits the model's position embeddings (else training fails late, in a tensor op)."""
+    n = max_positions(model)
+    if max_len > n:
+        raise ConfigError(
+            f"invalid config {source}: fl.max_len: {max_len} is longer than the {n} token positions of "
+            f"model '{model}'; allowed: 8..{n}"
+        )
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """The mapping a YAML config file holds; a missing file, bad YAML, an empty file or a non-mapping
+    is one :class:`ConfigError` line."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
@@ -110,6 +133,11 @@ def load_grid(path: str | Path, overrides: dict[str, Any] | None = None) -> Grid
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise ConfigError(f"invalid YAML in {path}: {err}") from None
+    return require_mapping(raw, str(path))
+
+
+def load_grid(path: str | Path, overrides: dict[str, Any] | None = None) -> GridConfig:
+    raw = read_yaml(path)
     if overrides:
         raw = {**raw, **overrides}
     return parse_grid(raw, str(path))
@@ -117,13 +145,13 @@ def load_grid(path: str | Path, overrides: dict[str, Any] | None = None) -> Grid
 
 def load_run(path: str | Path) -> RunConfig:
     """A single-cell YAML (keys of :class:`RunConfig`)."""
-    path = Path(path)
-    raw = yaml.safe_load(path.read_text())
+    raw = read_yaml(path)
     try:
         run = RunConfig.model_validate(raw)
     except ValidationError as err:
         raise ConfigError(format_error(err, str(path))) from None
     check_names(run.model, [run.dataset], [run.method], str(path))
+    check_max_len(run.model, run.fl.max_len, str(path))
     return run
 
 

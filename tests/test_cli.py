@@ -17,6 +17,29 @@ def test_list_shows_registries(capsys):
         assert name in out
 
 
+def test_list_shows_each_methods_params_with_defaults_aligned(capsys):
+    from fl_core.params import DECLARED
+
+    assert main(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "params: k=2, mode=client (client|server), client_training=all (all|selected)" in "\n".join(lines)
+    named = {ln.split()[0]: ln for ln in lines if ln.startswith("  ") and not ln.startswith("   ")}
+    assert set(DECLARED) | {"bbc_news", "rotten_tomatoes", "minilm-l6"} <= set(named)
+    # one column: every description starts at the same place, the longest name included
+    starts = {len(ln) - len(ln[2:].split(" ", 1)[1].lstrip()) for ln in named.values()}
+    assert len(starts) == 1, starts
+    assert all(named[m].split(None, 1)[1].strip() for m in DECLARED), "a method without its docstring"
+
+
+def test_list_imports_no_torch():
+    code = (
+        "import sys; from fl_core.cli import main; main(['list']); "
+        "print(sorted(m for m in ('torch', 'transformers', 'datasets', 'peft') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines()[-1] == "[]"
+
+
 def test_bad_config_is_a_clear_error_not_a_traceback(tmp_path, capsys):
     cfg = tmp_path / "g.yaml"
     cfg.write_text(yaml.safe_dump(tiny_grid_dict(tmp_path, methods=[{"name": "fedavg_typo"}])))
@@ -97,3 +120,12 @@ def test_a_ray_grid_without_ray_installed_is_one_clear_line(tmp_path, monkeypatc
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "backend: ray" in err and "--backend sequential" in err, err
     assert "make ray" in err and "2 cells" in err
+
+
+def test_every_sweep_and_run_argument_has_help():
+    from fl_core.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    for name in ("sweep", "run"):
+        missing = [a.dest for a in sub.choices[name]._actions if not a.help]
+        assert missing == [], f"{name}: no help for {missing}"

@@ -68,3 +68,41 @@ def test_load_grid_reports_yaml_and_missing_file(tmp_path):
     ok = tmp_path / "ok.yaml"
     ok.write_text(yaml.safe_dump(tiny_grid_dict(tmp_path)))
     assert load_grid(ok).name == "t"
+
+
+@pytest.mark.parametrize(
+    ("change", "must_name"),
+    [
+        ({"fl": {"max_len": 4096}}, "fl.max_len: 4096 is longer than the 512 token positions"),
+        ({"seeds": [-1]}, "seeds: seeds must be >= 0"),
+        ({"alphas": [float("inf")]}, "alphas: alpha must be a finite number > 0"),
+        ({"alphas": [float("nan")]}, "alphas"),
+        ({"name": "exp/v1"}, "name: name 'exp/v1' must be one safe path component"),
+        ({"name": ".."}, "name: name '..'"),
+        ({"name": ""}, "name: name ''"),
+    ],
+)
+def test_late_failures_are_rejected_up_front(tmp_path, change, must_name):
+    """Issue 25: each of these used to pass validation and fail late (or write outside the store)."""
+    raw = tiny_grid_dict(tmp_path)
+    if "fl" in change:
+        change = {"fl": {**raw["fl"], **change["fl"]}}
+    with pytest.raises(ConfigError) as err:
+        parse_grid({**raw, **change})
+    assert must_name in str(err.value)
+
+
+def test_max_len_up_to_the_models_positions_is_fine(tmp_path):
+    raw = tiny_grid_dict(tmp_path)
+    assert parse_grid({**raw, "fl": {**raw["fl"], "max_len": 512}}).fl.max_len == 512
+
+
+@pytest.mark.parametrize(
+    ("text", "got"), [("", "an empty file"), ("- a\n- b\n", "a YAML list"), ("3\n", "int")]
+)
+def test_empty_or_non_mapping_yaml_is_one_line_naming_the_top_level(tmp_path, text, got):
+    path = tmp_path / "g.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_grid(path, {"output_dir": str(tmp_path)})  # overrides used to meet a None / list here
+    assert "(top level): expected a mapping" in str(err.value) and got in str(err.value)

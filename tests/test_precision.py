@@ -6,14 +6,27 @@ import torch
 from fl_core.client import make_optimizer, run_client
 from fl_core.config import ConfigError
 from fl_core.methods import make_method
-from fl_core.precision import autocast
+from fl_core.precision import autocast, resolve_precision
 from fl_core.simulator import Checkpoint, build_context, run_cell, run_round
 from fl_core.validate import parse_grid
 from tests.conftest import tiny_cell, tiny_grid_dict
 
 
-def _bf16(cell):
-    return cell.model_copy(update={"fl": cell.fl.model_copy(update={"precision": "bf16"})})
+def _bf16(cell, precision: str = "bf16"):
+    return cell.model_copy(update={"fl": cell.fl.model_copy(update={"precision": precision})})
+
+
+@pytest.fixture
+def cpu_without_bf16(monkeypatch):
+    """A CPU that reports no avx512_bf16/amx_bf16 (an AVX2-only EPYC), whatever this host has."""
+    monkeypatch.setattr("fl_core.precision.cpu_flags", lambda: {"avx2", "fma"})
+    monkeypatch.setattr("fl_core.precision._warned", set())
+
+
+@pytest.fixture
+def cpu_with_bf16(monkeypatch):
+    monkeypatch.setattr("fl_core.precision.cpu_flags", lambda: {"avx2", "avx512f", "avx512_bf16"})
+    monkeypatch.setattr("fl_core.precision._warned", set())
 
 
 def test_precision_is_part_of_the_config_hash():
@@ -98,3 +111,48 @@ def test_bf16_resume_is_bitwise_identical(tmp_path):
         run_cell(cell, on_round=stop, progress=False, checkpoint=ckpt)
     resumed = run_cell(cell, progress=False, checkpoint=ckpt)
     assert resumed.rounds == reference.rounds and resumed.selections == reference.selections
+
+
+def _rounds(res):
+    return [r for r in res.rounds if r["round"] >= 0]
+
+
+def test_auto_runs_fp32_without_native_bf16_and_says_so(cpu_without_bf16, caplog):
+    cell = tiny_cell("full")
+    auto = run_cell(_bf16(cell, "auto"), progress=False)
+    assert auto.info["precision_used"] == "fp32"
+    assert "auto" in auto.info["precision_reason"] and "no avx512_bf16" in auto.info["precision_reason"]
+    assert _rounds(auto) == _rounds(run_cell(cell, progress=False))  # the same numbers as fp32
+    assert not [r for r in caplog.records if r.levelname == "WARNING" and "bf16" in r.getMessage()]
+
+
+def test_auto_runs_bf16_where_native(cpu_with_bf16):
+    cell = tiny_cell("full")
+    auto = run_cell(_bf16(cell, "auto"), progress=False)
+    assert auto.info["precision_used"] == "bf16" and "avx512_bf16" in auto.info["precision_reason"]
+    assert _rounds(auto) == _rounds(run_cell(_bf16(cell), progress=False))
+
+
+def test_auto_keeps_its_own_hash():
+    """The hash holds the config's value: auto cells are not fp32 or bf16 cells (published ones keep theirs)."""
+    cell = tiny_cell("full")
+    assert len({cell.hash(), _bf16(cell).hash(), _bf16(cell, "auto").hash()}) == 3
+
+
+def test_explicit_bf16_without_native_support_warns_once_with_the_slowdown(cpu_without_bf16, caplog):
+    cell = _bf16(tiny_cell("head"))
+    first, second = run_cell(cell, progress=False), run_cell(cell, progress=False)
+    assert first.info["precision_used"] == second.info["precision_used"] == "bf16"
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1, warnings
+    assert "without native bf16" in warnings[0] and "15x slower" in warnings[0]
+
+
+def test_explicit_bf16_with_native_support_does_not_warn(cpu_with_bf16, caplog):
+    run_cell(_bf16(tiny_cell("head")), progress=False)
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_resolve_precision_fp32_never_looks_at_the_hardware(monkeypatch):
+    monkeypatch.setattr("fl_core.precision.bf16_native", lambda d: pytest.fail("probed"))
+    assert resolve_precision("fp32", "cpu")[0] == "fp32"

@@ -18,6 +18,8 @@ LAYERS: list[tuple[str, ...]] = [
     (
         "fl_core.sweep",
         "fl_core.duplicates",
+        "fl_core.sweep_plan",
+        "fl_core.estimate",
         "fl_core.ray_backend",
         "fl_core.report",
         "fl_core.tune",
@@ -40,6 +42,7 @@ LAYERS: list[tuple[str, ...]] = [
         "fl_core.faults",
         "fl_core.lock",
         "fl_core.compact",
+        "fl_core.catalog",
         "fl_core.config",
         "fl_core.params",
         "fl_core.store",

@@ -73,6 +73,60 @@ def test_bad_config_is_rejected_before_torch(tmp_path, break_it, must_name, comm
     assert not (tmp_path / "results").exists()
 
 
+def _run_cli(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", WRAPPER, *argv], cwd=ROOT, capture_output=True, text=True)
+
+
+def _long_max_len(g):
+    g["fl"]["max_len"] = 4096
+
+
+def _negative_seed(g):
+    g["seeds"] = [-1]
+
+
+def _inf_alpha(g):
+    g["alphas"] = [float("inf")]
+
+
+def _path_name(g):
+    g["name"] = "exp/v1"
+
+
+@pytest.mark.parametrize(
+    ("break_it", "must_name"),
+    [
+        (_long_max_len, "fl.max_len: 4096"),
+        (_negative_seed, "seeds: seeds must be >= 0"),
+        (_inf_alpha, "alphas: alpha must be a finite number"),
+        (_path_name, "name: name 'exp/v1'"),
+    ],
+)
+def test_issue25_gaps_are_rejected_before_torch(tmp_path, break_it, must_name):
+    grid = _smoke()
+    break_it(grid)
+    grid["output_dir"] = str(tmp_path / "results")
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(grid))
+    proc = _run_cli("sweep", str(path))
+    assert proc.returncode == 2, proc.stderr
+    assert must_name in proc.stderr and "Traceback" not in proc.stderr
+    assert "HEAVY: []" in proc.stderr, proc.stderr
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("command", ["sweep", "run", "report", "tune"])
+def test_empty_yaml_is_one_line_in_every_command(tmp_path, command):
+    path = tmp_path / "empty.yaml"
+    path.write_text("")
+    extra = ["--output-dir", str(tmp_path / "out")] if command != "tune" else []
+    proc = _run_cli(command, str(path), *extra)
+    assert proc.returncode == 2, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "(top level): expected a mapping" in errors[0], proc.stderr
+    assert "Traceback" not in proc.stderr and "HEAVY: []" in proc.stderr
+
+
 def test_valid_grid_loads_torch_free():
     code = (
         "import sys; from fl_core.validate import load_grid; g = load_grid('configs/paper_tiny.yaml'); "

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
+if TYPE_CHECKING:  # pandas loads when a table is read: the CLI builds this parser for every command
+    import pandas as pd
 
 BEGIN, END = "<!-- headline:begin", "<!-- headline:end -->"
 REFERENCES = ("centralized",)
@@ -51,6 +53,8 @@ def headline_table(acc: pd.DataFrame) -> list[str]:
 
 
 def headline_block(csv: str | Path, label: str) -> str:
+    import pandas as pd
+
     acc = pd.read_csv(csv, dtype={"alpha": str})
     body = [
         f"{BEGIN} source={Path(csv).as_posix()} -->",
