@@ -49,24 +49,29 @@ COMPUTE = ("forward + loss", "backward + clip + step")  # the training a bare Py
 HOOKS = ("client_begin", "order_batches", "after_backward", "keep_local", "client_end")
 
 
+def clocks() -> np.ndarray:
+    """(wall, this thread's CPU) seconds: CPU time does not count the time other jobs hold the core."""
+    return np.array([time.perf_counter(), time.thread_time()])
+
+
 class Phases:
-    """Exclusive wall time per phase: a timed call nested in another is subtracted from its caller."""
+    """Exclusive (wall, CPU) time per phase: a timed call nested in another is subtracted from its caller."""
 
     def __init__(self) -> None:
-        self.seconds: dict[str, float] = defaultdict(float)
-        self._stack: list[float] = []
+        self.seconds: dict[str, np.ndarray] = defaultdict(lambda: np.zeros(2))
+        self._stack: list[np.ndarray] = []
 
     def wrap(self, name: str | Callable[..., str], fn: Callable) -> Callable:
         """``fn`` timed under ``name`` (or under ``name(*args)`` when it is a callable)."""
 
         @functools.wraps(fn)
         def timed(*args, **kwargs):
-            self._stack.append(0.0)
-            t0 = time.perf_counter()
+            self._stack.append(np.zeros(2))
+            t0 = clocks()
             try:
                 return fn(*args, **kwargs)
             finally:
-                dt = time.perf_counter() - t0
+                dt = clocks() - t0
                 nested = self._stack.pop()
                 self.seconds[name if isinstance(name, str) else name(*args)] += dt - nested
                 if self._stack:
@@ -123,7 +128,7 @@ _MISSING = object()
 
 def cross_device(cell: RunConfig, args: argparse.Namespace) -> RunConfig:
     """The grid's cell with many small clients (IID, so every client has the same row count)."""
-    over = {"num_clients": args.clients, "clients_per_round": args.per_round, "rounds": 1}
+    over = {"num_clients": args.clients, "clients_per_round": args.per_round}  # rounds: the grid's
     over |= {"local_steps": args.steps, "precision": args.precision or cell.fl.precision}
     fl = cell.fl.model_copy(update=over)
     return cell.model_copy(
@@ -131,21 +136,28 @@ def cross_device(cell: RunConfig, args: argparse.Namespace) -> RunConfig:
     )
 
 
-def time_round(ctx: RunContext, method: Method, rnd: int, clients: list[int]) -> dict[str, float]:
-    """Per-client seconds of each phase in one round, ``round (own)`` the rest, ``total`` the sum."""
+def time_round(ctx: RunContext, method: Method, rnd: int, clients: list[int]) -> dict[str, np.ndarray]:
+    """Per-client (wall, CPU) seconds of each phase in one round, ``round (own)`` the rest, ``total``."""
     phases = Phases()
     with instrumented(ctx, method, phases):
-        t0 = time.perf_counter()
+        t0 = clocks()
         sim.run_round(ctx, method, rnd, clients, [])
-        total = time.perf_counter() - t0
+        total = (clocks() - t0) / len(clients)
     out = {k: v / len(clients) for k, v in phases.seconds.items()}
-    out["round (own)"] = total / len(clients) - sum(out.values())
-    out["total"] = total / len(clients)
+    out["round (own)"] = total - sum(out.values())
+    out["total"] = total
     return out
 
 
+def facts(ctx: RunContext, clients: list[int]) -> dict[str, Any]:
+    """The median rows of the round's clients, and whether the prefix cache serves their frozen blocks."""
+    cache = ctx.prefix_cache
+    rows = float(np.median([len(ctx.clients[c]) for c in clients]))
+    return {"client_rows": rows, "prefix_cached": cache is not None and cache.worth("train")}
+
+
 def measure(cells: dict[str, RunConfig], reps: int) -> pd.DataFrame:
-    """Long table (rep, method, phase, kind, seconds per client); one warm-up round per method first."""
+    """Long table (rep, method, phase, kind, wall and CPU seconds per client); one warm-up round each first."""
     runs = {}
     for label, cell in cells.items():
         ctx, method = sim.start_cell(cell)
@@ -155,25 +167,25 @@ def measure(cells: dict[str, RunConfig], reps: int) -> pd.DataFrame:
             raise SystemExit(f"{label}: a client has fewer than {need} rows ({cell.fl.local_steps} batches)")
         time_round(ctx, method, 0, clients)  # warm-up: allocator, prefix cache, lazy imports
         runs[label] = (ctx, method, clients)
-    size = {
-        k: {"client_rows": float(np.median([len(r[0].clients[c]) for c in r[2]]))} for k, r in runs.items()
-    }
+    size = {k: facts(ctx, clients) for k, (ctx, _, clients) in runs.items()}
     rows, labels = [], list(cells)
     for rep in range(reps):
         for label in labels[rep % len(labels) :] + labels[: rep % len(labels)]:
             for phase, s in time_round(*runs[label][:2], 0, runs[label][2]).items():
                 kind = "total" if phase == "total" else "compute" if phase in COMPUTE else "overhead"
-                rows.append(
-                    {"rep": rep, "method": label, "phase": phase, "kind": kind, "seconds": s, **size[label]}
-                )
+                row = {"rep": rep, "method": label, "phase": phase, "kind": kind}
+                rows.append({**row, "seconds": s[0], "cpu_seconds": s[1], **size[label]})
         print(f"rep {rep + 1}/{reps} done", flush=True)
     return pd.DataFrame(rows)
 
 
 def summarize(df: pd.DataFrame) -> pd.DataFrame:
-    """Per method: median client / compute / overhead seconds, overhead share (median, min, max)."""
+    """Per method: median client / compute / overhead wall seconds, overhead share (median, min, max;
+    ``cpu_share``: the median share in CPU time, what other jobs on the host cannot inflate)."""
     per_rep = df.pivot_table(index=["method", "rep"], columns="kind", values="seconds", aggfunc="sum")
     per_rep["share"] = per_rep["overhead"] / per_rep["total"]
+    cpu = df.pivot_table(index=["method", "rep"], columns="kind", values="cpu_seconds", aggfunc="sum")
+    per_rep["cpu_share"] = cpu["overhead"] / cpu["total"]
     g = per_rep.groupby(level="method", sort=False)
     out = pd.DataFrame(
         {
@@ -183,7 +195,9 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
             "overhead_share": g["share"].median(),
             "share_min": g["share"].min(),
             "share_max": g["share"].max(),
+            "cpu_share": g["cpu_share"].median(),
             "client_rows": df.groupby("method").client_rows.first(),
+            "prefix_cached": df.groupby("method").prefix_cached.first(),
             "reps": g.size(),
         }
     )
@@ -253,12 +267,13 @@ def main(argv: list[str] | None = None) -> None:
             f"{time.strftime('%Y-%m-%d %H:%M')}",
             f"Per-client cost of the simulator with many small clients: `{args.config}`'s fl settings on "
             f"{cell.dataset} ({cell.model}, {fl.precision}, {fl.optimizer}, batch {fl.batch_size} x "
-            f"{fl.max_len} tokens, prefix cache {'on' if fl.prefix_cache else 'off'}), {args.clients} IID "
+            f"{fl.max_len} tokens, prefix cache {'on' if fl.prefix_cache else 'off'}, {fl.rounds} rounds), {args.clients} IID "
             f"clients (client_rows: median rows of the round's clients), {args.per_round} per round, {args.steps} optimizer steps each. Compute = forward, loss, "
             "backward, clipping and optimizer step (the optimizer's state is allocated in its first step); "
             "overhead = everything else in `run_round` / `run_client`, round-level work (snapshot, "
             "aggregation) shared out per client. Medians over interleaved repeats (one round per method "
-            f"each); share_min / share_max: the spread. Target: overhead <= {TARGET:.0%} of a client's time.",
+            "each); share_min / share_max: the spread; cpu_share: the share in this thread's CPU time "
+            "(`time.thread_time`), which time-sharing with other jobs does not inflate. Target: overhead <= {TARGET:.0%} of a client's time.",
             summary.to_markdown(index=False),
             "Milliseconds per client, median per phase (exclusive of nested phases):",
             parts.to_markdown(index=False),

@@ -24,17 +24,17 @@ def test_phases_add_up_and_the_section_names_its_run(load_bench, tmp_path):
 
     df = pd.read_csv(tmp_path / "perf" / "perf_client_overhead.csv")
     assert set(df.method) == {"full", "top-1", "lora"} and set(df.rep) == {0, 1}
-    sums = df.pivot_table(index=["method", "rep"], columns="kind", values="seconds", aggfunc="sum")
-    assert sums["compute"].gt(0).all() and sums["overhead"].gt(0).all()
-    assert (sums["compute"] + sums["overhead"]).to_numpy() == pytest.approx(
-        sums["total"].to_numpy(), rel=1e-9
-    )
-    assert set(bench.COMPUTE) | {"restore global values", "optimizer creation", "method hooks"} <= set(
-        df.phase
-    )
+    for clock in ("seconds", "cpu_seconds"):  # wall and CPU time: compute + overhead = the client's time
+        sums = df.pivot_table(index=["method", "rep"], columns="kind", values=clock, aggfunc="sum")
+        assert sums["compute"].gt(0).all() and sums["overhead"].gt(0).all()
+        parts = (sums["compute"] + sums["overhead"]).to_numpy()
+        assert parts == pytest.approx(sums["total"].to_numpy(), rel=1e-9)
+    named = {"restore global values", "optimizer creation", "method hooks", "cost records", "aggregate"}
+    assert set(bench.COMPUTE) | named <= set(df.phase)
     summary = bench.summarize(df)
     assert list(summary.method) == ["full", "top-1", "lora"]
     assert (summary.share_min <= summary.overhead_share).all() and (summary.overhead_share < 1).all()
+    assert summary.cpu_share.between(0, 1).all() and (summary.client_rows >= 8).all()
 
     text = (tmp_path / "perf" / "README.md").read_text()
     assert "## client_overhead" in text and "benchmarks/client_overhead.py --config" in text
