@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import os
 import sys
 import time
 from collections import defaultdict
@@ -203,7 +204,10 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     )
     out["target"] = f"<= {TARGET:.0%}"
     out["ok"] = out.overhead_share <= TARGET
-    return out.reindex(df.method.unique()).round(4).reset_index()
+    out = out.reindex(df.method.unique())
+    ms = ["client_ms", "compute_ms", "overhead_ms"]
+    out[ms] = out[ms].round(1)
+    return out.round(4).reset_index()
 
 
 def breakdown(df: pd.DataFrame) -> pd.DataFrame:
@@ -248,7 +252,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    t0, load_start = time.perf_counter(), load()
+    t0, load_start, busy = time.perf_counter(), load(), os.getloadavg()[0]
     cells = pick_cells(args.config, args.dataset, args.methods, args)
     df = measure(cells, args.reps)
     summary, parts = summarize(df), breakdown(df)
@@ -274,6 +278,14 @@ def main(argv: list[str] | None = None) -> None:
             "aggregation) shared out per client. Medians over interleaved repeats (one round per method "
             "each); share_min / share_max: the spread; cpu_share: the share in this thread's CPU time "
             "(`time.thread_time`), which time-sharing with other jobs does not inflate. Target: overhead <= {TARGET:.0%} of a client's time.",
+            *(
+                [
+                    f"The host was shared (1-min load above its {os.cpu_count()} CPUs): rerun on a quiet host "
+                    "for the published figure; cpu_share is the least affected column."
+                ]
+                if max(busy, os.getloadavg()[0]) > (os.cpu_count() or 1)
+                else []
+            ),
             summary.to_markdown(index=False),
             "Milliseconds per client, median per phase (exclusive of nested phases):",
             parts.to_markdown(index=False),
