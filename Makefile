@@ -64,6 +64,7 @@ perf: $(RAY_STAMP)
 	$(BIN)/python benchmarks/grid_speed.py --config $(CONFIG)
 	$(BIN)/python benchmarks/precision_speed.py
 	$(BIN)/python benchmarks/cell_cost.py
+	$(BIN)/python benchmarks/client_overhead.py
 	$(BIN)/python benchmarks/precision_parity.py
 	$(BIN)/python benchmarks/ray_throughput.py
 
