@@ -260,7 +260,7 @@ def overall(rows: list[dict]) -> str:
     if kinds == {"supported"} or kinds == {"not supported"}:
         return kinds.pop()
     if kinds == {"inconclusive"}:
-        return evaluated[0] if len(set(evaluated)) == 1 else f"inconclusive: {tally_text(vs)}"
+        return evaluated[0] if len(set(evaluated)) == 1 else "inconclusive"
     return f"mixed: {tally_text(vs)}"
 
 
