@@ -17,6 +17,8 @@ import math
 import numpy as np
 import pandas as pd
 
+from fl_core.report.notes import add_group_note
+
 COLLAPSE_PP = 2.0
 
 
@@ -63,8 +65,6 @@ def legend(fallback_cells: int) -> str:
 def add_collapse(table, res) -> None:
     """Count collapsed seeds per row of the accuracy table (``collapsed`` in the CSV, "k/n" shown) and
     per (dataset, partition) in the line above the group."""
-    from fl_core.report.tables import add_group_note
-
     data, disp = table.data, table.display
     cells = res.cells
     flag = collapsed(cells)

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from fl_core.report.load import Results
+from fl_core.report.notes import add_group_note
 from fl_core.report.partitions import least_skewed  # the partition the centralized target applies at
 
 PLATEAU_PP = 1.0
@@ -94,8 +95,6 @@ def _add_flag(table, d: str, a: str, column: str, value: str, flag: str) -> None
 
 def annotate(table, res: Results):
     """Flag ``full``'s rows and add the centralized-gap line per (dataset, alpha) to the accuracy table."""
-    from fl_core.report.tables import add_group_note
-
     groups = [] if table.data.empty else table.data.groupby(["dataset", "alpha"], sort=False).groups
     table.data["last_step_pp"] = math.nan
     for d, a in groups:
@@ -130,8 +129,6 @@ def annotate(table, res: Results):
 
 def _plateau(table, res: Results, d: str, a: str, cells: pd.DataFrame) -> None:
     """Flag every method of (``d``, ``a``) whose curve still moves; state the share that plateaued."""
-    from fl_core.report.tables import add_group_note
-
     data = table.data
     steps = {}
     for lab, rows in cells.groupby("label", sort=False):

@@ -88,11 +88,6 @@ def _status_summary(g: pd.DataFrame) -> str:
     return "; ".join(parts)
 
 
-def add_group_note(t: Table, key: tuple[str, str], text: str) -> None:
-    """Append ``text`` to the line shown above the (dataset, partition) group ``key``."""
-    t.group_notes[key] = f"{t.group_notes[key]} {text}" if t.group_notes.get(key) else text
-
-
 def _notes(g: pd.DataFrame) -> str:
     """``seed 1: failed (RuntimeError: boom)`` for every cell that did not finish normally; a method
     whose cells are all duplicates of another method's says ``same run as X`` once."""
@@ -226,11 +221,16 @@ def accuracy_table(res: Results) -> Table:
         "seeds: how many seeds finished normally; diverged, skipped, failed and missing cells are listed in notes "
         "with their reason",
     ]
+    return _flags(Table("accuracy", "Accuracy", pd.DataFrame(rows), pd.DataFrame(disp), legend), res)
+
+
+def _flags(t: Table, res: Results) -> Table:
+    """Convergence flags, collapsed counts and tiers added to the accuracy table."""
     from fl_core.report.collapse import add_collapse
     from fl_core.report.convergence import annotate
     from fl_core.report.tiers import add_tiers
 
-    t = annotate(Table("accuracy", "Accuracy", pd.DataFrame(rows), pd.DataFrame(disp), legend), res)
+    annotate(t, res)
     add_collapse(t, res)
     add_tiers(t, res)
     return t

@@ -27,6 +27,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from fl_core.report.notes import add_group_note
 from fl_core.report.stats import holm, min_detectable_effect, paired_p_two_sided
 
 REFERENCES = ("centralized",)
@@ -110,8 +111,6 @@ def tier_text(t: pd.DataFrame, top: int | None = None) -> str:
 def add_tiers(table, res) -> None:
     """Add ``tier`` (+ leader and Holm-adjusted p against it) and the cell's ``mde`` to the accuracy
     table's rows, a "tier" display column, and one line per (dataset, partition) with tiers and MDE."""
-    from fl_core.report.tables import add_group_note
-
     data, disp = table.data, table.display
     for k in ("tier", "pairs_vs_leader", "diff_vs_leader", "p_vs_leader_holm", "mde", "mde_seeds"):
         data[k] = math.nan
