@@ -290,6 +290,9 @@ def cell_result(
             "num_blocks": model.num_blocks,
             "num_train": len(ctx.splits.train),
             "num_test": len(ctx.splits.test),
+            "test_majority_share": float(
+                np.bincount(ctx.splits.test.labels, minlength=1).max() / max(1, len(ctx.splits.test))
+            ),
             "personalized": method.personalized,
             "personal_eval": "pooled client test splits, "
             + ("each client's personal state" if method.personalized else "global model"),

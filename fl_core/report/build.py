@@ -222,10 +222,10 @@ def _claims_section(
         f"Details, statistics and the test procedure: [{claims_md.name}]({claims_md.name}) "
         f"(from `{claims_path.name}`).",
         "",
-        "| claim | a | b | verdict |",
-        "|---|---|---|---|",
+        "| claim | a | b | comparisons (Holm within the claim) | verdict |",
+        "|---|---|---|---|---|",
     ]
-    lines += [f"| {r.claim} | {r.a} | {r.b} | {r.verdict} |" for _, r in summary.iterrows()]
+    lines += [f"| {r.claim} | {r.a} | {r.b} | {r.tally} | {r.verdict} |" for _, r in summary.iterrows()]
     lines.append("")
     return lines
 

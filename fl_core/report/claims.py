@@ -6,11 +6,15 @@ against the grid), on one or more ``tests`` (metric, direction, margin), in the 
 (dataset, alpha, seed), i.e. on identical partitions, and runs a paired t-test and a Wilcoxon
 signed-rank test over the seeds (:func:`fl_core.report.stats.paired_test`).
 
-Verdicts, per comparison: ``supported`` (one-sided paired t-test p < alpha), ``not supported`` (the
-opposite one-sided bound is on the wrong side of the threshold), ``inconclusive: …`` (neither, or
-fewer than 3 pairs), ``not evaluated: …`` (a method is not in the grid, a metric unknown). A claim is
-supported only if every comparison is; not supported if any is not; otherwise inconclusive (or not
-evaluated when none could be evaluated).
+Verdicts, per comparison, with Holm's correction across the claim's comparisons
+(:mod:`fl_core.report.claim_verdicts`): ``supported`` (Holm-significant in the claimed direction),
+``not supported`` (Holm-significant in the opposite direction), ``inconclusive: …`` (neither, or
+fewer than ``min_seeds`` pairs), ``not evaluated: …`` (a method is not in the grid, a metric
+unknown). Per claim: a tally ("6 supported, 3 not supported, 7 inconclusive of 16"); the claim reads
+supported / not supported / inconclusive when all its comparisons agree, else ``mixed``.
+
+A claim names the metric(s) it is judged on in ``tests``; several tests (e.g. global and
+personalized accuracy) are one family for Holm and are tallied together and per metric.
 """
 
 from __future__ import annotations
@@ -26,7 +30,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from fl_core.config import ConfigError
 from fl_core.metrics import CLAIMABLE
+from fl_core.report.claim_verdicts import apply_holm, kind, tally, tally_text
 from fl_core.report.load import Results, alpha_str
+from fl_core.report.partitions import partition_label
 from fl_core.report.stats import min_detectable_effect, paired_test, verdict
 from fl_core.report.tables import FLOAT_FORMAT, val_selected_accuracy
 
@@ -94,7 +100,9 @@ class Claim(_Strict):
 
 
 class ClaimsFile(_Strict):
-    alpha: float = Field(0.05, gt=0, lt=1, description="significance level of the one-sided tests")
+    alpha: float = Field(
+        0.05, gt=0, lt=1, description="significance level of the one-sided tests (Holm within a claim)"
+    )
     min_seeds: int = Field(MIN_SEEDS, ge=2)
     claims: list[Claim]
 
@@ -213,10 +221,8 @@ def evaluate_claim(res: Results, claim: Claim, level: float = 0.05, min_seeds: i
                 if t.direction == "noninferior" and t.relative and len(p):
                     margin = t.margin * abs(float(p.b.mean()))
                 pt = paired_test(p.a.to_numpy(), p.b.to_numpy(), t.direction, margin, METRICS[t.metric])
-                v = verdict(pt, level, min_seeds)
+                v = verdict(pt, level, min_seeds)  # replaced by the Holm verdict below when n >= min_seeds
                 mde = min_detectable_effect(pt.n, pt.sd_diff, level)
-                if v.startswith("inconclusive: the difference") and math.isfinite(mde):
-                    v = f"inconclusive: no difference larger than {_f(mde, _pct(t.metric))} ({v.split('(')[-1]}"
                 if pt.n == 0:  # say why nothing paired when one side never ran (e.g. no LoRA rank fits)
                     v = _never_ran(res, (la, lb), d, a) or v
                 rows.append(
@@ -228,10 +234,12 @@ def evaluate_claim(res: Results, claim: Claim, level: float = 0.05, min_seeds: i
                         **pt.as_dict(),
                         "seeds": " ".join(map(str, p.seed)),
                         "mde": mde,
+                        "pct": _pct(t.metric),
                         "verdict": v,
                         "notes": "; ".join(notes),
                     }
                 )
+    apply_holm(rows, level, min_seeds)
     return rows
 
 
@@ -240,23 +248,20 @@ def _reasons(vs: list[str]) -> str:
 
 
 def overall(rows: list[dict]) -> str:
+    """The claim's verdict: the common verdict of its comparisons, else ``mixed: <tally>``."""
     vs = [r["verdict"] for r in rows]
     evaluated = [v for v in vs if not v.startswith("not evaluated")]
     if not evaluated:
         return "not evaluated: " + _reasons(vs)
-    if any(v == "not supported" for v in evaluated):
-        return "not supported"
+    kinds = {kind(v) for v in evaluated}
     if len(evaluated) < len(vs):
-        return f"inconclusive: not every comparison could be evaluated ({_reasons([v for v in vs if v not in evaluated])})"
-    if all(v == "supported" for v in evaluated):
-        return "supported"
-    first = next(v for v in evaluated if v != "supported")
-    return (
-        first
-        if len(set(evaluated)) == 1
-        else f"inconclusive: {sum(v != 'supported' for v in evaluated)} of "
-        f"{len(evaluated)} comparisons inconclusive (e.g. {first.removeprefix('inconclusive: ')})"
-    )
+        why = _reasons([v for v in vs if v not in evaluated])
+        return f"inconclusive: not every comparison could be evaluated ({why}); {tally_text(vs)}"
+    if kinds == {"supported"} or kinds == {"not supported"}:
+        return kinds.pop()
+    if kinds == {"inconclusive"}:
+        return evaluated[0] if len(set(evaluated)) == 1 else "inconclusive"
+    return f"mixed: {tally_text(vs)}"
 
 
 def evaluate_claims(res: Results, claims: ClaimsFile) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -265,12 +270,17 @@ def evaluate_claims(res: Results, claims: ClaimsFile) -> tuple[pd.DataFrame, pd.
     for c in claims.claims:
         rows = evaluate_claim(res, c, claims.alpha, claims.min_seeds)
         detail += rows
+        counts = tally([r["verdict"] for r in rows])
         summary.append(
             {
                 "claim": c.id,
                 "paper": c.paper,
                 "a": c.a.text(),
                 "b": ", ".join(x.text() for x in c.b),
+                "metrics": ", ".join(dict.fromkeys(t.metric for t in c.tests)),
+                **{k.replace(" ", "_"): n for k, n in counts.items()},
+                "comparisons": len(rows),
+                "tally": tally_text([r["verdict"] for r in rows]),
                 "verdict": overall(rows),
             }
         )
@@ -289,12 +299,17 @@ def evaluate_claims(res: Results, claims: ClaimsFile) -> tuple[pd.DataFrame, pd.
         "mean_b",
         "mean_diff",
         "sd_diff",
-        "ci_lo",
-        "ci_hi",
+        "bound_lo",
+        "bound_hi",
+        "level_claim",
+        "level_opposite",
         "mde",
         "d_z",
         "t",
         "p_t",
+        "p_holm",
+        "p_opposite",
+        "p_opposite_holm",
         "w",
         "p_wilcoxon",
         "threshold",
@@ -319,35 +334,63 @@ def _f(x: float, pct: bool = False, digits: int = 3, unit: str = "pp") -> str:
     return f"{100 * x:.2f}{'%' if unit == '%' else ' pp'}" if pct else f"{x:.{digits}g}"
 
 
-def claims_markdown(claims: ClaimsFile, summary: pd.DataFrame, detail: pd.DataFrame, source: str) -> str:
-    out = [
+def _preamble(claims: ClaimsFile, source: str) -> list[str]:
+    a = claims.alpha
+    return [
         "# Paper claims, tested on this grid",
         "",
-        f"Claims from `{source}`. Each comparison pairs the two methods by (dataset, alpha, seed) — the same "
-        "seed is the same data partition — over the seeds where both finished normally, and reports the mean "
-        "difference a − b with its 95% t-interval, Cohen's d_z (mean / sd of the differences), the one-sided "
-        "paired t-test and the one-sided Wilcoxon signed-rank test (scipy).",
+        f"Claims from `{source}`. Each comparison pairs the two methods by (dataset, partition, seed) — the same "
+        "seed is the same data partition — over the seeds where both finished normally, and tests the mean "
+        "difference a − b against the claim's threshold (0, or −margin for non-inferiority) with a one-sided "
+        "paired t-test in the claimed direction and one in the opposite direction.",
         "",
-        f"Verdicts: **supported** = one-sided paired t-test p < {claims.alpha} in the claimed direction; "
-        "**not supported** = the opposite one-sided bound lies on the wrong side of the threshold; "
-        f"**inconclusive** = neither, or fewer than {claims.min_seeds} paired seeds; **not evaluated** = a method "
-        "is not in this grid. A claim is supported only if all its comparisons are. Accuracy differences are "
-        "in percentage points (pp). MDE: the minimum detectable effect, the smallest true difference the "
-        f"one-sided paired t-test at {claims.alpha} would detect with 80% power given the observed spread of the "
-        'paired differences (statsmodels); an inconclusive comparison reads "no difference larger than MDE". '
-        "With few seeds the Wilcoxon test cannot reach p < 0.05 (n = 4: p ≥ 0.0625); "
-        "it is reported as a check, the verdict uses the t-test. The one-sided test at 0.05 matches a one-sided 95% "
-        "bound, so a supported claim's two-sided 95% CI can still touch the threshold when 0.025 < p < 0.05.",
+        f"**Verdicts.** Within each claim, Holm's step-down correction is applied across all its comparisons "
+        f"(every metric, dataset, partition and method b with at least {claims.min_seeds} pairs), separately to the "
+        "claimed-direction and the opposite-direction p-values:",
         "",
-        "| claim | paper | a | b | verdict |",
-        "|---|---|---|---|---|",
+        f"- **supported**: Holm-adjusted p < {a:g} in the claimed direction;",
+        f"- **not supported**: Holm-adjusted p < {a:g} in the opposite direction (the data exclude the claimed "
+        "effect);",
+        f"- **inconclusive**: neither, or fewer than {claims.min_seeds} paired seeds;",
+        "- **not evaluated**: a method is not in this grid, or never finished.",
+        "",
+        "**Bounds.** The interval shown, [lower, upper], is made of the two one-sided t bounds the verdict uses, "
+        "each at its Holm level (α · p / p_Holm: the level at which the bound clears the threshold exactly when "
+        "the Holm-adjusted p is below α). Supported = the interval lies wholly on the claimed side of the threshold; "
+        "not supported = wholly on the other side; inconclusive = it covers the threshold. For a single comparison "
+        "these are the one-sided 95% bounds (e.g. the 95% lower bound for 'greater').",
+        "",
+        "**Tallies.** Each claim reports how many of its comparisons are supported, not supported and "
+        "inconclusive; it reads supported (or not supported, or inconclusive) only when all agree, else mixed. "
+        "Accuracy differences are in percentage points (pp). MDE: the smallest true difference the one-sided "
+        f"paired t-test at {a:g} (unadjusted) detects with 80% power given the observed spread of the paired "
+        "differences (statsmodels). The one-sided Wilcoxon signed-rank p is reported as a check (with n = 4 it "
+        "cannot go below 0.0625); the verdicts use the t-test.",
+        "",
+    ]
+
+
+def _bounds(r) -> str:
+    pct = _pct(r.metric)
+    if not r.n:
+        return "—"
+    if not (isinstance(r.bound_lo, float) and math.isfinite(r.bound_lo)):
+        return _f(r.mean_diff, pct)
+    return f"{_f(r.mean_diff, pct)} [{_f(r.bound_lo, pct)}, {_f(r.bound_hi, pct)}]"
+
+
+def claims_markdown(claims: ClaimsFile, summary: pd.DataFrame, detail: pd.DataFrame, source: str) -> str:
+    out = [
+        *_preamble(claims, source),
+        "| claim | paper | a | b | metrics | tally | verdict |",
+        "|---|---|---|---|---|---|---|",
     ]
     for _, r in summary.iterrows():
-        out.append(f"| {r.claim} | {r.paper} | {r.a} | {r.b} | **{r.verdict}** |")
+        out.append(f"| {r.claim} | {r.paper} | {r.a} | {r.b} | {r.metrics} | {r.tally} | **{r.verdict}** |")
     out.append("")
     for c in claims.claims:
-        v = summary[summary.claim == c.id].verdict.iloc[0]
-        out += [f"## {c.id}: {v}", "", f"- paper: {c.paper}", f"- claim: {c.claim}"]
+        srow = summary[summary.claim == c.id].iloc[0]
+        out += [f"## {c.id}: {srow.verdict}", "", f"- paper: {c.paper}", f"- claim: {c.claim}"]
         if c.statement:
             out.append(f"- tested as: {c.statement}")
         tests = "; ".join(
@@ -355,23 +398,29 @@ def claims_markdown(claims: ClaimsFile, summary: pd.DataFrame, detail: pd.DataFr
             + (f" (margin {t.margin}{' × b' if t.relative else ''})" if t.direction == "noninferior" else "")
             for t in c.tests
         )
-        out += [f"- a = `{c.a.text()}`, b = {', '.join(f'`{x.text()}`' for x in c.b)}; tests: {tests}", ""]
+        out += [f"- a = `{c.a.text()}`, b = {', '.join(f'`{x.text()}`' for x in c.b)}; tests: {tests}"]
         rows = detail[detail.claim == c.id]
+        out.append(f"- tally: {srow.tally}")
+        if rows.metric.nunique() > 1:
+            for m, g in rows.groupby("metric", sort=False):
+                out.append(f"  - {m}: {tally_text(list(g.verdict))}")
         out += [
-            "| dataset | alpha | a | b | metric | n | mean a | mean b | a − b [95% CI] | MDE (80% power) | d_z | p (t) "
-            "| p (Wilcoxon) | verdict |",
-            "|" + "---|" * 14,
+            "",
+            "| dataset | partition | a | b | metric | n | mean a | mean b | a − b [Holm one-sided bounds] | MDE (80% power) "
+            "| d_z | p (t) | p (Holm) | p (Wilcoxon) | verdict |",
+            "|" + "---|" * 15,
         ]
         for _, r in rows.iterrows():
             pct = _pct(r.metric)
-            diff = "—" if not r.n else (f"{_f(r.mean_diff, pct)} [{_f(r.ci_lo, pct)}, {_f(r.ci_hi, pct)}]")
             ma = _f(r.mean_a, pct, unit="%") if r.n else "—"
             mb = _f(r.mean_b, pct, unit="%") if r.n else "—"
             show_notes = isinstance(r.notes, str) and r.notes and not r.verdict.startswith("not evaluated")
             verdict_txt = r.verdict + (f" ({r.notes})" if show_notes else "")
+            part = partition_label(r.alpha) if r.alpha != "" else ""
             out.append(
-                f"| {r.dataset} | {r.alpha} | {r.a} | {r.b} | {r.metric} | {int(r.n)} | {ma} | {mb} | {diff} | "
-                f"{_f(r.mde, pct) if r.n else '—'} | {_f(r.d_z)} | {_f(r.p_t)} | {_f(r.p_wilcoxon)} | {verdict_txt} |"
+                f"| {r.dataset} | {part} | {r.a} | {r.b} | {r.metric} | {int(r.n)} | {ma} | {mb} | {_bounds(r)} | "
+                f"{_f(r.mde, pct) if r.n else '—'} | {_f(r.d_z)} | {_f(r.p_t)} | {_f(r.p_holm)} | {_f(r.p_wilcoxon)} | "
+                f"{verdict_txt} |"
             )
         out.append("")
     return "\n".join(out)

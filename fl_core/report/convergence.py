@@ -7,6 +7,11 @@ that fails is flagged in the table, never published silently; the gap to ``centr
 for every (dataset, alpha). Under stronger label skew a gap is what FedAvg pays for the skew, not a
 sign of too few steps, so there it is stated, not flagged.
 
+Every method's seed-mean curve is plateau-checked with the same rule: a method whose curve still
+rises by more than ``PLATEAU_PP`` over its last two evaluations is flagged STILL RISING (one that
+still falls, STILL FALLING), and the share of methods that plateaued is stated per (dataset,
+partition); for ``full`` either way reads NOT CONVERGED, as above.
+
 Any method whose seed-mean final accuracy is less than ``LEARNED_PP`` above the seed-mean accuracy of
 its untrained model (round 0 of the curves: the pretrained body with its fresh head) is flagged
 BARELY TRAINED, so a row that is mostly its initial head is never read as a trained result.
@@ -20,6 +25,8 @@ import numpy as np
 import pandas as pd
 
 from fl_core.report.load import Results
+from fl_core.report.notes import add_group_note
+from fl_core.report.partitions import least_skewed  # the partition the centralized target applies at
 
 PLATEAU_PP = 1.0
 TARGET = 0.95
@@ -44,10 +51,10 @@ def _final(rows: pd.DataFrame) -> float:
     return float(ok.mean()) if len(ok) else math.nan
 
 
-def least_skewed(alphas) -> str:
-    """The alpha the centralized target applies at: ``iid`` if the grid has it, else the largest."""
-    alphas = {str(a) for a in alphas}
-    return "iid" if "iid" in alphas else max(alphas, key=float)
+def last_step(res: Results, rows: pd.DataFrame) -> float:
+    """Change of the seed-mean accuracy between the last two evaluations, in pp (NaN: fewer than 2)."""
+    curve = mean_curve(res, rows)
+    return 100 * float(curve.iloc[-1] - curve.iloc[-2]) if len(curve) >= 2 else math.nan
 
 
 def check(res: Results, d: str, a: str) -> tuple[str, str]:
@@ -57,11 +64,9 @@ def check(res: Results, d: str, a: str) -> tuple[str, str]:
     if full.empty:
         return "", ""
     flags, line = [], ""
-    curve = mean_curve(res, full)
-    if len(curve) >= 2:
-        step = 100 * abs(curve.iloc[-1] - curve.iloc[-2])
-        if step > PLATEAU_PP:
-            flags.append(f"last two evaluations differ by {step:.1f} pp (> {PLATEAU_PP:g})")
+    step = abs(last_step(res, full))
+    if math.isfinite(step) and step > PLATEAU_PP:
+        flags.append(f"last two evaluations differ by {step:.1f} pp (> {PLATEAU_PP:g})")
     f, z = _final(full), _final(cen)
     if math.isfinite(f) and math.isfinite(z) and z > 0:
         line = f"full vs centralized (equal compute): {100 * (f - z):+.1f} pp ({100 * f / z:.1f}% of centralized)"
@@ -91,10 +96,11 @@ def _add_flag(table, d: str, a: str, column: str, value: str, flag: str) -> None
 def annotate(table, res: Results):
     """Flag ``full``'s rows and add the centralized-gap line per (dataset, alpha) to the accuracy table."""
     groups = [] if table.data.empty else table.data.groupby(["dataset", "alpha"], sort=False).groups
+    table.data["last_step_pp"] = math.nan
     for d, a in groups:
         flag, line = check(res, d, a)
         if line:
-            table.group_notes[(d, a)] = line
+            add_group_note(table, (d, a), line)
         if flag:
             _add_flag(table, d, a, "method", "full", flag)
         cells = res.cells[(res.cells.dataset == d) & (res.cells.alpha == a)]
@@ -103,13 +109,43 @@ def annotate(table, res: Results):
             if gain < LEARNED_PP:
                 note = f"BARELY TRAINED: {gain:+.1f} pp over its untrained model (round 0)"
                 _add_flag(table, d, a, "label", lab, note)
+        _plateau(table, res, d, a, cells)
     table.legend.append(
         f"NOT CONVERGED (full's notes): full's seed-mean accuracy changed by > {PLATEAU_PP:g} pp between its last two "
         f"evaluations, or, at the least skewed alpha, it is below {100 * TARGET:g}% of centralized (one client, all "
         "data, the same optimizer steps); at stronger skew the gap to centralized is stated above the group"
     )
     table.legend.append(
+        f"STILL RISING / STILL FALLING (notes): the method's seed-mean accuracy changed by more than {PLATEAU_PP:g} pp "
+        "between its last two evaluations (the rule for full's NOT CONVERGED, applied to every method); plateaued: "
+        "the share of methods whose curve did not, per dataset × partition"
+    )
+    table.legend.append(
         f"BARELY TRAINED (notes): the method's seed-mean final accuracy is less than {LEARNED_PP:g} pp above the "
         "seed-mean accuracy of its untrained model (round 0 of the curves: the pretrained body, its fresh head)"
     )
     return table
+
+
+def _plateau(table, res: Results, d: str, a: str, cells: pd.DataFrame) -> None:
+    """Flag every method of (``d``, ``a``) whose curve still moves; state the share that plateaued."""
+    data = table.data
+    steps = {}
+    for lab, rows in cells.groupby("label", sort=False):
+        step = last_step(res, rows)
+        if not math.isfinite(step):
+            continue
+        steps[lab] = step
+        data.loc[(data.dataset == d) & (data.alpha == a) & (data.label == lab), "last_step_pp"] = step
+        if abs(step) > PLATEAU_PP and (rows.method != "full").all():
+            word = "STILL RISING" if step > 0 else "STILL FALLING"
+            _add_flag(table, d, a, "label", lab, f"{word}: {step:+.1f} pp over its last two evaluations")
+    if steps:
+        flat = sum(abs(x) <= PLATEAU_PP for x in steps.values())
+        moving = [lab for lab, x in steps.items() if abs(x) > PLATEAU_PP]
+        add_group_note(
+            table,
+            (d, a),
+            f"Plateaued: {flat} of {len(steps)} methods ({100 * flat / len(steps):.0f}%)"
+            + (f"; still moving: {', '.join(moving)}." if moving else "."),
+        )

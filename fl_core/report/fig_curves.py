@@ -17,6 +17,7 @@ from matplotlib.ticker import MaxNLocator
 from fl_core.metrics import ACCURACY, EVAL
 from fl_core.report.load import Results
 from fl_core.report.panels import family_groups, grid, model_note
+from fl_core.report.partitions import partition_label
 from fl_core.report.style import FAMILY_TITLES, REFERENCE_COLOR, StyleMap, save, slug
 
 
@@ -66,7 +67,7 @@ def acc_vs_round(res: Results, styles: StyleMap, out: Path, reference: str = "fu
                         if len(c):
                             _line(ax, c, lab, zorder=2, **styles[lab].kw())
                             drawn = True
-                ax.set_title(f"{FAMILY_TITLES.get(fam, fam)}, alpha = {a}")
+                ax.set_title(f"{FAMILY_TITLES.get(fam, fam)}, {partition_label(a)}")
                 ax.xaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
                 if i == len(res.alphas) - 1:
                     ax.set_xlabel("rounds completed")

@@ -12,6 +12,7 @@ from pathlib import Path
 from fl_core.metrics import SUMMARY, final
 from fl_core.report.load import Results
 from fl_core.report.panels import cost_axis, family_groups, grid, model_note
+from fl_core.report.partitions import partition_label
 from fl_core.report.stats import summarize
 from fl_core.report.style import StyleMap, save, slug
 
@@ -76,7 +77,7 @@ def pareto(res: Results, styles: StyleMap, out: Path, cost: str, xlabel: str, na
                 xs += [sx.mean - lo_err, sx.mean + (sx.std if sx.n > 1 else 0.0)]
             if pts:
                 _draw_front(ax, [(sx.mean, sy.mean) for _, sx, sy in pts])
-            ax.set_title(f"{d}, alpha = {a}")
+            ax.set_title(f"{d}, {partition_label(a)}")
             ax.set_xlabel(xlabel)
         cost_axis(axes, xs)
         axes[0].set_ylabel(SUMMARY[ACC].display)

@@ -23,6 +23,7 @@ from matplotlib.lines import Line2D
 
 from fl_core.report.load import Results
 from fl_core.report.panels import grid, ints, model_note
+from fl_core.report.partitions import partition_label
 from fl_core.report.style import APPLIED_COLOR, HEATMAP, StyleMap, save, slug
 
 OK = ("ok", "diverged")
@@ -157,7 +158,7 @@ def blocks_heatmaps(res: Results, out: Path) -> list[Path]:
                     ax.set_xlabel("round")
             for ax in list(axes.flat)[len(labs) :]:
                 ax.set_visible(False)
-            fig.suptitle(f"What was updated: {d}, alpha = {a} (all seeds){model_note(res)}")
+            fig.suptitle(f"What was updated: {d}, {partition_label(a)} (all seeds){model_note(res)}")
             fig.colorbar(im, ax=axes, shrink=0.7, label="share of participating clients that trained it")
             if any_applied:
                 dot = Line2D(
@@ -227,7 +228,7 @@ def depth(res: Results, styles: StyleMap, out: Path) -> list[Path]:
                 ]
                 ax.scatter(out_x, [0.2] * len(out_x), marker="x", color="black", zorder=3)
             ax.set_xticks(range(len(devices)), devices)
-            ax.set_title(f"{d}, alpha = {a}")
+            ax.set_title(f"{d}, {partition_label(a)}")
             ax.set_xlabel("device class (budget)")
             ax.yaxis.get_major_locator().set_params(integer=True)
         axes[0, 0].set_ylabel("blocks trained (suffix depth)")

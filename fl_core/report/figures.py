@@ -36,6 +36,7 @@ from fl_core.report.fig_pareto import pareto, pareto_front
 from fl_core.report.fig_updates import block_frequency, blocks_heatmaps, depth
 from fl_core.report.load import Results
 from fl_core.report.panels import families_of, grid, model_note, style_map
+from fl_core.report.partitions import partition_label
 from fl_core.report.stats import summarize
 from fl_core.report.style import (
     HEATMAP,
@@ -116,7 +117,7 @@ def partitions(res: Results, out: Path) -> list[Path]:
             axes = axes[0]
             for ax, s, part in zip(axes, seeds, parts, strict=True):
                 plot_partition(ax, part, f"seed {s}")
-            fig.suptitle(f"Client × label counts — {d}, alpha = {a}")
+            fig.suptitle(f"Client × label counts — {d}, {partition_label(a)}")
             written += save(fig, out / f"partition_{slug(d)}_a{slug(a)}")
     return written
 
@@ -238,7 +239,7 @@ def _budget_line(ax, g: pd.DataFrame, st, pos: dict[str, int], k: int):
 def _budget_axis(ax, ticks: list[str], dataset: str, alpha) -> None:
     ax.set_xticks(range(len(ticks)), ticks)
     ax.set_xlim(-0.5, len(ticks) - 0.5)
-    ax.set_title(f"{dataset}, alpha = {alpha}")
+    ax.set_title(f"{dataset}, {partition_label(alpha)}")
     ax.set_xlabel("budget (fraction of full fine-tuning's cost)")
 
 

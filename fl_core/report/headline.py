@@ -2,9 +2,11 @@
 
 Never typed by hand: ``layerbench headline <tables/accuracy.csv>`` rewrites the block between the
 markers in README.md, and a test checks the committed block equals the generator's output.
-Per dataset × alpha: the best method by mean final accuracy (reference rows ``centralized`` aside),
-the methods whose 95% interval overlaps the best one's mean (not told apart), and ``full``'s
-distance to ``centralized`` when the grid has it.
+Per dataset × partition: the tiers of methods that Holm-corrected paired tests cannot tell apart
+(:mod:`fl_core.report.tiers`; reference rows such as ``centralized`` are not tiered), the minimum
+detectable effect (flagged above 2 pp), collapsed cells, the share of methods whose curves
+plateaued, and ``full``'s distance to ``centralized`` when the grid has it. No single "best": tier 1
+is every method the grid cannot separate from the best mean.
 """
 
 from __future__ import annotations
@@ -15,6 +17,12 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pandas loads when a table is read: the CLI builds this parser for every command
     import pandas as pd
+
+from fl_core.report.convergence import PLATEAU_PP
+from fl_core.report.partitions import partition_label
+from fl_core.report.tiers import MDE_LIMIT_PP
+
+MDE_LIMIT = MDE_LIMIT_PP / 100
 
 BEGIN, END = "<!-- headline:begin", "<!-- headline:end -->"
 REFERENCES = ("centralized",)
@@ -28,27 +36,54 @@ def _pct(x: float) -> str:
     return "—" if not math.isfinite(x) else f"{100 * x:.1f}%"
 
 
+def _tier_names(g: pd.DataFrame, k: int, with_acc: bool = False) -> str:
+    """The methods of tier ``k`` by mean; with ``with_acc`` the leader's mean accuracy after its name."""
+    t = g[g.tier == k].sort_values("final_accuracy_mean", ascending=False)
+    names = list(t.label)
+    if with_acc and names:
+        names[0] += f" ({_pct(t.final_accuracy_mean.iloc[0])})"
+    return ", ".join(names)
+
+
+def _row(d: str, a: str, g: pd.DataFrame) -> str | None:
+    ok = g[g.seeds_ok > 0]
+    tiered = ok[ok.tier.notna()] if "tier" in ok else ok.iloc[:0]
+    if tiered.empty:
+        return None
+    top = int(tiered.tier.max())
+    rest = tiered[tiered.tier > 2]
+    k = top - 2
+    lower = (
+        f"{k} more tier{'s' * (k != 1)} ({len(rest)} method{'s' * (len(rest) != 1)})" if len(rest) else "—"
+    )
+    mde = float(ok.mde.iloc[0]) if "mde" in ok else math.nan
+    mde_txt = (
+        "—" if not math.isfinite(mde) else f"{100 * mde:.1f} pp" + (" (> 2 pp)" if mde > MDE_LIMIT else "")
+    )
+    coll = f"{int(ok.collapsed.sum())} of {int(ok.seeds_ok.sum())}" if "collapsed" in ok else "—"
+    steps = ok.last_step_pp.dropna().abs() if "last_step_pp" in ok else pd.Series(dtype=float)
+    flat = f"{int((steps <= PLATEAU_PP).sum())} of {len(steps)}" if len(steps) else "—"
+    full = g[g.method == "full"].final_accuracy_mean
+    cen = g[g.method == "centralized"].final_accuracy_mean
+    f = float(full.iloc[0]) if len(full) else math.nan
+    gap = f"{100 * (f - float(cen.iloc[0])):+.1f} pp" if len(cen) and math.isfinite(f) else "not in grid"
+    return (
+        f"| {d} | {partition_label(a)} | {_tier_names(tiered, 1, True)} | {_tier_names(tiered, 2) or '—'} | "
+        f"{lower} | {mde_txt} | {coll} | {flat} | {gap} |"
+    )
+
+
 def headline_table(acc: pd.DataFrame) -> list[str]:
-    """Markdown lines: one row per (dataset, alpha) of the accuracy table's data (CSV)."""
+    """Markdown lines: one row per (dataset, partition) of the accuracy table's data (CSV)."""
     lines = [
-        "| dataset | alpha | best (mean final acc.) | not told apart from it (95% CI covers its mean) | full | full vs centralized |",
-        "|---|---|---|---|---|---|",
+        "| dataset | partition | tier 1: not told apart from the best (Holm-corrected paired tests) | tier 2 | "
+        "lower tiers | MDE (80% power) | collapsed cells | plateaued methods | full vs centralized |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for (d, a), g in acc.groupby(["dataset", "alpha"], sort=False):
-        g = g[g.seeds_ok > 0]
-        cand = g[~g.method.isin(REFERENCES)].sort_values("final_accuracy_mean", ascending=False)
-        if cand.empty:
-            continue
-        best = cand.iloc[0]
-        m = best.final_accuracy_mean
-        tied = [r.label for _, r in cand.iloc[1:].iterrows() if r.final_accuracy_ci95_hi >= m]
-        full = g[g.method == "full"].final_accuracy_mean
-        cen = g[g.method == "centralized"].final_accuracy_mean
-        f = float(full.iloc[0]) if len(full) else math.nan
-        gap = f"{100 * (f - float(cen.iloc[0])):+.1f} pp" if len(cen) and math.isfinite(f) else "not in grid"
-        lines.append(
-            f"| {d} | {a} | {best.label} ({_pct(m)}) | {', '.join(tied) or 'none'} | {_pct(f)} | {gap} |"
-        )
+        row = _row(d, a, g)
+        if row:
+            lines.append(row)
     return lines
 
 

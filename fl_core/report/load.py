@@ -29,6 +29,7 @@ import pandas as pd
 from fl_core.compact import store_or_compact
 from fl_core.config import MethodSpec
 from fl_core.metrics import SUMMARY
+from fl_core.report.partitions import sort_partitions
 from fl_core.store import ResultStore
 
 if TYPE_CHECKING:
@@ -44,7 +45,8 @@ PEAK_MEMORY_KEYS = ["peak_memory_bytes", "peak_mem_bytes", "client_peak_memory_b
 
 
 def alpha_str(a: Any) -> str:
-    """The one spelling of an alpha used everywhere in the report (``0.1``, ``1.0``, ``iid``)."""
+    """The one spelling of a partition used everywhere in the report (``0.1``, ``1.0``, ``iid``,
+    ``natural:movie_name``; :mod:`fl_core.report.partitions`)."""
     if isinstance(a, str):
         with contextlib.suppress(ValueError):
             return str(float(a))
@@ -118,11 +120,25 @@ def _cell_row(cfg: dict[str, Any], result: dict[str, Any], h: str, run_dir: Path
         # same seed = same partition; pairing checks this fingerprint
         "partition_sha": hashlib.sha256(part.read_bytes()).hexdigest()[:16] if part.is_file() else "",
         "peak_memory_bytes": _peak_memory(result, costs),
+        "test_majority_share": float(info.get("test_majority_share") or "nan"),
+        **_label_shares(part),
     }
     for k in SUMMARY_FIELDS:
         v = summary.get(k)
         row[k] = float(v) if isinstance(v, int | float) else np.nan
     return row
+
+
+def _label_shares(part: Path) -> dict[str, float]:
+    """``num_labels`` and ``train_majority_share`` (the most frequent label's share of the pooled
+    client training rows) from a cell's ``partition.json``; NaN where it has none."""
+    counts = (
+        np.asarray(_read_json(part).get("client_label_counts") or [], dtype=float) if part.is_file() else []
+    )
+    if np.ndim(counts) != 2 or not np.sum(counts):
+        return {"num_labels": np.nan, "train_majority_share": np.nan}
+    pooled = counts.sum(axis=0)
+    return {"num_labels": float(len(pooled)), "train_majority_share": float(pooled.max() / pooled.sum())}
 
 
 def _missing_row(cell) -> dict[str, Any]:
@@ -239,10 +255,6 @@ def _canonical_order(labels: Iterable[str]) -> list[str]:
     return [x for x in first if x in labels] + [x for x in labels if x not in first]
 
 
-def _alpha_key(a: str) -> tuple[int, float]:
-    return (1, 0.0) if a == "iid" else (0, float(a))
-
-
 _Rows = tuple[list[dict], list[str], list[str], list[str]]  # rows, labels, datasets, alphas
 
 
@@ -294,7 +306,7 @@ def _store_rows(store: ResultStore, root: Path, latest_only: bool) -> _Rows:
         cells = pd.DataFrame(rows)
     labels = _canonical_order(cells.label) if rows else []
     datasets = sorted(set(cells.dataset)) if rows else []
-    alphas = sorted(set(cells.alpha), key=_alpha_key) if rows else []
+    alphas = sort_partitions(cells.alpha) if rows else []
     return rows, labels, datasets, alphas
 
 
@@ -332,7 +344,13 @@ def _with_columns(cells: pd.DataFrame) -> pd.DataFrame:
                 *SUMMARY_FIELDS,
             ]
         )
-    for k in [*SUMMARY_FIELDS, "peak_memory_bytes"]:
+    for k in [
+        *SUMMARY_FIELDS,
+        "peak_memory_bytes",
+        "test_majority_share",
+        "num_labels",
+        "train_majority_share",
+    ]:
         if k not in cells:
             cells[k] = np.nan
     for k in ("reason", "personal_eval", "partition_sha", "params", "family"):

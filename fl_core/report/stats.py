@@ -151,17 +151,47 @@ def verdict(test: PairedTest, level: float = 0.05, min_n: int = 3) -> str:
     return f"inconclusive: the difference is not significant (one-sided p={p})"
 
 
-def min_detectable_effect(n: int, sd_diff: float, level: float = 0.05, power: float = 0.8) -> float:
-    """Smallest true mean difference a one-sided paired t-test at ``level`` with ``n`` pairs detects
-    with probability ``power``, given the observed sd of the differences (statsmodels' noncentral-t
-    power solver; Cohen 1988, ch. 2): ``d_z* · sd_diff``. NaN below 2 pairs; 0 when sd is 0."""
+def min_detectable_effect(
+    n: int, sd_diff: float, level: float = 0.05, power: float = 0.8, two_sided: bool = False
+) -> float:
+    """Smallest true mean difference a paired t-test at ``level`` (one-sided, or two-sided with
+    ``two_sided``) with ``n`` pairs detects with probability ``power``, given the observed sd of the
+    differences (statsmodels' noncentral-t power solver; Cohen 1988, ch. 2): ``d_z* · sd_diff``.
+    NaN below 2 pairs; 0 when sd is 0."""
     if n < 2 or not math.isfinite(sd_diff):
         return math.nan
     if sd_diff == 0:
         return 0.0
     from statsmodels.stats.power import TTestPower
 
+    alt = "two-sided" if two_sided else "larger"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        d = TTestPower().solve_power(effect_size=None, nobs=n, alpha=level, power=power, alternative="larger")
+        d = TTestPower().solve_power(effect_size=None, nobs=n, alpha=level, power=power, alternative=alt)
     return float(np.atleast_1d(d)[0]) * sd_diff
+
+
+def holm(pvalues) -> np.ndarray:
+    """Holm's step-down adjusted p-values (NaN entries are left out of the family and stay NaN):
+    sort the m finite p ascending, p*_(i) = max_{j <= i} min(1, (m - j + 1) p_(j))."""
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full(p.shape, math.nan)
+    idx = np.flatnonzero(np.isfinite(p))
+    m = len(idx)
+    running = 0.0
+    for rank, i in enumerate(idx[np.argsort(p[idx], kind="stable")]):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        out[i] = running
+    return out
+
+
+def paired_p_two_sided(d) -> float:
+    """Two-sided paired t-test p of the differences ``d`` against 0; NaN below 2 pairs. With no spread
+    the answer is exact: 1 when every difference is 0, else 0."""
+    d = np.asarray(d, dtype=float)
+    if len(d) < 2:
+        return math.nan
+    sd = float(d.std(ddof=1))
+    if sd <= 1e-12 * max(1.0, abs(float(d.mean()))):
+        return 1.0 if abs(float(d.mean())) <= 1e-12 else 0.0
+    return float(stats.ttest_1samp(d, 0.0).pvalue)

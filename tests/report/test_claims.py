@@ -27,7 +27,8 @@ def _verdict(summary, cid):
 def test_fixture_claims_get_each_verdict(evaluated):
     summary, _ = evaluated
     assert _verdict(summary, "fedtlu-beats-random") == "supported"
-    assert _verdict(summary, "head-beats-full") == "not supported"
+    # not supported at alpha 0.1; too few seeds at 1.0 (head failed in seed 1): mixed
+    assert _verdict(summary, "head-beats-full").startswith("mixed: 0 supported, 1 not supported")
     assert _verdict(summary, "top2-noninferior-cheaper") == "supported"
     assert _verdict(summary, "suffix-beats-lora") == "supported"
     assert _verdict(summary, "missing-method") == "not evaluated: fibecfed not in grid"
@@ -168,3 +169,53 @@ def test_inconclusive_reads_no_difference_larger_than_the_mde(fixture_results):
         row["mde"] == pytest.approx(min_detectable_effect(row["n"], row["sd_diff"], 0.05)) and row["mde"] > 0
     )
     assert row["verdict"].startswith(f"inconclusive: no difference larger than {100 * row['mde']:.2f} pp")
+
+
+def _row(a, b, direction="greater", margin=0.0):
+    from fl_core.report.stats import min_detectable_effect, paired_test
+
+    pt = paired_test(a, b, direction, margin)
+    return {**pt.as_dict(), "mde": min_detectable_effect(pt.n, pt.sd_diff), "pct": True, "verdict": "x"}
+
+
+def test_holm_within_a_claim_and_bounds_that_match_the_verdicts():
+    """Alone, a mean gain of 2 pp over 5 seeds (sd 1.58 pp: one-sided p = 0.024) is supported and its
+    bound is the one-sided 95% lower bound; two such comparisons in one claim get Holm p = 2 × 0.024 =
+    0.047 (still supported); three get 0.071 (inconclusive), and their bounds then cover 0."""
+    import numpy as np
+
+    from fl_core.report.claim_verdicts import apply_holm, tally_text
+
+    base = np.array([0.80, 0.82, 0.84, 0.86, 0.88])
+    d = np.array([0.01, 0.02, 0.03, 0.00, 0.04])
+    p1 = stats.ttest_rel(base + d, base, alternative="greater").pvalue
+    assert 0.02 < p1 < 0.025
+    (one,) = rows = [_row(base + d, base)]
+    apply_holm(rows, 0.05, 3)
+    lower = d.mean() - stats.t.ppf(0.95, 4) * d.std(ddof=1) / np.sqrt(5)
+    assert one["verdict"] == "supported" and one["bound_lo"] == pytest.approx(lower) and one["p_holm"] == p1
+    two = [_row(base + d, base), _row(base + d[::-1], base)]
+    apply_holm(two, 0.05, 3)
+    assert [r["verdict"] for r in two] == ["supported"] * 2 and two[0]["p_holm"] == pytest.approx(2 * p1)
+    three = [*[_row(base + x, base) for x in (d, d[::-1], np.roll(d, 1))], _row(base - 0.1, base + d)]
+    apply_holm(three, 0.05, 3)
+    v = [r["verdict"] for r in three]
+    assert v[3] == "not supported" and three[3]["bound_hi"] < 0
+    assert all(x.startswith("inconclusive: no difference larger than") for x in v[:3])
+    assert all(r["bound_lo"] < 0 < r["bound_hi"] for r in three[:3])  # the bounds cover 0 exactly then
+    assert tally_text(v) == "0 supported, 1 not supported, 3 inconclusive of 4"
+
+
+def test_claims_are_tallied_and_mixed_when_their_comparisons_disagree(evaluated):
+    summary, _ = evaluated
+    s = summary.set_index("claim")
+    assert s.loc["head-beats-full", "tally"] == "0 supported, 1 not supported, 1 inconclusive of 2"
+    assert s.loc["head-beats-full", "verdict"].startswith("mixed: 0 supported, 1 not supported")
+    assert s.loc["top2-noninferior-cheaper", "supported"] == 2
+    assert s.loc["missing-method", "tally"].endswith("(1 not evaluated)")
+
+
+def test_fibecfed_is_judged_on_personalized_accuracy_too():
+    for path in (DEFAULT_CLAIMS, DEFAULT_CLAIMS.parent / "reference.claims.yaml"):
+        metrics = {t.metric for c in load_claims(path).claims if c.a.label == "fibecfed" for t in c.tests}
+        assert {"final_accuracy", "final_personal_accuracy"} <= metrics

@@ -18,23 +18,27 @@ def test_committed_headline_is_generated_not_typed():
     assert block == headline_block(ROOT / src, label).replace(str(ROOT / src), src)
 
 
-def test_best_tied_and_centralized_gap(tmp_path):
+def test_tiers_mde_and_centralized_gap(tmp_path):
     import pandas as pd
 
     golden = ROOT / "tests" / "report" / "fixtures" / "golden" / "tables" / "accuracy.csv"
     acc = pd.read_csv(golden, dtype={"alpha": str})
     lines = headline_table(acc)
-    row = next(x for x in lines if x.startswith("| bbc_news | 0.1 |"))
-    assert "| full (" in row and row.endswith("| not in grid |")  # full is the fixture's best at 0.1
+    assert "| partition |" in lines[0] and "tier 1" in lines[0] and "best" not in lines[0].split("|")[3][:5]
+    row = next(x for x in lines if x.startswith("| bbc_news | Dirichlet α = 0.1 |"))
+    cols = [c.strip() for c in row.split("|")[1:-1]]
+    # tier 1 at 0.1: full and selective (one seed: it cannot be told apart); fedtlu alone in tier 2
+    assert cols[2] == "full (80.0%), selective" and cols[3] == "fedtlu"
+    assert cols[5].endswith("(> 2 pp)") and cols[6] == "0 of 28" and cols[-1] == "not in grid"
     acc = pd.concat(
         [
             acc,
             acc[acc.label == "full"].assign(
-                label="centralized", method="centralized", final_accuracy_mean=0.95
+                label="centralized", method="centralized", final_accuracy_mean=0.95, tier=float("nan")
             ),
         ]
     )
-    row = next(x for x in headline_table(acc) if x.startswith("| bbc_news | 0.1 |"))
+    row = next(x for x in headline_table(acc) if x.startswith("| bbc_news | Dirichlet α = 0.1 |"))
     assert "centralized" not in row.split("|")[3] and row.endswith(" pp |")
     csv = tmp_path / "acc.csv"
     acc.to_csv(csv, index=False)
