@@ -30,7 +30,8 @@ GRID_BACKEND = $(shell grep -Eqs '^backend:[[:space:]]*ray' $(CONFIG) && echo ra
 bench: $(STAMP) $(if $(filter ray,$(or $(BACKEND),$(GRID_BACKEND))),$(RAY_STAMP))
 	$(BIN)/layerbench sweep $(CONFIG) $(if $(BACKEND),--backend $(BACKEND)) $(ARGS)
 
-# each method's lr per dataset on the validation split (Optuna); writes configs/tuned/<grid>.yaml
+# each method's lr per dataset and partition on the validation split over 2 seeds (Optuna; ARGS="--dry-run"
+# prints the cost, ARGS="--center-from <earlier tuned file>" tries 3 lrs per method); writes configs/tuned/<grid>.yaml
 tune: $(STAMP)
 	$(BIN)/layerbench tune $(CONFIG) $(ARGS)
 
