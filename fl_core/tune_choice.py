@@ -29,6 +29,7 @@ class LrStat:
     mean: float | None
     se: float | None
     n: int  # seeds that completed it
+    pruned: int = 0  # seeds that pruned it
 
 
 @dataclass(frozen=True)
@@ -53,15 +54,17 @@ def as_trials(rows: Iterable[dict]) -> list[Trial]:
 def aggregate(trials: Iterable[Trial], seeds: Sequence[int]) -> list[LrStat]:
     """Per lr tried (ascending): mean and SE over ``seeds`` where every seed completed it."""
     done: dict[float, dict[int, float]] = {}
+    pruned: dict[float, int] = {}
     for lr, seed, state, value in trials:
         per = done.setdefault(float(lr), {})
+        pruned[float(lr)] = pruned.get(float(lr), 0) + (state == "pruned" and seed in seeds)
         if state == "complete" and value is not None and value == value and seed in seeds:
             per[seed] = float(value)
     out = []
     for lr in sorted(done):
         vals = [done[lr][s] for s in seeds if s in done[lr]]
         if len(vals) < len(seeds) or not vals:
-            out.append(LrStat(lr, None, None, len(vals)))
+            out.append(LrStat(lr, None, None, len(vals), pruned[lr]))
             continue
         mean = sum(vals) / len(vals)
         sd = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else 0.0
@@ -127,7 +130,8 @@ def format_stats(stats: Sequence[LrStat], n_seeds: int) -> str:
     out = []
     for s in stats:
         if s.mean is None:
-            out.append(f"{s.lr:g}: not completed on {n_seeds - s.n} of {n_seeds} seeds")
+            why = f"pruned on {s.pruned}" if s.pruned else f"not completed on {n_seeds - s.n}"
+            out.append(f"{s.lr:g}: {why} of {n_seeds} seeds")
         else:
             se = f" ± {100 * s.se:.1f}" if n_seeds > 1 else ""
             out.append(f"{s.lr:g}: {100 * s.mean:.1f}{se}")

@@ -165,6 +165,7 @@ def test_a_seed_that_did_not_complete_an_lr_drops_it():
     trials += [(1e-4, 1, "complete", 0.7)]
     stats = aggregate(trials, (0, 1))
     assert [(s.lr, s.mean) for s in stats] == [(1e-4, pytest.approx(0.65)), (1e-3, None)]
+    assert (stats[1].n, stats[1].pruned) == (1, 1)
     assert stats[0].se == pytest.approx(0.05)  # sd 0.0707 / sqrt 2
     assert choose(stats).lr == 1e-4
 

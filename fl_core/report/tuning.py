@@ -138,6 +138,8 @@ def _table(doc: dict, trials: pd.DataFrame) -> list[str]:
         ties = ", ".join(f"{x:g}" for x in tied) if tied else "-"
         lines.append(f"| {d} | {part or 'all'} | {m} | {lr:g} | {ties} | {format_stats(stats, len(seeds))} |")
     n_tied = sum(len(per) for parts in (doc.get("ties") or {}).values() for per in parts.values())
+    if "seeds" not in doc:  # one seed: no standard error, no ties
+        return [*lines, ""]
     return [*lines, "", f"- {n_tied} of {len(record_groups(doc, trials))} choices have tied lrs.", ""]
 
 

@@ -38,11 +38,10 @@ def _record(tmp_path, **extra):
 def test_the_section_shows_each_choice_its_objectives_curves_and_share(tmp_path):
     lines = tuning_section(_record(tmp_path), tmp_path / "out", grid_wall_s=2400.0)
     text = "\n".join(lines)
-    assert (
-        "| bbc_news | all | full | 0.0001 | - | 0.0001: 91.0, 0.001: not completed on 1 of 1 seeds |" in text
-    )
+    assert "| bbc_news | all | full | 0.0001 | - | 0.0001: 91.0, 0.001: pruned on 1 of 1 seeds |" in text
     assert "| bbc_news | all | head | 0.001 | - | 0.0001: 55.0, 0.001: 70.0 |" in text
     assert "alpha 0.1, seed 0 (one lr per dataset and method, for every partition)" in text
+    assert "tied lrs." not in text  # one seed: no ties to count
     assert "= 25 % of this grid's" in text  # 600 s of trials / 2400 s of cells
     assert "no trial could run" in text
     assert (tmp_path / "out" / "tuning" / "tuning_bbc_news.png").stat().st_size > 0
