@@ -34,7 +34,8 @@ ray: $(RAY_STAMP)
 bench: $(STAMP) $(if $(filter ray,$(BACKEND)),$(RAY_STAMP))
 	$(BIN)/layerbench sweep $(CONFIG) $(if $(BACKEND),--backend $(BACKEND)) $(ARGS)
 
-# each method's lr per dataset on the validation split (Optuna); writes configs/tuned/<grid>.yaml
+# each method's lr per dataset and partition on the validation split over 2 seeds (Optuna; ARGS="--dry-run"
+# prints the cost, ARGS="--center-from <earlier tuned file>" tries 3 lrs per method); writes configs/tuned/<grid>.yaml
 tune: $(STAMP)
 	$(BIN)/layerbench tune $(CONFIG) $(ARGS)
 

@@ -141,6 +141,12 @@ NaturalPartition = Annotated[str, StringConstraints(pattern=r"^natural:[A-Za-z_]
 Alpha = float | Literal["iid"] | NaturalPartition
 
 
+def alpha_key(alpha: Alpha) -> str:
+    """A partition as a string key (tuned files, records): ``"1.0"``, ``"0.3"``, ``"iid"``,
+    ``"natural:movie_name"``."""
+    return alpha if isinstance(alpha, str) else repr(float(alpha))
+
+
 def natural_key(alpha: Alpha) -> str | None:
     """The column that defines the clients of a natural partition, else None."""
     return alpha[len(NATURAL) :] if isinstance(alpha, str) and alpha.startswith(NATURAL) else None
@@ -301,7 +307,7 @@ class GridConfig(Strict):
         out = []
         pairs = [(d, a) for d in self.datasets for a in self.alphas_of(d)]
         for (d, a), m, s in itertools.product(pairs, self.methods, self.seeds):
-            lr = cell_lr(self, d, m)
+            lr = cell_lr(self, d, a, m)
             if lr is not None:  # the method's own or tuned lr: in the spec (hash) and in fl.lr
                 m = m.model_copy(update={"lr": lr})
             out.append(
@@ -340,13 +346,19 @@ def _read_tuned(path: str, mtime: float) -> dict:
     raw = yaml.safe_load(Path(path).read_text()) or {}
     if not isinstance(raw, dict) or not isinstance(raw.get("chosen"), dict):
         raise ConfigError(
-            f"invalid tuned file {path}: expected a mapping with key 'chosen: {{dataset: {{label: lr}}}}'"
+            f"invalid tuned file {path}: expected a mapping with key 'chosen: {{dataset: {{partition: "
+            "{label: lr}}}' (or the older 'chosen: {dataset: {label: lr}}')"
         )
+    for d, entry in raw["chosen"].items():  # a hand-written `1.0:` key is a float: the key is a string
+        if per_partition(entry):
+            raw["chosen"][d] = {k if isinstance(k, str) else alpha_key(k): v for k, v in entry.items()}
     return raw
 
 
 def read_tuned(path: str | Path) -> dict:
-    """The file ``layerbench tune`` writes (``configs/tuned/<grid>.yaml``): dataset -> method label -> lr."""
+    """The file ``layerbench tune`` writes (``configs/tuned/<grid>.yaml``): ``chosen`` maps dataset ->
+    partition (:func:`alpha_key`) -> method label -> lr; the older files map dataset -> label -> lr
+    (one lr for every partition of the dataset)."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(
@@ -355,10 +367,22 @@ def read_tuned(path: str | Path) -> dict:
     return _read_tuned(str(p), p.stat().st_mtime)
 
 
-def cell_lr(grid: GridConfig, dataset: str, method: MethodSpec) -> float | None:
-    """The lr of this (dataset, method) cell: the method's own, else the tuned one, else None (fl.lr)."""
+def per_partition(entry: Any) -> bool:
+    """Whether a dataset's ``chosen`` entry is per partition (values are mappings), not the old
+    label -> lr mapping."""
+    return isinstance(entry, dict) and any(isinstance(v, dict) for v in entry.values())
+
+
+def tuned_lr(chosen: dict, dataset: str, alpha: Alpha, label: str) -> float:
+    """The lr a ``chosen`` mapping (either format) gives one (dataset, partition, method label)."""
+    entry = chosen[dataset]
+    return float(entry[alpha_key(alpha)][label] if per_partition(entry) else entry[label])
+
+
+def cell_lr(grid: GridConfig, dataset: str, alpha: Alpha, method: MethodSpec) -> float | None:
+    """The lr of this cell: the method's own, else the tuned one, else None (fl.lr)."""
     if method.lr is not None:
         return method.lr
     if not grid.tuned:
         return None
-    return float(read_tuned(grid.tuned)["chosen"][dataset][method.display])
+    return tuned_lr(read_tuned(grid.tuned)["chosen"], dataset, alpha, method.display)

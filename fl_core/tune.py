@@ -1,97 +1,161 @@
-"""``layerbench tune``: each method's learning rate per dataset, chosen on validation rows only.
+"""``layerbench tune``: each method's learning rate per (dataset, partition), chosen on validation rows.
 
-Optuna (a kept library: resumable SQLite studies, pruners) runs one study per (dataset, method) at
-one alpha (default: the grid's hardest, the smallest Dirichlet alpha) and one seed, over a log grid
-of learning rates (``GridSampler``; the grid points are enqueued in order, so a resumed or re-run
-study is deterministic). Each trial is a normal cell with ``data.evaluate_on: val``: the validation
-rows (``data.val_fraction`` of train) replace the test split before the model exists, so tuning
-cannot read a test row. ``MedianPruner`` stops a trial whose per-round validation accuracy falls
-below the median of earlier trials at the same round. The objective is the mean validation accuracy
-of the last two evaluations (it favours an lr that has settled, not one that spiked once).
+Optuna (a kept library: resumable SQLite studies, pruners) runs one study per (dataset, partition,
+method, seed): every partition of ``grid.alphas_of(dataset)`` (``--alpha`` may restrict them) and
+every tuning seed (default: the grid's first two). A study tries a grid of learning rates
+(``GridSampler``; the lrs are enqueued in order, so a resumed or re-run study is deterministic).
+Each trial is a normal cell with ``data.evaluate_on: val``: the validation rows
+(``data.val_fraction`` of train) replace the test split before the model exists, so tuning cannot
+read a test row. The objective is the mean validation accuracy of the last two evaluations.
 
-Outputs (committed): ``configs/tuned/<grid>.yaml`` (what the grid reads via ``tuned:``),
-``<grid>_trials.csv`` (every trial: lr, state, value, validation curve) and ``<grid>.md``.
-The record is rewritten after every study and is the resume point across machines: a
-(dataset, method) whose rows carry the current ``study_key`` is kept, not tuned again. The SQLite
-DB stays under the grid's ``output_dir`` (``tune/<grid>.db``, not in git) and resumes a study cut
-off mid-way.
+Pruning only in the second half: ``MedianPruner`` may stop a trial below the median of the study's
+earlier trials only at a round index >= ``fl.rounds // 2`` (:func:`prune_from`; its warm-up steps),
+so no lr is judged on its first half. The choice over the seeds is :mod:`fl_core.tune_choice` (the
+tie rule: within one standard error of the winner's mean, the smallest lr).
+
+Cost (in cell-equivalents; a trial is a cell of the grid's length, a pruned one at least half):
+per (dataset, partition, method) the grid runs S cells (its seeds), tuning T x (L + E) trials (T
+tuning seeds, L lrs, E edge extensions), so tuning / grid <= T (L + E) / S. The default 5 lrs at
+T = 2 is 10 / S (S = 5: 200 %); ``--center-from <an earlier tuned file>`` gives each method the 3
+lrs around its earlier choice (lr/3, lr, 3 lr on the 1-3 ladder): 6 / S (S = 5: 120 %, S = 10:
+60 %, S = 20: 30 %), minus what second-half pruning saves (at most half of the third trial of each
+study: 3 lrs x 2 seeds -> >= 5 cell-equivalents). A group whose trials are the same runs as an
+earlier group's (:func:`same_runs`) is tuned once, and the grid runs such cells once too, so both
+sides drop them. ``--dry-run`` prints the plan and this ratio. So <= 30 % at 3 lrs x 2 seeds needs
+S >= 20 grid seeds (or trials cheaper than cells); at S = 5 it is about 100-120 %.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import optuna
 
-from fl_core.config import ConfigError, GridConfig, MethodSpec, RunConfig
+from fl_core.config import Alpha, ConfigError, GridConfig, MethodSpec, RunConfig, alpha_key, tuned_lr
 from fl_core.errors import CellNotRunnable
+from fl_core.tune_choice import centred, next_lr
+
+__all__ = ["DEFAULT_LRS", "Group", "TuneSpec", "next_lr", "prune_from", "run_study", "study_key"]
 
 log = logging.getLogger(__name__)
 DEFAULT_LRS = (3e-5, 1e-4, 3e-4, 1e-3, 3e-3)
+STARTUP_TRIALS = 2  # completed trials a study needs before its pruner may stop one
+
+
+@dataclass(frozen=True)
+class Group:
+    """What one lr is chosen for: a (dataset, partition, method)."""
+
+    dataset: str
+    alpha: Alpha
+    method: MethodSpec
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.dataset, alpha_key(self.alpha), self.method.display)
+
+    @property
+    def name(self) -> str:
+        return "/".join(self.key)
 
 
 @dataclass(frozen=True)
 class TuneSpec:
-    alpha: float | str
-    seed: int
+    seeds: tuple[int, ...]
+    alphas: tuple[Alpha, ...] | None = None  # None: every partition of each dataset
     lrs: tuple[float, ...] = DEFAULT_LRS
-    warmup_evals: int = 2  # evaluations before the pruner may stop a trial
-    max_extend: int = 2  # steps the grid grows past an edge where the best lr sits (same rule for all)
+    max_extend: int = 2  # steps the grid grows past an edge holding the winner or the choice
+    prune: bool = True  # MedianPruner in the second half of the rounds
+    center: Mapping = field(default_factory=dict)  # an earlier record's `chosen`: 3 lrs around each
+
+    def lrs_for(self, group: Group) -> tuple[float, ...]:
+        """The group's starting lrs: 3 around its earlier choice (``center``), else ``lrs``."""
+        return self.lrs_at(*group.key)
+
+    def lrs_at(self, dataset: str, partition: str, label: str) -> tuple[float, ...]:
+        if not self.center:
+            return tuple(self.lrs)
+        try:
+            return centred(tuned_lr(dict(self.center), dataset, partition, label))
+        except KeyError:
+            log.warning(
+                "%s/%s/%s: not in the centring record; tuning over %s", dataset, partition, label, self.lrs
+            )
+            return tuple(self.lrs)
 
 
-def next_lr(lrs: list[float], up: bool) -> float:
-    """One step past the grid's top (``up``) or bottom edge: on the 1-3 ladder (..., 1e-3, 3e-3, 1e-2,
-    ...) when the edge is on it, else the grid's own ratio at that edge."""
-    lo, hi = sorted(lrs)[:2], sorted(lrs)[-2:]
-    edge = hi[1] if up else lo[0]
-    k = math.floor(math.log10(edge) + 1e-9)
-    mant = edge / 10**k
-    if abs(mant - 1) < 1e-6:
-        return (3 * 10**k) if up else (3 * 10 ** (k - 1))
-    if abs(mant - 3) < 1e-6:
-        return (10 ** (k + 1)) if up else (10**k)
-    ratio = (hi[1] / hi[0] if up else lo[1] / lo[0]) if len(lrs) > 1 else 10.0
-    return edge * ratio if up else edge / ratio
+def groups(grid: GridConfig, spec: TuneSpec) -> list[Group]:
+    """Every (dataset, partition, method without its own lr) the spec tunes, in grid order."""
+    keys = {alpha_key(a) for a in spec.alphas} if spec.alphas else None
+    return [
+        Group(d, a, m)
+        for d in grid.datasets
+        for a in grid.alphas_of(d)
+        if keys is None or alpha_key(a) in keys
+        for m in grid.methods
+        if m.lr is None
+    ]
 
 
-def hardest_alpha(grid: GridConfig) -> float | str:
-    numeric = [a for a in grid.alphas if a != "iid"]
-    return min(numeric) if numeric else "iid"
+def same_runs(grid: GridConfig, gs: Sequence[Group], spec: TuneSpec) -> dict[tuple[str, str, str], Group]:
+    """Group key -> the earlier group whose trials are the same runs (:func:`fl_core.duplicates.run_key`:
+    a method that resolves to another, a partition-free method at a later partition): tuned once,
+    its choice copied, so the grid's duplicate cells stay duplicates (equal lrs)."""
+    from fl_core.duplicates import run_key
+
+    first: dict[str, Group] = {}
+    out = {}
+    for g in gs:
+        k = run_key(tuning_cell(grid, g, spec.seeds[0], 1.0))
+        if k in first:
+            out[g.key] = first[k]
+        else:
+            first[k] = g
+    return out
 
 
-def tuning_cell(grid: GridConfig, dataset: str, method: MethodSpec, spec: TuneSpec, lr: float) -> RunConfig:
+def prune_from(rounds: int) -> int:
+    """The first 0-based round index at which a trial may be pruned: past the first half."""
+    return rounds // 2
+
+
+def tuning_cell(grid: GridConfig, group: Group, seed: int, lr: float) -> RunConfig:
     """The cell of one trial: the grid's settings, the trial's lr, evaluation on validation rows."""
     if grid.data.val_fraction <= 0:
         raise ConfigError("tune needs data.val_fraction > 0 in the grid (validation rows carved from train)")
     data = grid.data.model_copy(update={"evaluate_on": "val"})
+    method = group.method.model_copy(update={"lr": lr})
     return RunConfig(
-        dataset=dataset,
-        alpha=spec.alpha,
-        method=method.model_copy(update={"lr": lr}),
-        seed=spec.seed,
+        dataset=group.dataset,
+        alpha=group.alpha,
+        method=method,
+        seed=seed,
         model=grid.model,
         fl=grid.fl,
         data=data,
     )
 
 
-def study_key(grid: GridConfig, dataset: str, method: MethodSpec, spec: TuneSpec) -> str:
-    """What a study's trials depend on besides the lr (the trial cell's hash, the lr grid, the
-    pruning warm-up): a record or study made under another key is stale and tuned again."""
-    cell = tuning_cell(grid, dataset, method, spec, 1.0).hash()
-    return hashlib.sha256(f"{cell}|{spec.lrs}|{spec.warmup_evals}".encode()).hexdigest()[:12]
+def study_key(grid: GridConfig, group: Group, spec: TuneSpec) -> str:
+    """What a group's trials depend on besides the lr (the trial cells' hashes per seed, the starting
+    lrs, the pruning rule): a record made under another key is stale and tuned again."""
+    cells = [tuning_cell(grid, group, s, 1.0).hash() for s in spec.seeds]
+    prune = f"from {prune_from(grid.fl.rounds)}" if spec.prune else "off"
+    text = f"{cells}|{spec.lrs_for(group)}|{prune}|{spec.max_extend}"
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def _objective(grid: GridConfig, dataset: str, method: MethodSpec, spec: TuneSpec, lrs: list[float]):
+def _objective(grid: GridConfig, group: Group, seed: int, lrs: Sequence[float], prune: bool):
     from fl_core.simulator import run_cell
+
+    start = prune_from(grid.fl.rounds)
 
     def objective(trial: optuna.Trial) -> float:
         lr = trial.suggest_float("lr", min(lrs), max(lrs), log=True)
-        cell = tuning_cell(grid, dataset, method, spec, lr)
         curve: list[tuple[int, float]] = []
 
         def on_round(row: dict) -> None:
@@ -99,12 +163,12 @@ def _objective(grid: GridConfig, dataset: str, method: MethodSpec, spec: TuneSpe
                 curve.append((int(row["round"]), float(row["accuracy"])))
                 trial.set_user_attr("curve", curve)
                 trial.report(curve[-1][1], step=curve[-1][0])
-                if len(curve) > spec.warmup_evals and trial.should_prune():
+                if prune and curve[-1][0] >= start and trial.should_prune():
                     raise optuna.TrialPruned()
 
         t0 = time.perf_counter()
         try:
-            res = run_cell(cell, on_round=on_round, progress=False)
+            res = run_cell(tuning_cell(grid, group, seed, lr), on_round=on_round, progress=False)
         except CellNotRunnable as err:
             trial.set_user_attr("reason", str(err))
             raise
@@ -119,40 +183,18 @@ def _objective(grid: GridConfig, dataset: str, method: MethodSpec, spec: TuneSpe
     return objective
 
 
-def _study(storage: str, name: str, lrs: list[float]) -> optuna.Study:
+def _study(storage: str, name: str, lrs: Sequence[float], warmup: int) -> optuna.Study:
     study = optuna.create_study(
         study_name=name,
         storage=storage,
         load_if_exists=True,
         direction="maximize",
         sampler=optuna.samplers.GridSampler({"lr": list(lrs)}, seed=0),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=STARTUP_TRIALS, n_warmup_steps=warmup),
     )
     for t in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.RUNNING]):
         study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)  # a killed run
     return study
-
-
-def _done_lrs(study: optuna.Study) -> set[float]:
-    ok = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    return {t.params["lr"] for t in study.get_trials(deepcopy=False, states=ok) if "lr" in t.params}
-
-
-def best_lr(trials: list[tuple[float, str, float | None]]) -> float | None:
-    """The chosen lr among (lr, state, value) trials: the best completed one (ties: the smaller lr)."""
-    done = [(v, -lr) for lr, state, v in trials if state == "complete" and v is not None]
-    return -max(done)[1] if done else None
-
-
-def extension(trials: list[tuple[float, str, float | None]], spec: TuneSpec) -> float | None:
-    """The next lr to try when the best one sits on an edge of the lrs tried (at most ``max_extend``
-    steps past the grid on that side), else None."""
-    best, tried = best_lr(trials), sorted({lr for lr, _, _ in trials})
-    if best is None or len(tried) < 2 or best not in (tried[0], tried[-1]):
-        return None
-    up = best == tried[-1]
-    past = sum(lr > max(spec.lrs) for lr in tried) if up else sum(lr < min(spec.lrs) for lr in tried)
-    return None if past >= spec.max_extend else next_lr(tried, up)
 
 
 def was_killed(t: optuna.trial.FrozenTrial) -> bool:
@@ -160,32 +202,41 @@ def was_killed(t: optuna.trial.FrozenTrial) -> bool:
     return t.state == optuna.trial.TrialState.FAIL and not t.user_attrs.get("reason")
 
 
-def _trials(study: optuna.Study) -> list[tuple[float, str, float | None]]:
-    """(lr, state, value) of the trials that ran (killed ones were not tried)."""
-    return [
-        (t.params["lr"], t.state.name.lower(), t.value)
-        for t in study.get_trials(deepcopy=False)
-        if "lr" in t.params and not was_killed(t)
-    ]
+def _done_lrs(study: optuna.Study) -> set[float]:
+    return {
+        t.params["lr"] for t in study.get_trials(deepcopy=False) if "lr" in t.params and not was_killed(t)
+    }
 
 
-def tune_one(
-    grid: GridConfig, storage: str, dataset: str, method: MethodSpec, spec: TuneSpec
+def run_study(
+    grid: GridConfig, storage: str, group: Group, seed: int, lrs: Sequence[float], spec: TuneSpec
 ) -> optuna.Study:
-    """Run (or resume) the study of one (dataset, method): every lr of the grid once, then one more
-    step past an edge while the best lr sits on it (:func:`extension`)."""
-    name = f"{grid.name}|{dataset}|{method.display}|a={spec.alpha}|s={spec.seed}|{study_key(grid, dataset, method, spec)}"
-    lrs = list(spec.lrs)
-    while True:
-        study = _study(storage, name, lrs)
-        todo = [lr for lr in lrs if lr not in _done_lrs(study)]
-        for lr in todo:
-            study.enqueue_trial({"lr": lr})
-        if todo:
-            study.optimize(
-                _objective(grid, dataset, method, spec, lrs), n_trials=len(todo), catch=(CellNotRunnable,)
-            )
-        more = extension(_trials(study), spec)
-        if more is None:
-            return study
-        lrs.append(more)
+    """Run (or resume) the study of one (dataset, partition, method, seed): every lr of ``lrs`` once."""
+    name = f"{grid.name}|{group.name}|s={seed}|{study_key(grid, group, spec)}"
+    study = _study(storage, name, lrs, prune_from(grid.fl.rounds))
+    todo = [lr for lr in lrs if lr not in _done_lrs(study)]
+    for lr in todo:
+        study.enqueue_trial({"lr": lr})
+    if todo:
+        study.optimize(
+            _objective(grid, group, seed, lrs, spec.prune), n_trials=len(todo), catch=(CellNotRunnable,)
+        )
+    return study
+
+
+def plan(grid: GridConfig, spec: TuneSpec) -> str:
+    """What a tune call would run, and its cost against the grid in cell-equivalents (module docstring)."""
+    dups = same_runs(grid, groups(grid, spec), spec)
+    gs = [g for g in groups(grid, spec) if g.key not in dups]
+    trials = sum(len(spec.lrs_for(g)) for g in gs) * len(spec.seeds)
+    cells = sum(len(grid.alphas_of(d)) for d in grid.datasets) * len(grid.methods) * len(grid.seeds)
+    cells -= len(dups) * len(grid.seeds)  # the grid runs a duplicate cell once too
+    share = 100 * trials / cells if cells else float("nan")
+    return (
+        f"{len(gs)} (dataset, partition, method) groups x {len(spec.seeds)} seeds = "
+        f"{len(gs) * len(spec.seeds)} studies ({len(dups)} more groups are the same runs as one of these), "
+        f"{trials} trials before edge extensions ({len(spec.seeds)} "
+        f"more per extension step); the grid runs {cells} cells. Tuning <= {share:.0f} % of the grid in "
+        f"cell-equivalents (a trial is at most one cell; pruning from round index "
+        f"{prune_from(grid.fl.rounds)} of {grid.fl.rounds} saves at most half of a pruned one)"
+    )

@@ -12,17 +12,27 @@ DEFAULT_LRS_HELP = "3e-05,0.0001,0.0003,0.001,0.003"
 
 def add_parser(sub) -> None:
     """The ``layerbench tune`` subcommand (registered by ``fl_core.cli``)."""
-    t = sub.add_parser("tune", help="choose each method's lr per dataset on the validation split (Optuna)")
+    t = sub.add_parser(
+        "tune", help="choose each method's lr per dataset and partition on the validation split (Optuna)"
+    )
     t.add_argument("config")
-    t.add_argument("--alpha", help="the alpha to tune at (default: the grid's smallest)")
-    t.add_argument("--seed", type=int, help="default: the grid's first seed")
+    t.add_argument(
+        "--alpha", action="append", help="only these partitions (repeatable or comma-separated; default: all)"
+    )
+    t.add_argument("--seeds", help="comma-separated tuning seeds, >= 2 (default: the grid's first two)")
     t.add_argument("--lrs", help=f"comma-separated lr grid (default: {DEFAULT_LRS_HELP})")
+    t.add_argument(
+        "--center-from",
+        help="an earlier tuned file: each method's grid is the 3 lrs around its choice there (lr/3, lr, 3 lr)",
+    )
     t.add_argument(
         "--max-extend",
         type=int,
         default=2,
-        help="steps the lr grid may grow past an edge holding the best lr",
+        help="steps the lr grid may grow past an edge holding the winner or the chosen lr",
     )
+    t.add_argument("--no-prune", action="store_true", help="no MedianPruner (default: second half only)")
+    t.add_argument("--dry-run", action="store_true", help="print the studies and the cost; run nothing")
     t.add_argument("--out", help="default: the grid's `tuned` path, else configs/tuned/<grid name>.yaml")
     t.add_argument("--storage", help="an Optuna storage URL (default: sqlite under <output_dir>/tune/)")
     t.add_argument("--dataset", action="append", help="only these datasets (repeatable)")
@@ -30,24 +40,43 @@ def add_parser(sub) -> None:
     t.set_defaults(fn=cmd_tune)
 
 
+def _alphas(values: list[str] | None) -> tuple | None:
+    if not values:
+        return None
+    raw = [x for v in values for x in v.split(",") if x]
+    return tuple(x if x == "iid" or x.startswith("natural:") else float(x) for x in raw)
+
+
+def spec_from_args(args: argparse.Namespace, grid):
+    """The :class:`fl_core.tune.TuneSpec` the command line asks for."""
+    from fl_core.config import read_tuned
+    from fl_core.tune import DEFAULT_LRS, TuneSpec
+
+    seeds = tuple(int(s) for s in args.seeds.split(",")) if args.seeds else tuple(grid.seeds[:2])
+    return TuneSpec(
+        seeds=seeds,
+        alphas=_alphas(args.alpha),
+        lrs=tuple(float(x) for x in args.lrs.split(",")) if args.lrs else DEFAULT_LRS,
+        max_extend=args.max_extend,
+        prune=not args.no_prune,
+        center=read_tuned(args.center_from)["chosen"] if args.center_from else {},
+    )
+
+
 def cmd_tune(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from fl_core.tune import DEFAULT_LRS, TuneSpec, hardest_alpha
+    from fl_core.tune import plan
     from fl_core.tune_record import run_tune
     from fl_core.validate import load_grid, read_yaml
 
-    raw_tuned = load_grid(args.config, {"tuned": None})
+    grid = load_grid(args.config, {"tuned": None})
+    spec = spec_from_args(args, grid)
+    if args.dry_run:
+        print(plan(grid, spec))
+        return 0
     grid_tuned = read_yaml(args.config).get("tuned")
-    alpha = (
-        hardest_alpha(raw_tuned)
-        if args.alpha is None
-        else (args.alpha if args.alpha == "iid" else float(args.alpha))
-    )
-    lrs = tuple(float(x) for x in args.lrs.split(",")) if args.lrs else DEFAULT_LRS
-    seed = raw_tuned.seeds[0] if args.seed is None else args.seed
-    spec = TuneSpec(alpha=alpha, seed=seed, lrs=lrs, max_extend=args.max_extend)
-    out = Path(args.out or grid_tuned or f"configs/tuned/{raw_tuned.name}.yaml")
-    path = run_tune(raw_tuned, args.config, spec, out, args.storage, args.dataset, args.method)
+    out = Path(args.out or grid_tuned or f"configs/tuned/{grid.name}.yaml")
+    path = run_tune(grid, args.config, spec, out, args.storage, args.dataset, args.method)
     print(f"tuned: {path} (trials: {path.with_name(path.stem + '_trials.csv')})")
     return 0

@@ -1,8 +1,14 @@
-"""``layerbench tune`` end to end: every (dataset, method) study, then the committed record.
+"""``layerbench tune`` end to end: every (dataset, partition, method) over its seeds, then the record.
 
-The chosen lr is the best completed trial's (where it sits on an edge of the lrs tried, the grid
-grows past it: :func:`fl_core.tune.extension`); a method no trial could run (``CellNotRunnable``, e.g.
-no LoRA rank fits the budget) keeps ``fl.lr`` so the grid still loads (its cells are skipped there too).
+Per group, one study per tuning seed over the same lrs; the choice is :func:`fl_core.tune_choice.choose`
+on the per-lr means over the seeds (the tie rule, :data:`~fl_core.tune_choice.TIE_RULE`); while the
+winner or the choice sits on an edge of the lrs tried, every seed tries one more lr past it
+(:func:`~fl_core.tune_choice.extension`). A group no trial could run (``CellNotRunnable``, e.g. no LoRA
+rank fits the budget) keeps ``fl.lr`` so the grid still loads (its cells are skipped there too).
+
+The record (committed): ``<out>.yaml`` (``chosen: {dataset: {partition: {label: lr}}}`` and ``ties``),
+``<out>_trials.csv`` (every trial) and ``<out>.md``; rewritten after each group, it is the resume
+point across machines (a group whose rows carry its current ``tune_key`` is not tuned again).
 """
 
 from __future__ import annotations
@@ -15,24 +21,36 @@ import optuna
 import pandas as pd
 import yaml
 
-from fl_core.config import ConfigError, GridConfig
-from fl_core.tune import TuneSpec, best_lr, extension, study_key, tune_one, was_killed
+from fl_core.config import ConfigError, GridConfig, per_partition
+from fl_core.tune import Group, TuneSpec, groups, prune_from, run_study, same_runs, study_key, was_killed
+from fl_core.tune_choice import (
+    TIE_RULE,
+    Choice,
+    LrStat,
+    aggregate,
+    as_trials,
+    choose,
+    extension,
+    format_stats,
+)
+
+Key = tuple[str, str, str]  # (dataset, partition key, method label)
+OBJECTIVE = "mean validation accuracy of the last two evaluations"
 
 
-def trial_rows(
-    grid: GridConfig, dataset: str, label: str, spec: TuneSpec, study: optuna.Study, key: str
-) -> list[dict]:
+def trial_rows(grid: GridConfig, group: Group, seed: int, study: optuna.Study, key: str) -> list[dict]:
     rows = []
     for t in study.get_trials(deepcopy=False):
         if was_killed(t):
             continue
         curve = t.user_attrs.get("curve", [])
+        d, part, label = group.key
         rows.append(
             {
                 "grid": grid.name,
-                "dataset": dataset,
-                "alpha": spec.alpha,
-                "seed": spec.seed,
+                "dataset": d,
+                "alpha": part,
+                "seed": seed,
                 "method": label,
                 "lr": t.params.get("lr"),
                 "state": t.state.name.lower(),
@@ -47,64 +65,77 @@ def trial_rows(
     return rows
 
 
-def as_trials(rows: list[dict]) -> list[tuple[float, str, float | None]]:
-    """(lr, state, value) of a record's trial rows, as :func:`fl_core.tune.extension` reads them."""
-    return [(float(r["lr"]), r["state"], None if r["value"] != r["value"] else r["value"]) for r in rows]
-
-
 @dataclass
 class Record:
-    """The committed record so far: trial rows and chosen lr per (dataset, method label)."""
+    """The committed record so far: trial rows, the choice and its ties per group key."""
 
-    rows: dict[tuple[str, str], list[dict]] = field(default_factory=dict)
-    chosen: dict[tuple[str, str], float] = field(default_factory=dict)
+    rows: dict[Key, list[dict]] = field(default_factory=dict)
+    chosen: dict[Key, float] = field(default_factory=dict)
+    ties: dict[Key, list[float]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
     @classmethod
-    def read(cls, out: Path, keys: dict[tuple[str, str], str]) -> Record:
-        """The entries of an earlier record whose key is still current (the others are stale)."""
-        rec, csv = cls(), _trials_path(out)
+    def read(cls, out: Path, keys: dict[Key, str]) -> Record:
+        """The groups of an earlier record whose key is still current (the others are stale)."""
+        rec, csv = cls(), trials_path(out)
         if not (out.is_file() and csv.is_file()) or csv.stat().st_size == 0:
             return rec
         doc = yaml.safe_load(out.read_text()) or {}
-        chosen = doc.get("chosen") or {}
-        old = pd.read_csv(csv, keep_default_na=False, na_values=[""])
-        if "tune_key" not in old:
+        old = pd.read_csv(csv, keep_default_na=False, na_values=[""], dtype={"alpha": str})
+        if "tune_key" not in old or "alpha" not in old:
             return rec
-        for (d, lab), grp in old.groupby(["dataset", "method"]):
-            if keys.get((d, lab)) == grp.tune_key.iloc[0] and lab in chosen.get(d, {}):
-                rec.rows[(d, lab)] = grp.to_dict("records")
-                rec.chosen[(d, lab)] = float(chosen[d][lab])
-                rec.notes += [n for n in doc.get("notes") or [] if n.startswith(f"{d}/{lab}:")]
+        for (d, part, lab), grp in old.groupby(["dataset", "alpha", "method"]):
+            entry = (doc.get("chosen") or {}).get(d) or {}
+            lr = (entry.get(part) or {}).get(lab) if per_partition(entry) else None
+            if keys.get((d, part, lab)) == grp.tune_key.iloc[0] and lr is not None:
+                k = (d, part, lab)
+                rec.rows[k], rec.chosen[k] = grp.to_dict("records"), float(lr)
+                rec.ties[k] = list(((doc.get("ties") or {}).get(d) or {}).get(part, {}).get(lab) or [])
+                rec.notes += [n for n in doc.get("notes") or [] if n.startswith(f"{d}/{part}/{lab}:")]
         return rec
 
     def write(self, out: Path, grid: GridConfig, config_path: str, spec: TuneSpec, wall_s: float) -> None:
         """Atomically rewrite the record: the grid's file, its trials CSV and its Markdown."""
         out.parent.mkdir(parents=True, exist_ok=True)
         rows = [r for k in sorted(self.rows) for r in self.rows[k]]
-        chosen: dict[str, dict[str, float]] = {}
-        for (d, lab), lr in sorted(self.chosen.items()):
-            chosen.setdefault(d, {})[lab] = lr
+        doc = record_doc(self, grid, spec, rows, wall_s)
         head = (
             f"# Written by `layerbench tune {config_path}` on validation rows only (data.val_fraction="
-            f"{grid.data.val_fraction}); never edit by hand.\n"
+            f"{grid.data.val_fraction}); never edit by hand.\n# Tie rule: {TIE_RULE}.\n"
         )
-        doc = {
-            "grid": grid.name,
-            "alpha": spec.alpha,
-            "seed": spec.seed,
-            "lrs": list(spec.lrs),
-            "max_extend": spec.max_extend,
-            "objective": "mean validation accuracy of the last two evaluations; MedianPruner on per-round val "
-            "accuracy; the lr grid grows one step past an edge where the best lr sits (at most max_extend)",
-            "trial_wall_s": round(sum(_wall(r) for r in rows), 1),
-            "wall_s_this_call": round(wall_s, 1),
-            "notes": self.notes,
-            "chosen": chosen,
-        }
-        _atomic(_trials_path(out), pd.DataFrame(rows).to_csv(index=False))
-        _atomic(out.with_suffix(".md"), record_md(pd.DataFrame(rows), chosen))
-        _atomic(out, head + yaml.safe_dump(doc, sort_keys=False))
+        _atomic(trials_path(out), pd.DataFrame(rows).to_csv(index=False))
+        _atomic(out.with_suffix(".md"), record_md(pd.DataFrame(rows), doc))
+        _atomic(out, head + yaml.safe_dump(doc, sort_keys=False, width=100))
+
+
+def _nest(flat: dict[Key, object]) -> dict[str, dict[str, dict[str, object]]]:
+    out: dict[str, dict[str, dict[str, object]]] = {}
+    for (d, part, lab), v in sorted(flat.items()):
+        out.setdefault(d, {}).setdefault(part, {})[lab] = v
+    return out
+
+
+def record_doc(rec: Record, grid: GridConfig, spec: TuneSpec, rows: list[dict], wall_s: float) -> dict:
+    """The YAML record: how the lrs were chosen, what tuning cost, ``ties`` and ``chosen``."""
+    prune = f"MedianPruner from round index {prune_from(grid.fl.rounds)} of {grid.fl.rounds} (second half)"
+    return {
+        "grid": grid.name,
+        "format": 2,
+        "tie_rule": TIE_RULE,
+        "seeds": list(spec.seeds),
+        "partitions": sorted({k[1] for k in rec.chosen}),
+        "lrs": list(spec.lrs),
+        "centered": bool(spec.center),
+        **({"start_lrs": _nest({k: list(spec.lrs_at(*k)) for k in rec.chosen})} if spec.center else {}),
+        "max_extend": spec.max_extend,
+        "objective": f"{OBJECTIVE}; {prune if spec.prune else 'no pruning'}; the lr grid grows one step "
+        "past an edge holding the winner or the chosen lr (at most max_extend)",
+        "trial_wall_s": round(sum(_wall(r) for r in rows), 1),
+        "wall_s_this_call": round(wall_s, 1),
+        "notes": rec.notes,
+        "ties": _nest({k: v for k, v in rec.ties.items() if len(v) > 1}),
+        "chosen": _nest(rec.chosen),
+    }
 
 
 def _wall(row: dict) -> float:
@@ -112,7 +143,7 @@ def _wall(row: dict) -> float:
     return float(w) if w is not None and w == w else 0.0
 
 
-def _trials_path(out: Path) -> Path:
+def trials_path(out: Path) -> Path:
     return out.with_name(out.stem + "_trials.csv")
 
 
@@ -120,6 +151,25 @@ def _atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
     tmp.replace(path)
+
+
+def tune_group(grid: GridConfig, storage: str, group: Group, spec: TuneSpec, key: str) -> list[dict]:
+    """Every seed's study over the group's lrs, grown past an edge while :func:`extension` says so."""
+    base = spec.lrs_for(group)
+    lrs = list(base)
+    while True:
+        rows = []
+        for s in spec.seeds:
+            rows += trial_rows(grid, group, s, run_study(grid, storage, group, s, lrs, spec), key)
+        more = extension(aggregate(as_trials(rows), spec.seeds), base, spec.max_extend)
+        if more is None:
+            return rows
+        lrs.append(more)
+
+
+def group_choice(rows: list[dict], spec: TuneSpec) -> tuple[list[LrStat], Choice]:
+    stats = aggregate(as_trials(rows), spec.seeds)
+    return stats, choose(stats)
 
 
 def run_tune(
@@ -131,53 +181,79 @@ def run_tune(
     datasets: list[str] | None = None,
     methods: list[str] | None = None,
 ) -> Path:
-    """Tune every (dataset, method without its own lr) not yet in a current record; the record
-    (``out`` .yaml, its trials CSV and .md) is rewritten after each study, so a kill loses one study."""
+    """Tune every group not yet in a current record; the record (``out`` .yaml, its trials CSV and
+    .md) is rewritten after each group, so a kill loses at most one group."""
     if grid.data.val_fraction <= 0:
         raise ConfigError("tune needs data.val_fraction > 0 in the grid (validation rows carved from train)")
-    if storage is None:
-        db = Path(grid.output_dir) / "tune" / f"{grid.name}.db"
-        db.parent.mkdir(parents=True, exist_ok=True)
-        storage = f"sqlite:///{db}"
-    t0 = time.perf_counter()
-    todo = [(d, m) for d in grid.datasets for m in grid.methods if m.lr is None]
-    keys = {(d, m.display): study_key(grid, d, m, spec) for d, m in todo}
-    rec = Record.read(out, keys)
-    for d, m in todo:
-        wanted = (not datasets or d in datasets) and (
-            not methods or m.display in methods or m.name in methods
+    if len(spec.seeds) < 2:
+        raise ConfigError(
+            f"tune needs >= 2 seeds (the tie rule needs a standard error), got {list(spec.seeds)}"
         )
-        done = (d, m.display) in rec.chosen and extension(as_trials(rec.rows[(d, m.display)]), spec) is None
-        if not wanted or done:
+    storage = storage or _default_storage(grid)
+    t0 = time.perf_counter()
+    todo = groups(grid, spec)
+    keys = {g.key: study_key(grid, g, spec) for g in todo}
+    dups = same_runs(grid, todo, spec)
+    rec = Record.read(out, keys)
+    for g in todo:
+        if g.key in dups:
+            _copy(rec, g, dups[g.key])
             continue
-        study = tune_one(grid, storage, d, m, spec)
-        rec.rows[(d, m.display)] = trial_rows(grid, d, m.display, spec, study, keys[(d, m.display)])
-        lr = best_lr(as_trials(rec.rows[(d, m.display)]))
-        if lr is None:
-            rec.notes.append(f"{d}/{m.display}: no trial could run; keeps fl.lr = {grid.fl.lr:g}")
-            lr = grid.fl.lr
-        rec.chosen[(d, m.display)] = lr
+        wanted = (not datasets or g.dataset in datasets) and (
+            not methods or g.method.display in methods or g.method.name in methods
+        )
+        stats = aggregate(as_trials(rec.rows.get(g.key, [])), spec.seeds)
+        if not wanted or (g.key in rec.chosen and extension(stats, spec.lrs_for(g), spec.max_extend) is None):
+            continue
+        rec.rows[g.key] = tune_group(grid, storage, g, spec, keys[g.key])
+        _, choice = group_choice(rec.rows[g.key], spec)
+        if choice.lr is None:
+            rec.notes.append(f"{g.name}: no lr completed on every seed; keeps fl.lr = {grid.fl.lr:g}")
+        rec.chosen[g.key] = grid.fl.lr if choice.lr is None else choice.lr
+        rec.ties[g.key] = list(choice.ties)
         rec.write(out, grid, config_path, spec, time.perf_counter() - t0)
     rec.write(out, grid, config_path, spec, time.perf_counter() - t0)
     return out
 
 
-def record_md(trials: pd.DataFrame, chosen: dict[str, dict[str, float]]) -> str:
-    """Per (dataset, method): the chosen lr, every lr's objective (or pruned), the chosen lr's curve."""
+def _copy(rec: Record, g: Group, first: Group) -> None:
+    """A group whose trials are the same runs as ``first``'s: its choice, no trial of its own."""
+    rec.rows.pop(g.key, None)
+    if first.key not in rec.chosen:
+        return
+    rec.chosen[g.key], rec.ties[g.key] = rec.chosen[first.key], rec.ties.get(first.key, [])
+    note = f"{g.name}: same runs as {first.name}; its choice"
+    rec.notes = [*[n for n in rec.notes if not n.startswith(f"{g.name}:")], note]
+
+
+def _default_storage(grid: GridConfig) -> str:
+    db = Path(grid.output_dir) / "tune" / f"{grid.name}.db"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{db}"
+
+
+def record_md(trials: pd.DataFrame, doc: dict) -> str:
+    """Per group: the chosen lr, the tied lrs, every lr's mean ± SE over the seeds."""
+    seeds = tuple(doc["seeds"])
     lines = [
         "# Tuned learning rates (validation split only)",
         "",
-        "| dataset | method | chosen lr | objective per lr (p: pruned) | val. accuracy curve of the chosen lr |",
-        "|---|---|---|---|---|",
+        f"Tie rule: {TIE_RULE}. Seeds: {', '.join(map(str, seeds))}. Objective: {doc['objective']}.",
+        f"Tuning cost: {doc['trial_wall_s'] / 3600:.2f} h of trial cells.",
+        "",
+        "| dataset | partition | method | chosen lr | tied lrs | val. accuracy per lr (mean ± SE over seeds, %) |",
+        "|---|---|---|---|---|---|",
     ]
-    for d, per in chosen.items():
-        for lab, lr in per.items():
-            t = trials[(trials.dataset == d) & (trials.method == lab)] if len(trials) else trials
-            cells = []
-            for _, r in t.sort_values("lr").iterrows():
-                v = "fail" if r.state == "fail" else f"{100 * r.value:.1f}" if r.value == r.value else "-"
-                cells.append(f"{r.lr:g}: {v}{' (p)' if r.state == 'pruned' else ''}")
-            best = t[(t.lr == lr) & (t.state == "complete")]
-            curve = best.val_accuracy.iloc[0] if len(best) else ""
-            lines.append(f"| {d} | {lab} | {lr:g} | {', '.join(cells)} | {curve} |")
+    for d, parts in doc["chosen"].items():
+        for part, per in parts.items():
+            for lab, lr in per.items():
+                t = trials[
+                    (trials.dataset == d) & (trials.alpha.astype(str) == part) & (trials.method == lab)
+                ]
+                stats = aggregate(as_trials(t.to_dict("records")), seeds)
+                tied = doc["ties"].get(d, {}).get(part, {}).get(lab) or []
+                ties = ", ".join(f"{x:g}" for x in tied) if tied else "-"
+                lines.append(
+                    f"| {d} | {part} | {lab} | {lr:g} | {ties} | {format_stats(stats, len(seeds))} |"
+                )
     return "\n".join(lines) + "\n"

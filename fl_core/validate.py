@@ -19,8 +19,10 @@ from fl_core.config import (
     MethodSpec,
     RunConfig,
     allowed_keys,
+    alpha_key,
     format_error,
     natural_key,
+    per_partition,
     read_tuned,
 )
 from fl_core.dataset_names import DATASET_NAMES, SOURCE_COLUMNS, is_local_dataset, local_columns
@@ -155,29 +157,52 @@ def load_run(path: str | Path) -> RunConfig:
     return run
 
 
-def load_tuned(path: str | Path, grid: GridConfig) -> dict[str, dict[str, float]]:
-    """dataset -> label -> lr, checked against the grid: every (dataset, method without its own lr)
-    has a positive lr, and no unknown dataset or label is named."""
+def load_tuned(path: str | Path, grid: GridConfig) -> dict[str, dict]:
+    """The ``chosen`` mapping of a tuned file, checked against the grid: no unknown dataset, partition
+    or label, every lr a number > 0, and an lr for every (dataset, partition, method without its own
+    lr). Either format: dataset -> partition -> label -> lr, or the older dataset -> label -> lr."""
     chosen = read_tuned(path)["chosen"]
     labels = {m.display for m in grid.methods}
-    for d, per in chosen.items():
+    for d, entry in chosen.items():
         if d not in grid.datasets:
             raise ConfigError(
                 f"tuned file {path}: dataset '{d}' is not in the grid; allowed: {grid.datasets}"
             )
-        for lab, lr in (per or {}).items():
-            if lab not in labels:
+        if not per_partition(entry):
+            _check_lrs(path, d, entry, labels)
+            continue
+        parts = [alpha_key(a) for a in grid.alphas_of(d)]
+        for part, per in entry.items():
+            if part not in parts:
                 raise ConfigError(
-                    f"tuned file {path}: {d}: unknown method label '{lab}'; allowed: {sorted(labels)}"
+                    f"tuned file {path}: {d}: unknown partition '{part}'; allowed: {parts} (the grid's "
+                    "partitions of this dataset)"
                 )
-            if not isinstance(lr, int | float) or isinstance(lr, bool) or not lr > 0:
-                raise ConfigError(f"tuned file {path}: {d}.{lab}: lr must be a number > 0, got {lr!r}")
+            if not isinstance(per, dict):
+                raise ConfigError(f"tuned file {path}: {d}: '{part}' mixes the per-partition and old formats")
+            _check_lrs(path, f"{d}.{part}", per, labels)
     missing = [
-        f"{d}/{m.display}"
+        f"{d}/{alpha_key(a)}/{m.display}" if per_partition(chosen.get(d)) else f"{d}/{m.display}"
         for d in grid.datasets
+        for a in grid.alphas_of(d)
         for m in grid.methods
-        if m.lr is None and m.display not in (chosen.get(d) or {})
+        if m.lr is None and not _has(chosen.get(d) or {}, alpha_key(a), m.display)
     ]
+    missing = list(dict.fromkeys(missing))  # an old-format entry: one name per (dataset, method)
     if missing:
         raise ConfigError(f"tuned file {path}: no lr for {missing}; re-run `layerbench tune` to finish it")
     return chosen
+
+
+def _has(entry: dict, part: str, label: str) -> bool:
+    return label in (entry.get(part) or {}) if per_partition(entry) else label in entry
+
+
+def _check_lrs(path: str | Path, where: str, per: Any, labels: set[str]) -> None:
+    for lab, lr in (per or {}).items():
+        if lab not in labels:
+            raise ConfigError(
+                f"tuned file {path}: {where}: unknown method label '{lab}'; allowed: {sorted(labels)}"
+            )
+        if not isinstance(lr, int | float) or isinstance(lr, bool) or not lr > 0:
+            raise ConfigError(f"tuned file {path}: {where}.{lab}: lr must be a number > 0, got {lr!r}")

@@ -46,3 +46,21 @@ def test_reference_grid_needs_its_tuned_file_before_a_sweep(tmp_path, monkeypatc
     monkeypatch.chdir(tmp_path)  # configs/tuned/reference.yaml is relative to the repo root
     with pytest.raises(ConfigError, match="layerbench tune"):
         load_grid(REF)
+
+
+# The committed v1 grid (old-format tuned file: one lr per dataset and method, for every partition).
+V1_GRID, V1_RUNS = CONFIGS / "reference.yaml", CONFIGS.parent / "results" / "runs.csv.gz"
+
+
+def test_the_v1_grid_cells_keep_their_hashes_with_the_old_tuned_file():
+    """Every cell of the v1 grid, read through its old-format tuned file, is a cell of its published
+    store: reading tuned lrs per partition changed no lr and no hash."""
+    import pandas as pd
+
+    from fl_core.config import read_tuned
+
+    grid = load_grid(V1_GRID)
+    assert not any(isinstance(v, dict) for e in read_tuned(grid.tuned)["chosen"].values() for v in e.values())
+    have = set(pd.read_csv(V1_RUNS, usecols=["config_hash"]).config_hash)
+    cells = grid.cells()
+    assert len(cells) == 340 and all(c.hash() in have for c in cells)

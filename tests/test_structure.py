@@ -24,6 +24,7 @@ LAYERS: list[tuple[str, ...]] = [
         "fl_core.report",
         "fl_core.tune",
         "fl_core.tune_record",
+        "fl_core.tune_choice",
         "fl_core.tune_cli",
     ),
     ("fl_core.cell",),

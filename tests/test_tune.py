@@ -1,4 +1,5 @@
-"""layerbench tune: per-(dataset, method) lr on validation rows only; resumable; never reads test."""
+"""layerbench tune: per (dataset, partition, method) lr over >= 2 seeds on validation rows only;
+resumable; never reads test; pruning only in the second half of the rounds."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import yaml
 import fl_core.simulator as sim
 from fl_core.config import ConfigError
 from fl_core.data.splits import Splits
-from fl_core.tune import TuneSpec, hardest_alpha
+from fl_core.tune import TuneSpec
 from fl_core.tune_record import run_tune
 from fl_core.validate import parse_grid
 from tests.conftest import tiny_grid_dict
@@ -49,47 +50,208 @@ def test_the_poison_works(tmp_path, poisoned_test):
         sim.run_cell(cell, progress=False)
 
 
-def test_tune_reads_only_validation_rows_and_writes_a_record(tmp_path, poisoned_test):
-    grid = _grid(tmp_path)
-    spec = TuneSpec(alpha=hardest_alpha(grid), seed=0, lrs=(1e-4, 1e-2), warmup_evals=0, max_extend=0)
-    assert spec.alpha == 0.5
+def test_tune_reads_only_validation_rows_and_writes_a_per_partition_record(tmp_path, poisoned_test):
+    """Real tiny cells: every (partition, method) over 2 seeds; the grid reads the record back."""
+    grid = _grid(tmp_path, methods=[{"name": "head"}])
+    spec = TuneSpec(seeds=(0, 1), lrs=(1e-4, 1e-2), max_extend=0)
     out = run_tune(grid, "t.yaml", spec, tmp_path / "tuned" / "t.yaml")
     doc = yaml.safe_load(out.read_text())
-    assert set(doc["chosen"]["bbc_news"]) == {"full", "head"}
-    assert all(lr in (1e-4, 1e-2) for lr in doc["chosen"]["bbc_news"].values())
-    trials = pd.read_csv(out.with_name("t_trials.csv"))
-    assert len(trials) == 4 and set(trials.state) <= {"complete", "pruned"}
-    assert trials.val_accuracy.str.split(";").str.len().ge(1).all()
-    best = trials[trials.state == "complete"].sort_values("value").groupby("method").tail(1)
-    for _, r in best.iterrows():  # the chosen lr is the best completed trial's
-        assert doc["chosen"]["bbc_news"][r.method] == r.lr
-    assert "chosen lr" in out.with_suffix(".md").read_text()
-    # the grid reads it: cells carry the tuned lr
-    g2 = _grid(tmp_path, tuned=str(out))
-    assert {c.method.display: c.fl.lr for c in g2.cells()} == doc["chosen"]["bbc_news"]
-    # resumable: a second call finds every lr done and runs nothing new
-    again = run_tune(grid, "t.yaml", spec, tmp_path / "tuned" / "t2.yaml")
-    assert len(pd.read_csv(again.with_name("t2_trials.csv"))) == 4
+    assert set(doc["chosen"]["bbc_news"]) == {"0.5", "1.0"}
+    assert all(set(per) == {"head"} for per in doc["chosen"]["bbc_news"].values())
+    trials = pd.read_csv(out.with_name("t_trials.csv"), dtype={"alpha": str})
+    assert len(trials) == 8 and set(trials.seed) == {0, 1} and set(trials.alpha) == {"0.5", "1.0"}
+    assert doc["seeds"] == [0, 1] and "smallest tied lr" in doc["tie_rule"]
+    assert "# Tie rule:" in out.read_text() and "tied lrs" in out.with_suffix(".md").read_text()
+    g2 = _grid(tmp_path, methods=[{"name": "head"}], tuned=str(out))
+    assert {c.alpha: c.fl.lr for c in g2.cells()} == {
+        0.5: doc["chosen"]["bbc_news"]["0.5"]["head"],
+        1.0: doc["chosen"]["bbc_news"]["1.0"]["head"],
+    }
 
 
-def test_tune_needs_a_validation_split(tmp_path):
+def test_tune_needs_a_validation_split_and_two_seeds(tmp_path):
     grid = parse_grid(tiny_grid_dict(tmp_path))
     with pytest.raises(ConfigError, match="val_fraction"):
-        run_tune(grid, "t.yaml", TuneSpec(alpha=1.0, seed=0, lrs=(1e-4,)), tmp_path / "t.yaml")
+        run_tune(grid, "t.yaml", TuneSpec(seeds=(0, 1), lrs=(1e-4,)), tmp_path / "t.yaml")
+    with pytest.raises(ConfigError, match=">= 2 seeds"):
+        run_tune(_grid(tmp_path), "t.yaml", TuneSpec(seeds=(0,), lrs=(1e-4,)), tmp_path / "t.yaml")
+
+
+def _fake_cell(acc, calls: list | None = None, kill_at: float | None = None):
+    """A stand-in ``run_cell``: validation accuracy ``acc(lr, seed, alpha)`` at every round; the first
+    cell at ``kill_at`` is killed (KeyboardInterrupt) as a stopped run would be."""
+    killed = []
+
+    def run_cell(cell, on_round=None, progress=False, **k):
+        assert cell.data.evaluate_on == "val"
+        if kill_at is not None and cell.fl.lr == pytest.approx(kill_at) and not killed:
+            killed.append(cell.fl.lr)
+            raise KeyboardInterrupt
+        if calls is not None:
+            calls.append((cell.alpha, cell.seed, cell.method.display, cell.fl.lr))
+        for r in range(cell.fl.rounds):
+            on_round({"round": r, "accuracy": acc(cell.fl.lr, cell.seed, cell.alpha)})
+        return sim.CellResult("ok", [], [], [], {})
+
+    run_cell.killed = killed
+    return run_cell
+
+
+def _run(tmp_path, monkeypatch, acc, spec, **grid_over):
+    calls: list = []
+    monkeypatch.setattr(sim, "run_cell", _fake_cell(acc, calls))
+    grid = _grid(tmp_path, **{"methods": [{"name": "full"}], **grid_over})
+    out = run_tune(grid, "t.yaml", spec, tmp_path / "t.yaml", storage=f"sqlite:///{tmp_path}/t.db")
+    return yaml.safe_load(out.read_text()), calls, out
+
+
+def test_one_study_per_partition_and_seed_and_the_tie_rule_over_seeds(tmp_path, monkeypatch):
+    """At alpha 0.5, means over seeds 0/1: 1e-4 -> 0.50, 1e-3 -> 0.79, 1e-2 -> 0.80 with SE 0.02
+    (0.78, 0.82): 1e-3 is within one SE of the winner 1e-2, so both are tied and 1e-3 (smaller) is
+    chosen. At alpha 1.0 the seeds agree (SE 0): 1e-2 alone wins."""
+    table = {0.5: {1e-4: (0.5, 0.5), 1e-3: (0.79, 0.79), 1e-2: (0.78, 0.82)}}
+    table[1.0] = {1e-4: (0.5, 0.5), 1e-3: (0.79, 0.79), 1e-2: (0.80, 0.80)}
+    spec = TuneSpec(seeds=(0, 1), lrs=(1e-4, 1e-3, 1e-2), max_extend=0)
+    doc, calls, out = _run(tmp_path, monkeypatch, lambda lr, s, a: table[a][lr][s], spec)
+    assert sorted({(a, s) for a, s, _, _ in calls}) == [(0.5, 0), (0.5, 1), (1.0, 0), (1.0, 1)]
+    assert len(calls) == 12  # 2 partitions x 2 seeds x 3 lrs
+    assert doc["chosen"] == {"bbc_news": {"0.5": {"full": 1e-3}, "1.0": {"full": 1e-2}}}
+    assert doc["ties"] == {"bbc_news": {"0.5": {"full": [1e-3, 1e-2]}}}
+    md = out.with_suffix(".md").read_text()
+    assert (
+        "| bbc_news | 0.5 | full | 0.001 | 0.001, 0.01 | 0.0001: 50.0 ± 0.0, 0.001: 79.0 ± 0.0, 0.01: 80.0 ± 2.0 |"
+        in md
+    )
+
+
+def test_alpha_restricts_the_partitions_and_seeds_are_the_specs(tmp_path, monkeypatch):
+    spec = TuneSpec(seeds=(3, 4), alphas=(1.0,), lrs=(1e-4, 1e-3), max_extend=0)
+    doc, calls, _ = _run(tmp_path, monkeypatch, lambda lr, s, a: lr, spec)
+    assert {(a, s) for a, s, _, _ in calls} == {(1.0, 3), (1.0, 4)}
+    assert doc["chosen"] == {"bbc_news": {"1.0": {"full": 1e-3}}}
+
+
+def test_no_pruning_in_the_first_half_of_the_rounds(tmp_path, monkeypatch):
+    """10 rounds: the third lr of each study is far below the first two from round 0, yet it runs
+    through round index 4 and is pruned at round index 5 (= rounds // 2), never earlier."""
+    fl = {**tiny_grid_dict(tmp_path)["fl"], "rounds": 10}
+    seen: dict[tuple[int, float], int] = {}
+
+    def acc(lr, seed, alpha):
+        seen[(seed, lr)] = seen.get((seed, lr), 0) + 1
+        return 0.1 if lr == 1e-2 else 0.9
+
+    spec = TuneSpec(seeds=(0, 1), alphas=(1.0,), lrs=(1e-4, 1e-3, 1e-2), max_extend=0)
+    doc, _, out = _run(tmp_path, monkeypatch, acc, spec, fl=fl)
+    trials = pd.read_csv(out.with_name("t_trials.csv"))
+    bad = trials[trials.lr == 1e-2]
+    assert list(bad.state) == ["pruned", "pruned"] and (bad.rounds == "1;2;3;4;5;6").all()
+    assert (trials[trials.lr != 1e-2].state == "complete").all()
+    assert seen[(0, 1e-2)] == 6  # round indices 0..5: pruned at the first round past the first half
+    assert "from round index 5 of 10" in doc["objective"]
+    assert doc["chosen"]["bbc_news"]["1.0"]["full"] == 1e-4  # 1e-4 and 1e-3 tie exactly: the smaller
+
+
+def test_prune_from_is_the_second_half():
+    from fl_core.tune import prune_from
+
+    assert [prune_from(r) for r in (1, 2, 5, 10, 20)] == [0, 1, 2, 5, 10]
+
+
+def test_a_seed_that_did_not_complete_an_lr_drops_it():
+    from fl_core.tune_choice import aggregate, choose
+
+    trials = [(1e-3, 0, "complete", 0.9), (1e-3, 1, "pruned", 0.2), (1e-4, 0, "complete", 0.6)]
+    trials += [(1e-4, 1, "complete", 0.7)]
+    stats = aggregate(trials, (0, 1))
+    assert [(s.lr, s.mean) for s in stats] == [(1e-4, pytest.approx(0.65)), (1e-3, None)]
+    assert (stats[1].n, stats[1].pruned) == (1, 1)
+    assert stats[0].se == pytest.approx(0.05)  # sd 0.0707 / sqrt 2
+    assert choose(stats).lr == 1e-4
+
+
+def test_the_tie_rule_on_crafted_values():
+    """Winner 3e-4 (mean 0.80, SE 0.03): 1e-4 (0.78) and 1e-3 (0.771) are within 0.03, 3e-5 (0.76)
+    is not; the chosen lr is the smallest tied one, 1e-4. Equal means: the smaller lr wins."""
+    from fl_core.tune_choice import LrStat, choose
+
+    stats = [
+        LrStat(3e-5, 0.76, 0.01, 2),
+        LrStat(1e-4, 0.78, 0.01, 2),
+        LrStat(3e-4, 0.80, 0.03, 2),
+        LrStat(1e-3, 0.771, 0.05, 2),
+        LrStat(3e-3, None, None, 1),
+    ]
+    c = choose(stats)
+    assert (c.winner, c.lr, c.ties) == (3e-4, 1e-4, (1e-4, 3e-4, 1e-3))
+    assert choose([LrStat(1e-3, 0.8, 0.0, 2), LrStat(1e-4, 0.8, 0.0, 2)]).ties == (1e-4, 1e-3)
+    assert choose([LrStat(1e-3, 0.8, 0.0, 2), LrStat(1e-4, 0.79, 0.0, 2)]).lr == 1e-3  # SE 0: no tie
+    assert choose([LrStat(1e-3, None, None, 0)]).lr is None
+
+
+def test_next_lr_walks_the_one_three_ladder_or_the_grids_own_ratio():
+    from fl_core.tune_choice import centred, next_lr
+
+    grid = [3e-5, 1e-4, 3e-4, 1e-3, 3e-3]
+    assert next_lr(grid, up=True) == pytest.approx(1e-2)
+    assert next_lr([*grid, 1e-2], up=True) == pytest.approx(3e-2)
+    assert next_lr(grid, up=False) == pytest.approx(1e-5)
+    assert next_lr([1e-5, *grid], up=False) == pytest.approx(3e-6)
+    assert next_lr([2e-4, 4e-4], up=True) == pytest.approx(8e-4)  # off the ladder: the grid's ratio
+    assert centred(1e-4) == pytest.approx((3e-5, 1e-4, 3e-4))
+    assert centred(3e-4) == pytest.approx((1e-4, 3e-4, 1e-3))
+
+
+def test_extension_reads_the_means_past_an_edge_that_holds_the_winner_or_the_choice():
+    from fl_core.tune_choice import LrStat, extension
+
+    base = (1e-4, 1e-3, 1e-2)
+
+    def st(*means):
+        return [LrStat(lr, m, 0.0 if m is not None else None, 2) for lr, m in zip(base, means, strict=False)]
+
+    assert extension(st(0.5, 0.9, None), base, 2) is None  # the best inside
+    assert extension(st(0.5, 0.6, 0.9), base, 2) == pytest.approx(3e-2)  # winner on top
+    assert extension(st(0.9, 0.6, 0.1), base, 2) == pytest.approx(3e-5)  # winner at the bottom
+    top = [*st(0.5, 0.6, 0.9), LrStat(3e-2, 0.95, 0.0, 2), LrStat(1e-1, 0.97, 0.0, 2)]
+    assert extension(top, base, 2) is None  # two steps past the grid already
+    # winner inside, but the tie rule's choice (the smallest tied lr) sits at the bottom edge
+    tied = [LrStat(1e-4, 0.85, 0.0, 2), LrStat(1e-3, 0.9, 0.1, 2), LrStat(1e-2, 0.2, 0.0, 2)]
+    assert extension(tied, base, 2) == pytest.approx(3e-5)
+    assert extension(st(None, None, None), base, 2) is None  # nothing completed
+
+
+def test_tune_grows_the_grid_past_the_edge_on_the_means(tmp_path, monkeypatch):
+    """Mean validation accuracy rises with lr up to 3e-2 (seed noise +-0.001): both seeds try the grid,
+    then 1e-2 and 3e-2 (two steps), and the record chooses 3e-2."""
+    spec = TuneSpec(seeds=(0, 1), alphas=(1.0,), lrs=(1e-4, 1e-3, 3e-3), max_extend=2)
+    doc, calls, out = _run(tmp_path, monkeypatch, lambda lr, s, a: min(lr, 3e-2) * 10 + 1e-3 * s, spec)
+    trials = pd.read_csv(out.with_name("t_trials.csv"))
+    assert sorted(trials[trials.seed == 1].lr) == pytest.approx([1e-4, 1e-3, 3e-3, 1e-2, 3e-2])
+    assert len(trials) == 10 and doc["chosen"]["bbc_news"]["1.0"]["full"] == pytest.approx(3e-2)
+
+
+def test_center_from_gives_three_lrs_around_the_earlier_choice(tmp_path, monkeypatch):
+    """An old-format record chose 3e-4 for full: the study tries 1e-4, 3e-4, 1e-3 on each seed."""
+    spec = TuneSpec(seeds=(0, 1), alphas=(1.0,), max_extend=0, center={"bbc_news": {"full": 3e-4}})
+    doc, calls, _ = _run(tmp_path, monkeypatch, lambda lr, s, a: 0.5, spec)
+    assert sorted(lr for _, s, _, lr in calls if s == 0) == pytest.approx([1e-4, 3e-4, 1e-3])
+    assert doc["start_lrs"]["bbc_news"]["1.0"]["full"] == pytest.approx([1e-4, 3e-4, 1e-3])
 
 
 def test_the_committed_record_resumes_on_a_fresh_machine(tmp_path, monkeypatch):
-    """One study per call (filters), a new DB each time: the record grows, current entries are
-    kept without a trial, and a changed setting makes them stale (tuned again)."""
+    """One group per call (filters), a new DB each time: the record grows, current groups are kept
+    without a trial, and a changed setting makes them stale (tuned again)."""
+    monkeypatch.setattr(sim, "run_cell", _fake_cell(lambda lr, s, a: lr))
     grid = _grid(tmp_path)
-    spec = TuneSpec(alpha=0.5, seed=0, lrs=(1e-4, 1e-2), warmup_evals=0, max_extend=0)
+    spec = TuneSpec(seeds=(0, 1), alphas=(1.0,), lrs=(1e-4, 1e-2), max_extend=0)
     out = tmp_path / "tuned" / "t.yaml"
     for i, label in enumerate(["full", "head"]):
         run_tune(grid, "t.yaml", spec, out, storage=f"sqlite:///{tmp_path}/db{i}.db", methods=[label])
     doc = yaml.safe_load(out.read_text())
-    assert set(doc["chosen"]["bbc_news"]) == {"full", "head"}
+    assert set(doc["chosen"]["bbc_news"]["1.0"]) == {"full", "head"}
     trials = pd.read_csv(out.with_name("t_trials.csv"))
-    assert len(trials) == 4 and trials.wall_s.gt(0).all() and trials.tune_key.nunique() == 2
+    assert len(trials) == 8 and trials.tune_key.nunique() == 2
 
     def no_training(*a, **k):
         raise AssertionError("a current record entry was tuned again")
@@ -98,82 +260,54 @@ def test_the_committed_record_resumes_on_a_fresh_machine(tmp_path, monkeypatch):
     run_tune(grid, "t.yaml", spec, out, storage=f"sqlite:///{tmp_path}/fresh.db")
     assert yaml.safe_load(out.read_text())["chosen"] == doc["chosen"]
     assert pd.read_csv(out.with_name("t_trials.csv")).equals(trials)
-
     longer = _grid(tmp_path, fl={**tiny_grid_dict(tmp_path)["fl"], "rounds": 3})
     with pytest.raises(AssertionError, match="tuned again"):
         run_tune(longer, "t.yaml", spec, out, storage=f"sqlite:///{tmp_path}/fresh2.db")
 
 
-def test_next_lr_walks_the_one_three_ladder_or_the_grids_own_ratio():
-    from fl_core.tune import next_lr
-
-    grid = [3e-5, 1e-4, 3e-4, 1e-3, 3e-3]
-    assert next_lr(grid, up=True) == pytest.approx(1e-2)
-    assert next_lr([*grid, 1e-2], up=True) == pytest.approx(3e-2)
-    assert next_lr(grid, up=False) == pytest.approx(1e-5)
-    assert next_lr([1e-5, *grid], up=False) == pytest.approx(3e-6)
-    assert next_lr([2e-4, 4e-4], up=True) == pytest.approx(8e-4)  # off the ladder: the grid's ratio
-
-
-def test_extension_only_past_an_edge_that_holds_the_best_and_at_most_max_extend():
-    from fl_core.tune import extension
-
-    spec = TuneSpec(alpha=1.0, seed=0, lrs=(1e-4, 1e-3, 1e-2), max_extend=2)
-    inner = [(1e-4, "complete", 0.5), (1e-3, "complete", 0.9), (1e-2, "pruned", 0.2)]
-    assert extension(inner, spec) is None
-    top = [(1e-4, "complete", 0.5), (1e-3, "complete", 0.6), (1e-2, "complete", 0.9)]
-    assert extension(top, spec) == pytest.approx(3e-2)
-    assert extension([*top, (3e-2, "complete", 0.95)], spec) == pytest.approx(1e-1)
-    capped = [*top, (3e-2, "complete", 0.95), (1e-1, "complete", 0.97)]
-    assert extension(capped, spec) is None  # two steps past the grid already
-    bottom = [(1e-4, "complete", 0.9), (1e-3, "complete", 0.6), (1e-2, "pruned", 0.1)]
-    assert extension(bottom, spec) == pytest.approx(3e-5)
-    assert extension([(1e-4, "pruned", 0.1), (1e-3, "fail", None)], spec) is None  # nothing completed
-
-
-def _rising_cell(kill_at: float | None = None):
-    """A stand-in ``run_cell`` whose validation accuracy rises with lr up to 3e-2; the first cell at
-    ``kill_at`` is killed (KeyboardInterrupt) as a stopped run would be."""
-    killed = []
-
-    def run_cell(cell, on_round=None, progress=False, **k):
-        if kill_at is not None and cell.fl.lr == pytest.approx(kill_at) and not killed:
-            killed.append(cell.fl.lr)
-            raise KeyboardInterrupt
-        acc = min(cell.fl.lr, 3e-2) * 10
-        for r in range(cell.fl.rounds):
-            on_round({"round": r, "accuracy": acc})
-        return sim.CellResult("ok", [], [], [], {})
-
-    run_cell.killed = killed
-    return run_cell
-
-
-def test_tune_grows_the_grid_past_the_edge_holding_the_best(tmp_path, monkeypatch):
-    """A stand-in cell whose validation accuracy rises with lr up to 3e-2: the study tries the grid,
-    then 1e-2 and 3e-2 (two steps), and chooses 3e-2; the committed record says so."""
-    monkeypatch.setattr(sim, "run_cell", _rising_cell())
-    grid = _grid(tmp_path, methods=[{"name": "full"}])
-    spec = TuneSpec(alpha=0.5, seed=0, lrs=(1e-4, 1e-3, 3e-3), warmup_evals=0, max_extend=2)
-    out = run_tune(grid, "t.yaml", spec, tmp_path / "t.yaml", storage=f"sqlite:///{tmp_path}/t.db")
-    trials = pd.read_csv(out.with_name("t_trials.csv"))
-    assert sorted(trials.lr) == pytest.approx([1e-4, 1e-3, 3e-3, 1e-2, 3e-2])
-    assert yaml.safe_load(out.read_text())["chosen"]["bbc_news"]["full"] == pytest.approx(3e-2)
-
-
 def test_a_killed_extension_trial_is_tried_again_on_resume(tmp_path, monkeypatch):
     """The run is killed inside the first step past the edge (1e-2): on resume that step is not counted
-    as tried, so the study still grows to 3e-2 and chooses it (it used to stop at 3e-3)."""
-    fake_run_cell = _rising_cell(kill_at=1e-2)
-    killed = fake_run_cell.killed
-    monkeypatch.setattr(sim, "run_cell", fake_run_cell)
+    as tried, so the group still grows to 3e-2 and chooses it."""
+    fake = _fake_cell(lambda lr, s, a: min(lr, 3e-2) * 10, kill_at=1e-2)
+    monkeypatch.setattr(sim, "run_cell", fake)
     grid = _grid(tmp_path, methods=[{"name": "full"}])
-    spec = TuneSpec(alpha=0.5, seed=0, lrs=(1e-4, 1e-3, 3e-3), warmup_evals=0, max_extend=2)
+    spec = TuneSpec(seeds=(0, 1), alphas=(1.0,), lrs=(1e-4, 1e-3, 3e-3), max_extend=2)
     kw = dict(storage=f"sqlite:///{tmp_path}/t.db")
     with pytest.raises(KeyboardInterrupt):
         run_tune(grid, "t.yaml", spec, tmp_path / "t.yaml", **kw)
     out = run_tune(grid, "t.yaml", spec, tmp_path / "t.yaml", **kw)
-    assert killed and yaml.safe_load(out.read_text())["chosen"]["bbc_news"]["full"] == pytest.approx(3e-2)
-    assert sorted(pd.read_csv(out.with_name("t_trials.csv")).lr) == pytest.approx(
-        [1e-4, 1e-3, 3e-3, 1e-2, 3e-2]
-    )
+    assert fake.killed and yaml.safe_load(out.read_text())["chosen"]["bbc_news"]["1.0"][
+        "full"
+    ] == pytest.approx(3e-2)
+    trials = pd.read_csv(out.with_name("t_trials.csv"))
+    assert sorted(trials[trials.seed == 0].lr) == pytest.approx([1e-4, 1e-3, 3e-3, 1e-2, 3e-2])
+
+
+def test_dry_run_plan_counts_studies_trials_and_the_share_of_the_grid(tmp_path):
+    from fl_core.tune import plan
+
+    grid = _grid(tmp_path, seeds=[0, 1, 2, 3, 4])
+    text = plan(grid, TuneSpec(seeds=(0, 1), lrs=(1e-4, 3e-4, 1e-3)))
+    # 2 partitions x 2 methods = 4 groups; 8 studies; 24 trials; the grid: 20 cells -> 120 %
+    assert "4 (dataset, partition, method) groups x 2 seeds = 8 studies (0 more groups" in text
+    assert "24 trials" in text and "runs 20 cells" in text and "<= 120 %" in text
+    # centralized ignores the partition: one group, and the grid runs it once per dataset too
+    grid = _grid(tmp_path, seeds=[0, 1, 2, 3, 4], methods=[{"name": "centralized"}, {"name": "full"}])
+    text = plan(grid, TuneSpec(seeds=(0, 1), lrs=(1e-4, 3e-4, 1e-3)))
+    assert "3 (dataset, partition, method) groups" in text and "(1 more groups" in text
+    assert "18 trials" in text and "runs 15 cells" in text and "<= 120 %" in text
+
+
+def test_groups_that_are_the_same_runs_are_tuned_once_and_share_the_choice(tmp_path, monkeypatch):
+    """``full-again`` is ``full`` under another label, and ``centralized`` ignores the partition: each is
+    tuned once (at its first partition) and the later groups copy the choice, so the grid's duplicate
+    cells keep equal lrs (and stay duplicates)."""
+    methods = [{"name": "centralized"}, {"name": "full"}, {"name": "full", "label": "full-again"}]
+    spec = TuneSpec(seeds=(0, 1), lrs=(1e-4, 1e-3), max_extend=0)
+    doc, calls, out = _run(tmp_path, monkeypatch, lambda lr, s, a: lr * (1 + a), spec, methods=methods)
+    assert sorted({(a, m) for a, _, m, _ in calls}) == [(0.5, "centralized"), (0.5, "full"), (1.0, "full")]
+    chosen = doc["chosen"]["bbc_news"]
+    assert chosen["1.0"]["centralized"] == chosen["0.5"]["centralized"] == 1e-3
+    assert chosen["0.5"]["full-again"] == chosen["0.5"]["full"] and "full-again" in chosen["1.0"]
+    assert "bbc_news/1.0/centralized: same runs as bbc_news/0.5/centralized; its choice" in doc["notes"]
+    assert set(pd.read_csv(out.with_name("t_trials.csv")).method) == {"centralized", "full"}

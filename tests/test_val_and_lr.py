@@ -87,3 +87,79 @@ def test_tuned_file_sets_lr_per_dataset_and_method(tmp_path):
         parse_grid(tiny_grid_dict(tmp_path, tuned=str(f)))
     with pytest.raises(ConfigError, match="layerbench tune"):
         parse_grid(tiny_grid_dict(tmp_path, tuned=str(tmp_path / "missing.yaml")))
+
+
+def test_alpha_key_is_one_string_per_partition():
+    from fl_core.config import alpha_key
+
+    assert [alpha_key(a) for a in (1.0, 1, 0.3, "iid", "natural:movie_name")] == [
+        "1.0",
+        "1.0",
+        "0.3",
+        "iid",
+        "natural:movie_name",
+    ]
+
+
+def _per_partition(f, chosen) -> None:
+    f.write_text(yaml.safe_dump({"format": 2, "chosen": chosen}))
+
+
+def test_per_partition_tuned_file_sets_lr_per_dataset_partition_and_method(tmp_path):
+    f = tmp_path / "tuned.yaml"
+    chosen = {"bbc_news": {"0.5": {"full": 3e-4, "head": 1e-3}, "iid": {"full": 1e-4, "head": 3e-3}}}
+    _per_partition(f, chosen)
+    g = parse_grid(tiny_grid_dict(tmp_path, alphas=[0.5, "iid"], tuned=str(f)))
+    assert {(c.alpha, c.method.display): c.fl.lr for c in g.cells()} == {
+        (0.5, "full"): 3e-4,
+        (0.5, "head"): 1e-3,
+        ("iid", "full"): 1e-4,
+        ("iid", "head"): 3e-3,
+    }
+    f.write_text(
+        "chosen:\n  bbc_news:\n    0.5: {full: 3.0e-4, head: 1.0e-3}\n    iid: {full: 1.0e-4, head: 3.0e-3}\n"
+    )
+    assert [
+        c.fl.lr for c in parse_grid(tiny_grid_dict(tmp_path, alphas=[0.5, "iid"], tuned=str(f))).cells()
+    ] == [
+        3e-4,
+        1e-3,
+        1e-4,
+        3e-3,
+    ]  # a hand-written float key reads as its string
+
+
+@pytest.mark.parametrize(
+    ("chosen", "match"),
+    [
+        (
+            {"bbc_news": {"0.5": {"full": 3e-4, "head": 1e-3}}},
+            r"no lr for \['bbc_news/iid/full', 'bbc_news/iid/head'\]",
+        ),
+        ({"bbc_news": {"0.5": {"full": 1e-4, "head": 1e-3}, "iid": {"full": 1e-4}}}, "bbc_news/iid/head"),
+        (
+            {"bbc_news": {"0.3": {"full": 1e-4}, "0.5": {}, "iid": {}}},
+            r"unknown partition '0.3'.*'0.5', 'iid'",
+        ),
+        ({"bbc_news": {"0.5": {"nope": 1e-4}, "iid": {}}}, "bbc_news.0.5: unknown method label 'nope'"),
+        ({"bbc_news": {"0.5": {"full": -1}, "iid": {}}}, r"bbc_news.0.5.full: lr must be a number > 0"),
+        ({"bbc_news": {"0.5": {"full": 1e-4}, "iid": 1e-4}}, "mixes the per-partition and old formats"),
+    ],
+)
+def test_per_partition_tuned_file_is_checked_against_the_grid(tmp_path, chosen, match):
+    f = tmp_path / "tuned.yaml"
+    _per_partition(f, chosen)
+    with pytest.raises(ConfigError, match=match):
+        parse_grid(tiny_grid_dict(tmp_path, alphas=[0.5, "iid"], tuned=str(f)))
+
+
+def test_an_old_tuned_file_gives_its_lr_to_every_partition(tmp_path):
+    f = tmp_path / "tuned.yaml"
+    f.write_text(yaml.safe_dump({"chosen": {"bbc_news": {"full": 3e-4, "head": 1e-3}}}))
+    g = parse_grid(tiny_grid_dict(tmp_path, alphas=[0.5, "iid"], tuned=str(f)))
+    assert {(c.alpha, c.method.display): c.fl.lr for c in g.cells()} == {
+        (0.5, "full"): 3e-4,
+        (0.5, "head"): 1e-3,
+        ("iid", "full"): 3e-4,
+        ("iid", "head"): 1e-3,
+    }

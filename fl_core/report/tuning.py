@@ -1,9 +1,11 @@
-"""The report's "learning rates" section: per (dataset, method) the lr ``layerbench tune`` chose on
-validation rows, every lr's objective, the validation curves it came from, and tuning's share of
-the grid's compute (issue 11: at most about 25 %).
+"""The report's "learning rates" section: per (dataset, partition, method) the lr ``layerbench tune``
+chose on validation rows, the tie rule and the tied lrs, every lr's mean ± SE over the tuning seeds,
+the validation curves it came from, and tuning's share of the grid's compute (issue 26: <= 30 %).
 
-Reads only the committed tuning record (``configs/tuned/<grid>.yaml`` and its ``_trials.csv``);
-draws into ``<report>/tuning/`` (its own folder: the report rebuilds ``tables/`` and ``figures/``).
+Reads only the committed tuning record (``configs/tuned/<grid>.yaml`` and its ``_trials.csv``): the
+per-partition record (``chosen: {dataset: {partition: {label: lr}}}``, several seeds, ``ties``) or the
+older one (``chosen: {dataset: {label: lr}}``, one alpha and one seed, that lr for every partition).
+Draws into ``<report>/tuning/`` (its own folder: the report rebuilds ``tables/`` and ``figures/``).
 """
 
 from __future__ import annotations
@@ -27,62 +29,134 @@ def _curve(row: pd.Series) -> tuple[list[int], list[float]]:
     return [int(r) for r in row.rounds.split(";")], [100 * float(a) for a in row.val_accuracy.split(";")]
 
 
-def draw_curves(trials: pd.DataFrame, chosen: dict[str, float], dataset: str, out: Path) -> list[Path]:
-    """One small panel per method: validation accuracy per round for every lr; the chosen one bold."""
-    t = trials[trials.dataset == dataset]
-    methods = list(dict.fromkeys(t.method))
+def draw_curves(
+    trials: pd.DataFrame, chosen: dict[str, float], title: str, stem: str, out: Path
+) -> list[Path]:
+    """One small panel per method: validation accuracy per round for every lr and seed; the chosen
+    lr bold red, pruned trials dotted."""
+    methods = list(dict.fromkeys(trials.method))
     cols = min(6, len(methods))
     rows = math.ceil(len(methods) / cols)
-    lrs = sorted(t.lr.dropna().unique())
+    lrs = sorted(trials.lr.dropna().unique())
     with plt.rc_context(RC):
         fig, axes = plt.subplots(
             rows, cols, figsize=(2.1 * cols, 1.7 * rows + 0.5), sharey=True, squeeze=False
         )
         for ax, m in zip(axes.flat, methods, strict=False):
-            for _, r in t[t.method == m].sort_values("lr").iterrows():
+            for _, r in trials[trials.method == m].sort_values("lr").iterrows():
                 x, y = _curve(r)
                 best = r.lr == chosen.get(m)
                 shade = str(0.15 + 0.6 * lrs.index(r.lr) / max(1, len(lrs) - 1))
-                ax.plot(
-                    x,
-                    y,
-                    color="#c0392b" if best else shade,
-                    lw=2.2 if best else 0.9,
-                    ls="-" if r.state == "complete" else ":",
-                    label=f"{r.lr:g}",
-                )
+                style = "-" if r.state == "complete" else ":"
+                ax.plot(x, y, color="#c0392b" if best else shade, lw=2.2 if best else 0.9, ls=style)
             ax.set_title(m)
             ax.grid(alpha=0.3)
         for ax in list(axes.flat)[len(methods) :]:
             ax.axis("off")
         fig.supxlabel("round")
         fig.supylabel("validation accuracy (%)")
-        fig.suptitle(f"{dataset}: tuning curves per lr (bold red: chosen; dotted: pruned)")
+        fig.suptitle(f"{title}: tuning curves per lr and seed (bold red: chosen; dotted: pruned)")
         fig.tight_layout()
-        paths = save(fig, out / f"tuning_{dataset}")
+        paths = save(fig, out / stem)
         plt.close(fig)
     return paths
 
 
-def unfinished_edges(doc: dict, trials: pd.DataFrame) -> list[str]:
-    """A bullet per (dataset, method) whose chosen lr sits on an edge of the lrs tried while the tuner's
-    own rule (``fl_core.tune.extension``, ``max_extend`` steps past an edge) still has a step to try."""
-    from fl_core.tune import TuneSpec, extension
-    from fl_core.tune_record import as_trials
+def record_groups(doc: dict, trials: pd.DataFrame) -> list[tuple[str, str | None, str, float, pd.DataFrame]]:
+    """(dataset, partition or None for an old record, method, chosen lr, its trials) per choice."""
+    from fl_core.config import per_partition
 
-    spec = TuneSpec(alpha=doc["alpha"], seed=doc["seed"], lrs=doc["lrs"], max_extend=doc.get("max_extend", 0))
     out = []
-    for d, per in doc["chosen"].items():
-        for m, lr in per.items():
-            t = trials[(trials.dataset == d) & (trials.method == m)]
-            nxt = extension(as_trials(t.to_dict("records")), spec)
-            if nxt is not None:
-                out.append(
-                    f"- **{d}/{m}: tuning unfinished.** The chosen lr {lr:g} is on the edge of the lrs tried, "
-                    f"and the next step past it ({nxt:g}) was never tried: the record predates the rule or "
-                    "its run stopped. `make tune` tries it; the cells rerun if the choice changes."
-                )
+    for d, entry in doc["chosen"].items():
+        at_d = trials[trials.dataset == d]
+        if not per_partition(entry):
+            out += [(d, None, m, float(lr), at_d[at_d.method == m]) for m, lr in entry.items()]
+            continue
+        for part, per in entry.items():
+            at = at_d[at_d.alpha.astype(str) == part]
+            out += [(d, part, m, float(lr), at[at.method == m]) for m, lr in per.items()]
+    return out
+
+
+def _seeds(doc: dict) -> tuple[int, ...]:
+    return tuple(doc["seeds"]) if "seeds" in doc else (int(doc["seed"]),)
+
+
+def unfinished_edges(doc: dict, trials: pd.DataFrame) -> list[str]:
+    """A bullet per choice whose winner or chosen lr sits on an edge of the lrs tried while the tuner's
+    own rule (``fl_core.tune_choice.extension``, ``max_extend`` steps past an edge) still has a step."""
+    from fl_core.tune_choice import aggregate, as_trials, extension
+
+    out = []
+    for d, part, m, lr, t in record_groups(doc, trials):
+        stats = aggregate(as_trials(t.to_dict("records")), _seeds(doc))
+        base = ((doc.get("start_lrs") or {}).get(d) or {}).get(part, {}).get(m) or doc["lrs"]
+        nxt = extension(stats, base, doc.get("max_extend", 0))
+        if nxt is not None:
+            name = f"{d}/{part}/{m}" if part else f"{d}/{m}"
+            out.append(
+                f"- **{name}: tuning unfinished.** The chosen lr {lr:g} or the best one is on the edge of the "
+                f"lrs tried, and the next step past it ({nxt:g}) was never tried: the record predates the "
+                "rule or its run stopped. `make tune` tries it; the cells rerun if the choice changes."
+            )
     return [*out, ""] if out else []
+
+
+def _how(path: Path, doc: dict) -> str:
+    """What the record says about how it was tuned (old records: one alpha, one seed)."""
+    from fl_core.tune_choice import TIE_RULE
+
+    if "seeds" not in doc:
+        where = (
+            f"alpha {doc['alpha']}, seed {doc['seed']} (one lr per dataset and method, for every partition)"
+        )
+    else:
+        where = f"every partition listed, seeds {', '.join(map(str, doc['seeds']))}"
+    lrs = (
+        "3 around each method's earlier choice"
+        if doc.get("centered")
+        else ", ".join(f"{x:g}" for x in doc["lrs"])
+    )
+    text = f"From `{path.as_posix()}` (`layerbench tune`, {where}, lrs {lrs}; objective: {doc['objective']})."
+    rule = doc.get("tie_rule") or (
+        "one seed, so no standard error: the best lr (equal: the smaller)" if "seeds" not in doc else TIE_RULE
+    )
+    return f"{text} Test rows are never read. **Tie rule:** {rule}."
+
+
+def _table(doc: dict, trials: pd.DataFrame) -> list[str]:
+    from fl_core.tune_choice import aggregate, as_trials, format_stats
+
+    seeds = _seeds(doc)
+    lines = [
+        "| dataset | partition | method | chosen lr | tied lrs | val. accuracy per lr (%, mean ± SE over seeds) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for d, part, m, lr, t in record_groups(doc, trials):
+        stats = aggregate(as_trials(t.to_dict("records")), seeds)
+        tied = ((doc.get("ties") or {}).get(d) or {}).get(part, {}).get(m) if part else None
+        ties = ", ".join(f"{x:g}" for x in tied) if tied else "-"
+        lines.append(f"| {d} | {part or 'all'} | {m} | {lr:g} | {ties} | {format_stats(stats, len(seeds))} |")
+    n_tied = sum(len(per) for parts in (doc.get("ties") or {}).values() for per in parts.values())
+    if "seeds" not in doc:  # one seed: no standard error, no ties
+        return [*lines, ""]
+    return [*lines, "", f"- {n_tied} of {len(record_groups(doc, trials))} choices have tied lrs.", ""]
+
+
+def _figures(doc: dict, trials: pd.DataFrame, out: Path) -> list[str]:
+    lines = []
+    panels: dict[tuple[str, str | None], dict[str, float]] = {}
+    for d, part, m, lr, _ in record_groups(doc, trials):
+        panels.setdefault((d, part), {})[m] = lr
+    for (d, part), chosen in panels.items():
+        t = trials[trials.dataset == d]
+        if part is not None:
+            t = t[t.alpha.astype(str) == part]
+        stem = f"tuning_{d}" + (f"_{part.replace(':', '-')}" if part else "")
+        title = f"{d}, {part}" if part else d
+        pngs = [p for p in draw_curves(t, chosen, title, stem, out / "tuning") if p.suffix == ".png"]
+        lines += [f"![{stem}](tuning/{p.name})" for p in pngs] + [""]
+    return lines
 
 
 def tuning_section(tuned: str | Path | None, out: Path, grid_wall_s: float) -> list[str]:
@@ -94,34 +168,17 @@ def tuning_section(tuned: str | Path | None, out: Path, grid_wall_s: float) -> l
     if not (path.is_file() and csv.is_file()):
         return lines + [f"The tuning record `{path.as_posix()}` is missing: run `make tune` first.", ""]
     doc = yaml.safe_load(path.read_text())
-    trials = pd.read_csv(csv, keep_default_na=False, na_values=[""])
+    trials = pd.read_csv(csv, keep_default_na=False, na_values=[""], dtype={"alpha": str})
     tune_s = float(trials.wall_s.fillna(0).sum()) if "wall_s" in trials else float("nan")
     share = f"{100 * tune_s / grid_wall_s:.0f} %" if grid_wall_s > 0 and tune_s == tune_s else "n/a"
     lines += [
-        f"From `{path.as_posix()}` (`layerbench tune`, alpha {doc['alpha']}, seed {doc['seed']}, lrs "
-        f"{', '.join(f'{x:g}' for x in doc['lrs'])}; objective: {doc['objective']}). Test rows are never read.",
+        _how(path, doc),
         "",
         f"- tuning compute: {tune_s / 3600:.2f} h of trial cells = {share} of this grid's "
         f"{grid_wall_s / 3600:.2f} h of cell wall time",
         "",
-        "| dataset | method | chosen lr | objective per lr (val. %, p: pruned) |",
-        "|---|---|---|---|",
+        *_table(doc, trials),
+        *unfinished_edges(doc, trials),
+        *_figures(doc, trials, out),
     ]
-    for d, per in doc["chosen"].items():
-        for m, lr in per.items():
-            t = trials[(trials.dataset == d) & (trials.method == m)].sort_values("lr")
-            objs = [
-                f"{r.lr:g}: {100 * r.value:.1f}" + (" (p)" if r.state == "pruned" else "")
-                if r.value == r.value
-                else f"{r.lr:g}: {r.state}"
-                for _, r in t.iterrows()
-            ]
-            lines.append(f"| {d} | {m} | {lr:g} | {', '.join(objs)} |")
-    lines.append("")
-    lines += unfinished_edges(doc, trials)
-    for d in doc["chosen"]:
-        pngs = [p for p in draw_curves(trials, doc["chosen"][d], d, out / "tuning") if p.suffix == ".png"]
-        lines += [f"![tuning_{d}](tuning/{p.name})" for p in pngs] + [""]
-    for note in doc.get("notes") or []:
-        lines.append(f"- {note}")
-    return lines
+    return lines + [f"- {note}" for note in doc.get("notes") or []]

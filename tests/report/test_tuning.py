@@ -1,4 +1,5 @@
-"""The report's learning-rate section: chosen lr, every lr's objective, curves, tuning's share."""
+"""The report's learning-rate section: chosen lr, ties, every lr's objective, curves, tuning's share;
+the per-partition record over seeds and the older one-alpha, one-seed record."""
 
 from __future__ import annotations
 
@@ -37,8 +38,10 @@ def _record(tmp_path, **extra):
 def test_the_section_shows_each_choice_its_objectives_curves_and_share(tmp_path):
     lines = tuning_section(_record(tmp_path), tmp_path / "out", grid_wall_s=2400.0)
     text = "\n".join(lines)
-    assert "| bbc_news | full | 0.0001 | 0.0001: 91.0, 0.001: pruned |" in text
-    assert "| bbc_news | head | 0.001 | 0.0001: 55.0, 0.001: 70.0 |" in text
+    assert "| bbc_news | all | full | 0.0001 | - | 0.0001: 91.0, 0.001: pruned on 1 of 1 seeds |" in text
+    assert "| bbc_news | all | head | 0.001 | - | 0.0001: 55.0, 0.001: 70.0 |" in text
+    assert "alpha 0.1, seed 0 (one lr per dataset and method, for every partition)" in text
+    assert "tied lrs." not in text  # one seed: no ties to count
     assert "= 25 % of this grid's" in text  # 600 s of trials / 2400 s of cells
     assert "no trial could run" in text
     assert (tmp_path / "out" / "tuning" / "tuning_bbc_news.png").stat().st_size > 0
@@ -60,3 +63,47 @@ def test_a_choice_on_an_edge_the_rule_would_still_extend_is_flagged(tmp_path):
     fresh = tmp_path / "again"
     fresh.mkdir()
     assert "unfinished" not in "\n".join(tuning_section(_record(fresh), fresh / "out", 1.0))
+
+
+def _record_v2(tmp_path):
+    path = tmp_path / "tuned" / "g.yaml"
+    path.parent.mkdir()
+    doc = {
+        "grid": "g",
+        "format": 2,
+        "tie_rule": "within one SE of the winner, the smallest lr",
+        "seeds": [0, 1],
+        "lrs": [1e-4, 1e-3],
+        "max_extend": 0,
+        "objective": "last two",
+        "ties": {"bbc_news": {"natural:src": {"full": [1e-4, 1e-3]}}},
+        "chosen": {"bbc_news": {"1.0": {"full": 1e-3}, "natural:src": {"full": 1e-4}}},
+    }
+    path.write_text(yaml.safe_dump(doc))
+    rows = [
+        ("1.0", 0, 1e-4, "complete", 0.60),
+        ("1.0", 1, 1e-4, "complete", 0.62),
+        ("1.0", 0, 1e-3, "complete", 0.80),
+        ("1.0", 1, 1e-3, "complete", 0.84),
+        ("natural:src", 0, 1e-4, "complete", 0.70),
+        ("natural:src", 1, 1e-4, "complete", 0.74),
+        ("natural:src", 0, 1e-3, "complete", 0.72),
+        ("natural:src", 1, 1e-3, "complete", 0.70),
+    ]
+    t = pd.DataFrame(rows, columns=["alpha", "seed", "lr", "state", "value"])
+    t = t.assign(dataset="bbc_news", method="full", rounds="2;4", val_accuracy="0.5;0.6", wall_s=100.0)
+    t.to_csv(path.with_name("g_trials.csv"), index=False)
+    return path
+
+
+def test_the_per_partition_record_shows_means_ses_ties_and_a_figure_per_partition(tmp_path):
+    text = "\n".join(tuning_section(_record_v2(tmp_path), tmp_path / "out", grid_wall_s=8000.0))
+    assert "| bbc_news | 1.0 | full | 0.001 | - | 0.0001: 61.0 ± 1.0, 0.001: 82.0 ± 2.0 |" in text
+    assert (
+        "| bbc_news | natural:src | full | 0.0001 | 0.0001, 0.001 | 0.0001: 72.0 ± 2.0, 0.001: 71.0 ± 1.0 |"
+    ) in text
+    assert "1 of 2 choices have tied lrs" in text and "**Tie rule:** within one SE" in text
+    assert "seeds 0, 1" in text and "= 10 % of this grid's" in text  # 800 s of trials / 8000 s
+    for stem in ("tuning_bbc_news_1.0", "tuning_bbc_news_natural-src"):
+        assert (tmp_path / "out" / "tuning" / f"{stem}.png").stat().st_size > 0
+    assert "unfinished" not in text
