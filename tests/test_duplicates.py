@@ -53,3 +53,22 @@ def test_sweep_records_the_repeat_without_running_it(tmp_path):
     assert "same run as centralized at partition 1.0" in dup["reason"]
     assert store.is_done(second.hash())
     assert run_sweep(grid, progress=False).ran == 0  # resumed: nothing left, nothing rerun
+
+
+def test_a_suffix_every_device_shares_is_top_k(tmp_path):
+    """tiny whose budget gives every device the same suffix is top_k at that depth (or head at 0)."""
+    methods = [
+        {"name": "tiny", "label": "tiny-1", "params": {"budget": 1.0, "candidates": ["tiny-bert"]}},
+        {"name": "top_k", "label": "top-2", "params": {"k": 2}},
+        {
+            "name": "tiny",
+            "label": "tiny-up",
+            "params": {"budget": 0.1, "constrain": ["upload"], "candidates": ["tiny-bert"]},
+        },
+        {"name": "head"},
+        {"name": "tiny", "label": "tiny-het", "params": {"budget": "hetero", "candidates": ["tiny-bert"]}},
+    ]
+    grid = _grid(tmp_path, methods, alphas=[1.0])
+    keys = {c.method.display: run_key(c, LABELS) for c in grid.cells()}
+    assert keys["tiny-1"] == keys["top-2"] and keys["tiny-up"] == keys["head"]
+    assert keys["tiny-het"] not in (keys["top-2"], keys["head"])

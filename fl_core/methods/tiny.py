@@ -225,6 +225,17 @@ class Tiny(Method):
         )
 
     @classmethod
+    def resolve(cls, p: TinyParams, cfg, num_labels: int) -> tuple[str, dict[str, Any]]:
+        """Where every device gets the same suffix of the cell's own model (none sits out), the run is
+        ``top_k`` with that depth (``head`` at depth 0): a budget that binds no differently is one run."""
+        choice = cls.plan_devices(p, cfg, num_labels).choice
+        depths = set(choice.t.get(cfg.model, [None]))
+        if choice.name != cfg.model or len(depths) != 1 or None in depths or p.schedule != "suffix":
+            return super().resolve(p, cfg, num_labels)
+        (t,) = depths
+        return ("head", {}) if t == 0 else ("top_k", {"k": t})
+
+    @classmethod
     def select_model(cls, p: TinyParams, cfg, num_labels: int) -> str:
         """The model this method wants the cell to build (for a simulator hook; see the module doc)."""
         return cls.plan_devices(p, cfg, num_labels).choice.name
