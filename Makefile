@@ -29,7 +29,7 @@ $(RAY_STAMP): $(STAMP)
 ray: $(RAY_STAMP)
 
 # the grid's own `backend:` unless BACKEND=sequential|ray is given. Ray is installed only for an explicit
-# BACKEND=ray: a grid whose cells are all published (configs/reference.yaml in a fresh clone) restores
+# BACKEND=ray: a grid whose cells are all published (configs/reference_v1.yaml in a fresh clone) restores
 # them and runs nothing, so it needs no Ray; one with cells left to run on Ray says `make ray`
 bench: $(STAMP) $(if $(filter ray,$(BACKEND)),$(RAY_STAMP))
 	$(BIN)/layerbench sweep $(CONFIG) $(if $(BACKEND),--backend $(BACKEND)) $(ARGS)
@@ -48,7 +48,7 @@ test: $(STAMP)
 test-all: $(RAY_STAMP)
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -q
 
-# a `git clone` of this repo: `make report` leaves results/ clean, `make bench CONFIG=configs/reference.yaml`
+# a `git clone` of this repo: `make report` leaves results/ clean, `make bench CONFIG=configs/reference_v1.yaml`
 # leaves git status clean without Ray, the notebooks run on the committed compact copy
 check-clone: $(STAMP)
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -q \

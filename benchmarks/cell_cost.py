@@ -1,6 +1,6 @@
 """Cost of one converged ``full`` cell before vs after the speed issue (13), side by side in one run.
 
-The cell is a published reference-grid cell (``configs/reference.yaml``: tuned lr, 20 rounds x 10
+The cell is a published reference-grid cell (``configs/reference_v1.yaml``: tuned lr, 20 rounds x 10
 clients x 3 local steps = 600 client steps; its ``full`` has converged, see results/README.md), run
 here one at a time in three ways, the order rotating each repeat so host drift hits all alike:
 
@@ -90,7 +90,7 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--reference", default="configs/reference.yaml")
+    ap.add_argument("--reference", default="configs/reference_v1.yaml")
     ap.add_argument("--dataset", default="bbc_news")
     ap.add_argument("--alpha", type=float, default=1.0)
     ap.add_argument("--seed", type=int, default=0)

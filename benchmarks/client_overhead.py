@@ -225,7 +225,7 @@ def breakdown(df: pd.DataFrame) -> pd.DataFrame:
 def pick_cells(
     config: str, dataset: str | None, labels: list[str], args: argparse.Namespace
 ) -> dict[str, RunConfig]:
-    grid = load_grid(config)
+    grid = load_grid(config, {"tuned": None})  # its fl settings only (a grid may not be tuned yet)
     dataset = dataset or ("rotten_tomatoes" if "rotten_tomatoes" in grid.datasets else grid.datasets[0])
     cells = {}
     for label in labels:

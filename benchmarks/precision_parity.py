@@ -1,8 +1,8 @@
 """Accuracy parity of ``fl.precision`` bf16 vs fp32 on the reference grid's converged cells, and the
 cost of a converged cell in both precisions (seconds and client FLOPs), paired cell by cell.
 
-The bf16 side is the published reference grid (``configs/reference.yaml`` runs in bf16): its raw store,
-else its compact copy ``results/runs.csv.gz``. The fp32 side is the same cells with only
+The bf16 side is the published reference grid (``configs/reference_v1.yaml`` runs in bf16): its raw store,
+else its compact copy ``results/reference_v1/runs.csv.gz``. The fp32 side is the same cells with only
 ``fl.precision`` changed, for the methods and seeds below, run here as a resumable sweep into
 ``results/reference_fp32/``: its raw runs stay out of git, its compact copy ``runs.csv.gz`` is committed,
 so a fresh clone's run restores the finished fp32 cells and runs only the rest. A pair is
@@ -128,7 +128,7 @@ def summarize(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--reference", default="configs/reference.yaml")
+    ap.add_argument("--reference", default="configs/reference_v1.yaml")
     ap.add_argument("--no-run", action="store_true", help="pair what both stores hold; run nothing")
     args = ap.parse_args()
     t0 = time.perf_counter()

@@ -1,7 +1,7 @@
 """Cells per hour of a reference-grid slice: one cell at a time with every core's thread (the
 sequential backend) vs one cell per core with one thread each (the Ray backend, ``cpus_per_cell: 1``).
 
-The same cells (one dataset, alpha and seed of ``configs/reference.yaml``, a mix of methods) run
+The same cells (one dataset, alpha and seed of ``configs/reference_v1.yaml``, a mix of methods) run
 both ways into two fresh stores, each way twice, alternating which goes first; the median wall time
 of each way is compared. Needs the ``[ray]`` extra (``make test-all`` installs it).
 
@@ -62,7 +62,7 @@ def timed_sweep(grid: GridConfig, backend: str) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--reference", default="configs/reference.yaml")
+    ap.add_argument("--reference", default="configs/reference_v1.yaml")
     ap.add_argument("--dataset", default="bbc_news")
     ap.add_argument("--reps", type=int, default=2)
     args = ap.parse_args()

@@ -236,7 +236,7 @@ def step_prefix_cache_reference(reps: int, label: str) -> dict:
     each training row is read ~2.7 times), cache off vs on."""
     from fl_core.validate import load_grid
 
-    ref = load_grid(REPO / "configs" / "reference.yaml", {"tuned": None})
+    ref = load_grid(REPO / "configs" / "reference_v1.yaml", {"tuned": None})
     cell = next(
         c for c in ref.cells() if c.method.display == label and c.dataset == "bbc_news" and c.alpha == 1.0
     )

@@ -1,4 +1,4 @@
-"""A fresh clone's `make bench CONFIG=configs/reference.yaml` restores the published grid, trains
+"""A fresh clone's `make bench CONFIG=configs/reference_v1.yaml` restores the published grid, trains
 nothing, needs no Ray and leaves `git status` clean (slow: it rebuilds the whole reference report)."""
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def test_fresh_clone_make_bench_of_the_published_grid_leaves_git_clean(tmp_path)
     ]
     stamp = VENV / ".installed"
     p = subprocess.run(
-        ["make", "-o", str(stamp), "bench", "CONFIG=configs/reference.yaml", f"VENV={VENV}"],
+        ["make", "-o", str(stamp), "bench", "CONFIG=configs/reference_v1.yaml", f"VENV={VENV}"],
         cwd=clone,
         env=env,
         capture_output=True,

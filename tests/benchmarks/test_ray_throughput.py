@@ -8,7 +8,7 @@ import pytest
 
 from fl_core.validate import load_grid
 
-REF = Path(__file__).resolve().parents[2] / "configs" / "reference.yaml"
+REF = Path(__file__).resolve().parents[2] / "configs" / "reference_v1.yaml"
 
 
 @pytest.fixture()

@@ -77,14 +77,14 @@ def test_notebook_runs_on_a_compact_copy_alone(name, smoke_grid, monkeypatch, ve
         assert "4 clients, 200 training samples" in text
 
 
-COMMITTED = NOTEBOOKS.parent / "results" / "runs.csv.gz"
+COMMITTED = NOTEBOOKS.parent / "results" / "reference_v1" / "runs.csv.gz"
 
 
 @pytest.mark.parametrize("name", ["explore_results.ipynb", "inspect_partition.ipynb"])
 def test_notebook_opens_the_published_grid_and_the_quick_look_is_one_variable_away(name):
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
     src = nb.cells[1].source
-    assert 'PUBLISHED = "../results"' in src and 'QUICK_LOOK = "../results/default"' in src
+    assert 'PUBLISHED = "../results/reference_v1"' in src and 'QUICK_LOOK = "../results/default"' in src
     assert 'os.environ.get("LAYERBENCH_RESULTS", PUBLISHED)' in src
 
 
@@ -94,12 +94,12 @@ def test_notebook_runs_on_the_committed_published_results(name, monkeypatch, ven
     """The notebooks as a new user opens them: ../results, the published grid's committed compact copy."""
     if not COMMITTED.is_file():
         pytest.skip(
-            "results/runs.csv.gz is not committed yet (make bench CONFIG=configs/reference.yaml writes it)"
+            "results/reference_v1/runs.csv.gz is not committed (make bench CONFIG=configs/reference_v1.yaml)"
         )
     monkeypatch.delenv("LAYERBENCH_RESULTS", raising=False)
     monkeypatch.delenv("MPLBACKEND", raising=False)
     text = _text(_run(name))
-    assert "cells in ../results:" in text or "config_hash" in text
+    assert "cells in ../results/reference_v1:" in text or "config_hash" in text
 
 
 def test_add_a_method_notebook_registers_and_runs_a_method(
