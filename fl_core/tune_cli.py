@@ -26,6 +26,13 @@ def add_parser(sub) -> None:
         help="an earlier tuned file: each method's grid is the 3 lrs around its choice there (lr/3, lr, 3 lr)",
     )
     t.add_argument(
+        "--center-alias",
+        action="append",
+        default=[],
+        metavar="NEW=OLD",
+        help="centre label NEW on OLD's choice in --center-from (a method renamed since; repeatable)",
+    )
+    t.add_argument(
         "--max-extend",
         type=int,
         default=2,
@@ -49,7 +56,6 @@ def _alphas(values: list[str] | None) -> tuple | None:
 
 def spec_from_args(args: argparse.Namespace, grid):
     """The :class:`fl_core.tune.TuneSpec` the command line asks for."""
-    from fl_core.config import read_tuned
     from fl_core.tune import DEFAULT_LRS, TuneSpec
 
     seeds = tuple(int(s) for s in args.seeds.split(",")) if args.seeds else tuple(grid.seeds[:2])
@@ -59,8 +65,24 @@ def spec_from_args(args: argparse.Namespace, grid):
         lrs=tuple(float(x) for x in args.lrs.split(",")) if args.lrs else DEFAULT_LRS,
         max_extend=args.max_extend,
         prune=not args.no_prune,
-        center=read_tuned(args.center_from)["chosen"] if args.center_from else {},
+        center=_center(args) if args.center_from else {},
     )
+
+
+def _center(args: argparse.Namespace) -> dict:
+    """The centring record's choices, with ``--center-alias NEW=OLD`` copying OLD's lr to NEW (old
+    one-lr-per-dataset format only, as the v1 record has)."""
+    from fl_core.config import ConfigError, read_tuned
+
+    chosen = {d: dict(per) for d, per in read_tuned(args.center_from)["chosen"].items()}
+    for alias in args.center_alias:
+        new, sep, old = alias.partition("=")
+        if not sep:
+            raise ConfigError(f"--center-alias {alias!r}: expected NEW=OLD")
+        for per in chosen.values():
+            if old in per and not isinstance(per[old], dict):
+                per[new] = per[old]
+    return chosen
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
