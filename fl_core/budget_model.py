@@ -86,7 +86,7 @@ import torch
 
 from fl_core.errors import CellNotRunnable
 from fl_core.flops import BYTES_PER_PARAM, step_flops
-from fl_core.model_specs import MODELS, TINY_BERT, model_pooling
+from fl_core.model_specs import MODELS, model_pooling
 from fl_core.models.blocks import ArchInfo
 from fl_core.params.tiny import LORA_COST_TARGETS, RESOURCES, Backend, Resource  # noqa: F401 (re-exported)
 from fl_core.profiling import Measurement, inject_lora, measure_step, measured_peak  # noqa: F401 (re-exported)
@@ -508,11 +508,12 @@ def arch_of(name: str, num_labels: int) -> ArchInfo:
     path = Path(entry.path() if entry else name)
     cfg = json.loads((path / "config.json").read_text())
     if entry is not None and entry.random:
+        rc = entry.random_config()
         return ArchInfo(
-            TINY_BERT["num_hidden_layers"],
-            TINY_BERT["hidden_size"],
-            TINY_BERT["intermediate_size"],
-            TINY_BERT["num_attention_heads"],
+            rc["num_hidden_layers"],
+            rc["hidden_size"],
+            rc["intermediate_size"],
+            rc["num_attention_heads"],
             int(cfg["vocab_size"]),
             num_labels,
             model_pooling(name),

@@ -1,10 +1,12 @@
 """What ``layerbench list`` prints, torch-free: each method's params and defaults (its pydantic schema,
 :mod:`fl_core.params`), and the one-line docs of methods and datasets read from their source files
-(AST, nothing imported), so listing never loads torch."""
+(AST, nothing imported), so listing never loads torch. Plugins (:mod:`fl_core.registry`) are listed
+beside the built-ins, marked ``[plugin <distribution>]``."""
 
 from __future__ import annotations
 
 import ast
+import importlib.util
 import textwrap
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
@@ -12,10 +14,11 @@ from typing import Any, Literal, get_args, get_origin
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from fl_core.dataset_names import DATASET_NAMES
+from fl_core.dataset_names import DATASET_NAMES, DATASETS_FOUND
 from fl_core.model_names import model_label
 from fl_core.model_specs import MODELS, max_positions, num_blocks
 from fl_core.params import DECLARED
+from fl_core.registry import BUILT_IN
 
 PKG = Path(__file__).resolve().parent
 WIDTH = 110
@@ -69,16 +72,43 @@ def _model_line(name: str) -> str:
     return f"{note}; {shape}" if note else shape
 
 
+def class_doc(target: str) -> str:
+    """First docstring paragraph of the class ``"module:Class"`` (a plugin's method), read from its
+    source without importing the module (its parent package is imported to find it)."""
+    module, _, name = target.partition(":")
+    try:
+        spec = importlib.util.find_spec(module)
+        tree = ast.parse(Path(spec.origin).read_text())  # type: ignore[union-attr, arg-type]
+    except (ImportError, AttributeError, TypeError, ValueError, OSError):
+        return ""
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == name:
+            return " ".join((ast.get_docstring(node) or "").split("\n\n")[0].split())
+    return ""
+
+
+def _marked(doc: str, origin: str) -> str:
+    """A plugin's doc, marked with its origin (``[plugin <distribution>]``); a built-in's unchanged."""
+    return doc if origin == BUILT_IN else f"[{origin}] {doc}".strip()
+
+
 def _rows() -> list[tuple[str, str, list[str]]]:
-    """(section, name, lines) of every registered method, dataset and model."""
+    """(section, name, lines) of every registered method, dataset and model; plugins marked."""
     methods = registered_docs(sorted((PKG / "methods").glob("*.py")), "register")
     datasets = registered_docs([PKG / "data" / "sources.py"], "register_dataset")
+    methods |= {n: class_doc(d.method) for n, d in DECLARED.plugins()}
+    datasets |= {
+        n: " ".join((p.load.__doc__ or "").split("\n\n")[0].split()) for n, p in DATASETS_FOUND.plugins()
+    }
     rows = [
-        ("methods", n, [methods.get(n, ""), f"params: {param_line(d.params)}"])
+        ("methods", n, [_marked(methods.get(n, ""), DECLARED.origins[n]), f"params: {param_line(d.params)}"])
         for n, d in sorted(DECLARED.items())
     ]
-    rows += [("datasets", n, [datasets.get(n, "")]) for n in sorted(DATASET_NAMES)]
-    rows += [("models", n, [_model_line(n)]) for n in sorted(MODELS)]
+    rows += [
+        ("datasets", n, [_marked(datasets.get(n, ""), DATASETS_FOUND.origins[n])])
+        for n in sorted(DATASET_NAMES)
+    ]
+    rows += [("models", n, [_marked(_model_line(n), MODELS.origins[n])]) for n in sorted(MODELS)]
     return rows
 
 

@@ -8,10 +8,9 @@ import logging
 import os
 import sys
 
-from fl_core.config import ConfigError
-from fl_core.errors import StoreError
+from fl_core.errors import ConfigError, StoreError
 from fl_core.lock import StoreBusy, store_lock
-from fl_core.validate import load_grid
+from fl_core.registry import PluginError
 
 
 def _offline_defaults() -> None:
@@ -64,6 +63,8 @@ def _select(grid, args):
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from fl_core.validate import load_grid  # loads the registries (and plugins): after main's handlers
+
     overrides = {"output_dir": args.output_dir} if args.output_dir else None
     grid = load_grid(args.config, overrides)  # torch-free: a bad config fails before torch loads
     backend = args.backend or grid.backend
@@ -164,7 +165,10 @@ def quiet_progress(no_progress: bool) -> bool:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    grid = load_grid(args.config, {"output_dir": args.output_dir} if args.output_dir else None)
+    from fl_core.validate import load_grid
+
+    overrides = {"output_dir": args.output_dir} if args.output_dir else None
+    grid = load_grid(args.config, overrides, claims=args.claims)
     with contextlib.ExitStack() as stack:
         try:  # never built from a store a sweep is writing (that one is refused: StoreBusy)
             stack.enter_context(store_lock(grid.output_dir, 0.0, who="report"))
@@ -277,11 +281,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
-    args = build_parser().parse_args([a for a in argv if a != "--debug"])
+    try:  # the parser's imports load the registries, plugins included
+        args = build_parser().parse_args([a for a in argv if a != "--debug"])
+    except PluginError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     args.debug = debug
     try:
         return args.fn(args)
-    except ConfigError as err:
+    except (ConfigError, PluginError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except (StoreError, OSError) as err:  # storage: one clear line; --debug shows where

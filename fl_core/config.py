@@ -19,7 +19,6 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     StringConstraints,
     ValidationError,
@@ -27,15 +26,9 @@ from pydantic import (
     model_validator,
 )
 
+from fl_core.errors import ConfigError  # noqa: F401  (re-exported)
 from fl_core.model_specs import model_pooling
-
-
-class ConfigError(ValueError):
-    """A config problem the user can fix; the message names the key and what is allowed."""
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+from fl_core.strict import Strict  # noqa: F401  (re-exported: the base of every schema)
 
 
 class FLConfig(Strict):

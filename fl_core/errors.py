@@ -1,4 +1,5 @@
-"""Exceptions a sweep records as a cell outcome instead of crashing."""
+"""Exceptions a sweep records as a cell outcome instead of crashing, and the config error the CLI
+reports as one line (exit code 2)."""
 
 
 class CellNotRunnable(Exception):
@@ -8,3 +9,7 @@ class CellNotRunnable(Exception):
 
 class StoreError(RuntimeError):
     """The results directory cannot be used; the message says what to fix."""
+
+
+class ConfigError(ValueError):
+    """A config problem the user can fix; the message names the key and what is allowed."""

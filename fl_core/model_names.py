@@ -5,10 +5,13 @@
 
 from __future__ import annotations
 
-#: registry names whose weights are random (tests only); labelled as such everywhere
-RANDOM_MODELS = frozenset({"tiny-bert"})
+from fl_core.model_specs import MODELS
+
+#: registry names whose weights are random (tests only; plugins' too); labelled as such everywhere
+RANDOM_MODELS = frozenset({"tiny-bert"}) | frozenset(n for n, e in MODELS.plugins() if e.random)
 
 
 def model_label(name: str) -> str:
     """How a model is named in every output; random models say so."""
-    return f"{name} (RANDOM WEIGHTS, tests only)" if name in RANDOM_MODELS else name
+    random = name in RANDOM_MODELS or getattr(MODELS.get(name), "random", False)
+    return f"{name} (RANDOM WEIGHTS, tests only)" if random else name

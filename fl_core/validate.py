@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from fl_core.claims_file import default_claims_path, load_claims
 from fl_core.config import (
     ConfigError,
     DataConfig,
@@ -138,11 +139,20 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return require_mapping(raw, str(path))
 
 
-def load_grid(path: str | Path, overrides: dict[str, Any] | None = None) -> GridConfig:
+def load_grid(
+    path: str | Path, overrides: dict[str, Any] | None = None, claims: str | Path | None = None
+) -> GridConfig:
+    """The grid at ``path``, validated fully (:func:`parse_grid`: schema, registries, the tuned-lr file),
+    and its claims file (``claims``, else :func:`default_claims_path`), so a typo in either fails here,
+    before the sweep, naming the key."""
     raw = read_yaml(path)
     if overrides:
         raw = {**raw, **overrides}
-    return parse_grid(raw, str(path))
+    grid = parse_grid(raw, str(path))
+    claims_path = Path(claims) if claims is not None else default_claims_path(path)
+    if claims_path is not None:
+        load_claims(claims_path)  # raises ConfigError naming the key
+    return grid
 
 
 def load_run(path: str | Path) -> RunConfig:

@@ -45,6 +45,7 @@ LAYERS: list[tuple[str, ...]] = [
         "fl_core.compact",
         "fl_core.catalog",
         "fl_core.config",
+        "fl_core.claims_file",
         "fl_core.params",
         "fl_core.store",
         "fl_core.tracking",
@@ -61,6 +62,7 @@ LAYERS: list[tuple[str, ...]] = [
         "fl_core.model_specs",
         "fl_core.dataset_names",
     ),
+    ("fl_core.registry", "fl_core.strict"),
 ]
 
 # Known arrows up, each with the issue that removes it (none left).

@@ -14,7 +14,7 @@ from pathlib import Path
 import datasets as hfd
 import pandas as pd
 
-from fl_core.dataset_names import is_local_dataset  # noqa: F401  (re-exported)
+from fl_core.dataset_names import DATASETS_FOUND, is_local_dataset
 
 Loader = Callable[[], hfd.Dataset]
 DATASETS: dict[str, Loader] = {}
@@ -83,6 +83,8 @@ def load_source(name: str) -> hfd.Dataset | hfd.DatasetDict:
     """The raw data for ``name``: a registered id, or a local ``save_to_disk`` directory."""
     if name in DATASETS:
         return DATASETS[name]()
+    if (plugin := DATASETS_FOUND.get(name)) is not None:  # a plugin's own loader
+        return plugin.load()
     if is_local_dataset(name):
         return hfd.load_from_disk(name)
     # A hub id for users online; fails fast offline (HF_DATASETS_OFFLINE=1).

@@ -34,7 +34,8 @@ def build_model(name: str, num_labels: int, seed: int = 0, pooling: str | None =
     pooling = pooling or model_pooling(name)
     entry = MODELS.get(name)
     if entry is not None and entry.random:
-        cfg = BertConfig(vocab_size=load_tokenizer(name).vocab_size, num_labels=num_labels, **TINY_BERT)
+        kw = entry.random_config()
+        cfg = BertConfig(vocab_size=load_tokenizer(name).vocab_size, num_labels=num_labels, **kw)
         return BlockModel(BertForSequenceClassification(cfg), name, is_random=True, pooling=pooling)
     path = entry.path() if entry else name
     kwargs = {"num_hidden_layers": entry.num_blocks} if entry and entry.num_blocks else {}

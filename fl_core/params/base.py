@@ -9,13 +9,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel
+
+from fl_core.registry import Registry
+from fl_core.strict import Strict
 
 Check = Callable[[Any, int], None]
 
 
-class NoParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class NoParams(Strict):
+    """A method without params; every method's ``Params`` is a :class:`~fl_core.strict.Strict` model."""
 
 
 def check_k(params: BaseModel, num_blocks: int) -> None:
@@ -27,19 +30,21 @@ def check_k(params: BaseModel, num_blocks: int) -> None:
 
 @dataclass(frozen=True)
 class Declared:
-    """One method's declaration: its params model and ``check(params, num_blocks)`` (raises ValueError)."""
+    """One method's declaration: its params model and ``check(params, num_blocks)`` (raises ValueError).
+    A plugin's (entry point ``layerbench.methods``) also names its method class, ``"module:Class"``:
+    imported only when methods are (:mod:`fl_core.methods`), so validation never loads torch."""
 
-    params: type[BaseModel]
-    check: Check
+    params: type[BaseModel] = NoParams
+    check: Check = check_k
+    method: str = ""
 
 
-DECLARED: dict[str, Declared] = {}
+#: every declared method: the built-ins (:func:`declare`), then the plugins (:mod:`fl_core.params`)
+DECLARED: Registry[Declared] = Registry("method")
 
 
 def declare(name: str, params: type[BaseModel] = NoParams, check: Check = check_k) -> None:
-    if name in DECLARED:
-        raise ValueError(f"method {name!r} declared twice")
-    DECLARED[name] = Declared(params, check)
+    DECLARED.add(name, Declared(params, check))
 
 
 def check_params(name: str, raw: dict[str, Any], num_blocks: int) -> BaseModel:

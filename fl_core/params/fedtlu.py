@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from fl_core.params.base import declare
+from fl_core.strict import Strict
 
 ScoreMode = Literal["block", "tensor_sum"]
 
 
-class FedTLUParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class FedTLUParams(Strict):
     k: int | None = Field(None, ge=0, description="blocks updated per round; None: L // 2")
     warmup_rounds: int = Field(0, ge=0, description="full FedAvg rounds before targeting starts")
     client_training: Literal["all", "selected"] = "all"

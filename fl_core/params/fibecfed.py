@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from fl_core.params.base import declare
 from fl_core.params.lora import LORA_DROPOUT
+from fl_core.strict import Strict
 
 
-class FibecFedParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class FibecFedParams(Strict):
     lora_r: int = Field(8, ge=1)
     lora_alpha: float = Field(16, gt=0)
     lora_dropout: float = Field(LORA_DROPOUT, ge=0, lt=1, description="shared with lora, lora_budget")

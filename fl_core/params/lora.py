@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from fl_core.params.base import declare
+from fl_core.strict import Strict
 
 LORA_DROPOUT = 0.05  # shared default of lora / lora_budget / fibecfed (issue 12)
 
 
-class LoraParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class LoraParams(Strict):
     lora_r: int = Field(8, ge=1, description="adapter rank")
     lora_alpha: float = Field(16, gt=0, description="LoRA alpha (scaling = alpha / r)")
     lora_dropout: float = Field(LORA_DROPOUT, ge=0, lt=1, description="shared with fibecfed, lora_budget")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from fl_core.params.base import declare
+from fl_core.strict import Strict
 
 
-class RandomParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class RandomParams(Strict):
     k: int = Field(2, ge=0)
     mode: Literal["client", "server"] = "client"
     client_training: Literal["all", "selected"] = "all"

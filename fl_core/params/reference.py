@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from fl_core.params.base import declare
+from fl_core.strict import Strict
 
 
-class KParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class KParams(Strict):
     k: int = Field(2, ge=0, description="number of blocks trained (+ head)")
 
 

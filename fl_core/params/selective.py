@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from fl_core.params.base import check_k, declare
+from fl_core.strict import Strict
 
 
-class _BudgetParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class _BudgetParams(Strict):
     b: int = Field(2, ge=0, description="blocks per client (homogeneous budget)")
     budget: Literal["homo", "hetero"] = "homo"
     b_min: int = Field(1, ge=0, description="hetero: smallest budget")

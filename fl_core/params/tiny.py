@@ -6,11 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
 from fl_core.model_specs import MODELS
 from fl_core.params.base import declare
 from fl_core.params.lora import LORA_DROPOUT
+from fl_core.strict import Strict
 
 Backend = Literal["cpu", "cuda"]
 Resource = Literal["memory", "flops", "upload"]
@@ -20,8 +21,7 @@ LEVELS = (0.125, 0.25, 0.5)
 CANDIDATES = ("minilm-l2", "minilm-l4", "minilm-l6")
 
 
-class BudgetParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class BudgetParams(Strict):
     budget: float | Literal["hetero"] = Field(
         0.25, description="device budget as a fraction of the reference's full fine-tuning cost, or 'hetero'"
     )

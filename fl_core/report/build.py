@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from fl_core.claims_file import DEFAULT_CLAIMS, default_claims_path  # noqa: F401  (re-exported)
 from fl_core.compact import COMPACT, write_compact
 from fl_core.config import ConfigError, GridConfig
 from fl_core.provenance import code_revision, git_ignored
@@ -28,7 +29,6 @@ from fl_core.report.tuning import tuning_section
 
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[2]
-DEFAULT_CLAIMS = REPO / "configs" / "claims.yaml"
 
 PANEL_TITLES = {
     "acc_vs_round": "Accuracy vs round (mean ± std band over seeds)",
@@ -39,14 +39,6 @@ PANEL_TITLES = {
     "partition": "The data partition: client × label counts",
     "budget": "Budget-aware scheme: suffix training vs LoRA",
 }
-
-
-def default_claims_path(config_path: str | Path | None) -> Path | None:
-    if config_path is not None:
-        for p in (Path(config_path).with_suffix(".claims.yaml"), Path(config_path).parent / "claims.yaml"):
-            if p.is_file():  # the grid's own claims file, else the one next to it
-                return p
-    return DEFAULT_CLAIMS if DEFAULT_CLAIMS.is_file() else None
 
 
 def _rel(p: Path, base: Path) -> str:

@@ -22,13 +22,18 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, Literal
 
 import pandas as pd
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from fl_core.config import ConfigError
+from fl_core.claims_file import (  # noqa: F401  (re-exported)
+    MIN_SEEDS,
+    CellSpec,
+    Claim,
+    ClaimsFile,
+    ClaimTest,
+    MethodRef,
+    load_claims,
+)
 from fl_core.metrics import CLAIMABLE
 from fl_core.report.claim_verdicts import apply_holm, kind, tally, tally_text
 from fl_core.report.load import Results, alpha_str
@@ -38,84 +43,6 @@ from fl_core.report.tables import FLOAT_FORMAT, val_selected_accuracy
 
 #: metric → higher is better? (cells columns; ``acc_at_val_round`` is computed from rounds.csv)
 METRICS = CLAIMABLE
-MIN_SEEDS = 3
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class MethodRef(_Strict):
-    """A method of the grid: by ``label``, or by registered ``name`` plus a subset of its ``params``."""
-
-    label: str | None = None
-    name: str | None = None
-    params: dict[str, Any] = Field(default_factory=dict)
-
-    def text(self) -> str:
-        if self.label:
-            return self.label
-        return self.name + (
-            f" ({', '.join(f'{k}={v}' for k, v in sorted(self.params.items()))})" if self.params else ""
-        )
-
-
-class ClaimTest(_Strict):
-    metric: str
-    direction: Literal["greater", "less", "noninferior"] = "greater"
-    margin: float = Field(
-        0.0, ge=0, description="non-inferiority margin, in the metric's units (accuracy: 0..1)"
-    )
-    relative: bool = Field(False, description="margin is a fraction of b's mean")
-
-
-class CellSpec(_Strict):
-    datasets: list[str] | None = None  # None: every dataset of the grid
-    alphas: list[float | str] | None = None  # None: every alpha of the grid
-
-
-def _ref(v: Any) -> Any:
-    return {"label": v} if isinstance(v, str) else v
-
-
-class Claim(_Strict):
-    id: str
-    paper: str
-    claim: str  # the paper's claim, in words
-    statement: str = ""  # how we test it on our grid, in words
-    a: MethodRef
-    b: list[MethodRef]
-    tests: list[ClaimTest] = Field(min_length=1)
-    cells: CellSpec = CellSpec()
-
-    @field_validator("a", mode="before")
-    @classmethod
-    def _a(cls, v):
-        return _ref(v)
-
-    @field_validator("b", mode="before")
-    @classmethod
-    def _b(cls, v):
-        return [_ref(x) for x in (v if isinstance(v, list) else [v])]
-
-
-class ClaimsFile(_Strict):
-    alpha: float = Field(
-        0.05, gt=0, lt=1, description="significance level of the one-sided tests (Holm within a claim)"
-    )
-    min_seeds: int = Field(MIN_SEEDS, ge=2)
-    claims: list[Claim]
-
-
-def load_claims(path: str | Path) -> ClaimsFile:
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-        return ClaimsFile.model_validate(raw)
-    except FileNotFoundError:
-        raise ConfigError(f"claims file not found: {path}") from None
-    except (yaml.YAMLError, ValidationError) as err:
-        raise ConfigError(f"invalid claims file {path}: {err}") from None
 
 
 def resolve(res: Results, ref: MethodRef) -> tuple[str | None, str]:
