@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 #: registry names whose weights are random (tests only); labelled as such everywhere
-RANDOM_MODELS = frozenset({"tiny-bert"})
+RANDOM_MODELS = frozenset({"tiny-bert", "tiny-llama"})
 
 
 def model_label(name: str) -> str:
