@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-DATASET_NAMES = frozenset({"bbc_news", "rotten_tomatoes"})
+DATASET_NAMES = frozenset({"bbc_news", "rotten_tomatoes", "bbc_news_lm"})
+
+#: datasets whose task is next-token language modeling (their labels only steer the partition)
+LM_DATASETS = frozenset({"bbc_news_lm"})
+
+
+def dataset_task(name: str) -> str:
+    """``"lm"`` (federated next-token fine-tuning; a decoder's LM head) or ``"classify"``."""
+    return "lm" if name in LM_DATASETS else "classify"
 
 
 def is_local_dataset(name: str) -> bool:
