@@ -18,7 +18,11 @@ from tests.conftest import TINY_FL, tiny_cell
 
 def _lm_cell(method: str = "full", **params):
     return tiny_cell(method, **params).model_copy(
-        update={"model": "tiny-llama", "dataset": "bbc_news_lm", "fl": TINY_FL.model_copy(update={"rounds": 1})}
+        update={
+            "model": "tiny-llama",
+            "dataset": "bbc_news_lm",
+            "fl": TINY_FL.model_copy(update={"rounds": 1}),
+        }
     )
 
 
