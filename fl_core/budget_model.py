@@ -75,6 +75,7 @@ above (kept as the cross-check column); ``memory_source`` says which one a fit u
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Callable, Iterable
@@ -548,6 +549,7 @@ def arch_of(name: str, num_labels: int) -> ArchInfo:
     )
 
 
+@functools.lru_cache(maxsize=32)  # a GGUF header takes seconds to read
 def _decoder_arch(name: str, num_labels: int, task: str = "classify") -> ArchInfo:
     """A decoder's ArchInfo from its config (built in code, read from the GGUF header or config.json)."""
     from transformers import AutoConfig, LlamaConfig

@@ -4,10 +4,13 @@ test models (``tiny-bert``, ``tiny-llama``), and any local BERT- or Llama-family
 from __future__ import annotations
 
 import functools
+import os
+import shutil
+from pathlib import Path
 
 import torch
+from safetensors.torch import save_file
 from transformers import (
-    AutoConfig,
     AutoModel,
     AutoModelForCausalLM,
     AutoModelForSequenceClassification,
@@ -19,6 +22,7 @@ from transformers import (
     LlamaModel,
 )
 
+from fl_core.data.splits import cache_dir
 from fl_core.model_names import model_label  # noqa: F401  (re-exported)
 from fl_core.model_specs import (  # noqa: F401  (re-exported)
     MODELS,
@@ -60,6 +64,34 @@ def _quiet(fn, *args, **kwargs):
         hf_logging.set_verbosity(verbosity)
 
 
+def _dequantized_dir(name: str, entry: ModelEntry) -> str:
+    """A GGUF model dequantized once to fp32 safetensors under the cache (``LAYERBENCH_CACHE``), keyed
+    by the file's size and mtime: later cells load it in about a second instead of ~24 s."""
+    gguf = Path(entry.path()) / entry.gguf
+    st = gguf.stat()
+    out = cache_dir() / "models" / f"{name}-{st.st_size}-{int(st.st_mtime)}"
+    if not (out / "model.safetensors").is_file():
+        hf = _quiet(
+            AutoModelForCausalLM.from_pretrained, str(gguf.parent), gguf_file=entry.gguf, dtype=torch.float32
+        )
+        tmp = out.with_name(f"{out.name}.tmp{os.getpid()}")
+        # save_pretrained refuses a GGUF-loaded model: the config without its quantization note, and
+        # the fp32 tensors (the tied LM head is the embedding, stored once)
+        cfg = {k: v for k, v in hf.config.to_dict().items() if k != "quantization_config"}
+        type(hf.config).from_dict(cfg).save_pretrained(tmp)
+        tied = hf.lm_head.weight is hf.model.embed_tokens.weight
+        state = {
+            k: v.contiguous() for k, v in hf.state_dict().items() if not (tied and k == "lm_head.weight")
+        }
+        save_file(state, tmp / "model.safetensors", metadata={"format": "pt"})
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if not out.exists():
+            os.replace(tmp, out)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return str(out)
+
+
 def _decoder(name: str, num_labels: int, task: str) -> BlockModel:
     """A Llama-family decoder: random (``tiny-llama``), packaged GGUF (SmolLM2) or a local dir."""
     entry = MODELS.get(name)
@@ -68,10 +100,9 @@ def _decoder(name: str, num_labels: int, task: str) -> BlockModel:
         cfg.pad_token_id = load_tokenizer(name).pad_token_id
         hf = LlamaForCausalLM(cfg) if task == "lm" else DecoderClassifier(LlamaModel(cfg), num_labels)
         return DecoderBlockModel(hf, name, is_random=True, task=task)
-    path = entry.path() if entry else name
-    # GGUF: dequantized to fp32; a local dir: safetensors only (no pickled .bin), no remote code
-    kwargs = {"gguf_file": entry.gguf} if entry and entry.gguf else {"use_safetensors": True}
-    kwargs |= {"trust_remote_code": False, "dtype": torch.float32}
+    # GGUF: dequantized to fp32 once; a local dir: safetensors only (no pickled .bin), no remote code
+    path = _dequantized_dir(name, entry) if entry and entry.gguf else entry.path() if entry else name
+    kwargs = {"use_safetensors": True, "trust_remote_code": False, "dtype": torch.float32}
     if entry and entry.num_blocks:
         kwargs["num_hidden_layers"] = entry.num_blocks
     if task == "lm":
@@ -114,6 +145,3 @@ def build_model(
             "Llama-family decoders have a block view"
         )
     return BlockModel(hf, name, pooling=pooling)
-
-
-__all__ = ["AutoConfig", "build_model", "load_tokenizer"]
