@@ -96,6 +96,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if getattr(args, "dry_run", False):  # the size of the grid, nothing run
+        from fl_core.estimate import estimate
+
+        print("\n".join(estimate(grid)))
+        return 0
     from fl_core.sweep import run_sweep
 
     filtered = any(v is not None for v in (args.dataset, args.alpha, args.method, args.seed))
@@ -201,6 +206,7 @@ def _add_sweep_parsers(sub) -> None:
         )
         s.add_argument("--output-dir")
         s.add_argument("--no-progress", action="store_true")
+        s.add_argument("--dry-run", action="store_true", help="print the grid's estimated cost and exit")
         s.add_argument("--dataset")
         s.add_argument("--alpha")
         s.add_argument("--method", help="a method label or name")

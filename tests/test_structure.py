@@ -24,9 +24,9 @@ LAYERS: list[tuple[str, ...]] = [
         "fl_core.tune_cli",
     ),
     ("fl_core.cell",),
-    ("fl_core.simulator", "fl_core.client", "fl_core.validate"),
+    ("fl_core.simulator", "fl_core.client", "fl_core.validate", "fl_core.estimate"),
     ("fl_core.methods",),
-    ("fl_core.trainer", "fl_core.evaluate", "fl_core.aggregate"),
+    ("fl_core.trainer", "fl_core.evaluate", "fl_core.evaluate_lm", "fl_core.aggregate"),
     ("fl_core.context", "fl_core.visits"),
     (
         "fl_core.models",
@@ -55,6 +55,7 @@ LAYERS: list[tuple[str, ...]] = [
         "fl_core.optim",
         "fl_core.model_specs",
         "fl_core.dataset_names",
+        "fl_core.llama_costs",
     ),
 ]
 
