@@ -119,7 +119,9 @@ def per_sample_fisher_trace(
     params = {f"hf.{n}": model.params[n].detach() for n in names}
 
     def loss_one(p, h, m, t, i, y):
-        logits = functional_call(tail, p, (h[None], tree_map(lambda x: x[None], m), t[None]))
+        logits = functional_call(
+            tail, p, (h[None], None if m is None else tree_map(lambda x: x[None], m), t[None])
+        )
         logits, target = model.loss_view(logits, i[None], t[None], y[None])  # an LM: next tokens
         return F.cross_entropy(logits.float(), target)
 
