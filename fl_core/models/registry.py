@@ -43,8 +43,15 @@ def load_tokenizer(name: str):
     """The model's tokenizer (cached per process: a GGUF one takes seconds); a decoder pads with its
     end-of-sequence token, on the right (the token cache's layout)."""
     entry = MODELS.get(name)
-    kwargs = {"gguf_file": entry.gguf} if entry and entry.gguf else {}
-    tok = AutoTokenizer.from_pretrained(entry.path() if entry else name, trust_remote_code=False, **kwargs)
+    if entry and entry.gguf:  # read from the GGUF once (it dequantizes every tensor), then from the cache
+        out = _gguf_cache(entry, "tokenizer")
+        if not (out / "tokenizer_config.json").is_file():
+            tok = AutoTokenizer.from_pretrained(entry.path(), gguf_file=entry.gguf, trust_remote_code=False)
+            _publish(out, tok.save_pretrained)
+        path = str(out)
+    else:
+        path = entry.path() if entry else name
+    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=False)
     if model_family(name) == "decoder":
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token
@@ -64,31 +71,45 @@ def _quiet(fn, *args, **kwargs):
         hf_logging.set_verbosity(verbosity)
 
 
-def _dequantized_dir(name: str, entry: ModelEntry) -> str:
-    """A GGUF model dequantized once to fp32 safetensors under the cache (``LAYERBENCH_CACHE``), keyed
-    by the file's size and mtime: later cells load it in about a second instead of ~24 s."""
-    gguf = Path(entry.path()) / entry.gguf
-    st = gguf.stat()
-    out = cache_dir() / "models" / f"{name}-{st.st_size}-{int(st.st_mtime)}"
+def _gguf_cache(entry: ModelEntry, what: str) -> Path:
+    """Where a GGUF entry's converted ``what`` lives under the cache (``LAYERBENCH_CACHE``), keyed by
+    the file's name, size and mtime."""
+    st = (Path(entry.path()) / entry.gguf).stat()
+    return cache_dir() / "models" / f"{Path(entry.gguf).stem}-{st.st_size}-{int(st.st_mtime)}-{what}"
+
+
+def _publish(out: Path, write) -> None:
+    """``write(dir)`` into a temporary dir, then move it to ``out`` (atomic; a concurrent writer wins)."""
+    tmp = out.with_name(f"{out.name}.tmp{os.getpid()}")
+    write(tmp)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not out.exists():
+        os.replace(tmp, out)
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _dequantized_dir(entry: ModelEntry) -> str:
+    """A GGUF model dequantized once to fp32 safetensors under the cache: later cells load it in about
+    a second instead of ~24 s."""
+    out = _gguf_cache(entry, "fp32")
     if not (out / "model.safetensors").is_file():
         hf = _quiet(
-            AutoModelForCausalLM.from_pretrained, str(gguf.parent), gguf_file=entry.gguf, dtype=torch.float32
+            AutoModelForCausalLM.from_pretrained, entry.path(), gguf_file=entry.gguf, dtype=torch.float32
         )
-        tmp = out.with_name(f"{out.name}.tmp{os.getpid()}")
-        # save_pretrained refuses a GGUF-loaded model: the config without its quantization note, and
-        # the fp32 tensors (the tied LM head is the embedding, stored once)
-        cfg = {k: v for k, v in hf.config.to_dict().items() if k != "quantization_config"}
-        type(hf.config).from_dict(cfg).save_pretrained(tmp)
-        tied = hf.lm_head.weight is hf.model.embed_tokens.weight
-        state = {
-            k: v.contiguous() for k, v in hf.state_dict().items() if not (tied and k == "lm_head.weight")
-        }
-        save_file(state, tmp / "model.safetensors", metadata={"format": "pt"})
-        out.parent.mkdir(parents=True, exist_ok=True)
-        if not out.exists():
-            os.replace(tmp, out)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+
+        def write(tmp: Path) -> None:
+            # save_pretrained refuses a GGUF-loaded model: the config without its quantization note,
+            # and the fp32 tensors (the tied LM head is the embedding, stored once)
+            cfg = {k: v for k, v in hf.config.to_dict().items() if k != "quantization_config"}
+            type(hf.config).from_dict(cfg).save_pretrained(tmp)
+            tied = hf.lm_head.weight is hf.model.embed_tokens.weight
+            state = {
+                k: v.contiguous() for k, v in hf.state_dict().items() if not (tied and k == "lm_head.weight")
+            }
+            save_file(state, tmp / "model.safetensors", metadata={"format": "pt"})
+
+        _publish(out, write)
     return str(out)
 
 
@@ -101,7 +122,7 @@ def _decoder(name: str, num_labels: int, task: str) -> BlockModel:
         hf = LlamaForCausalLM(cfg) if task == "lm" else DecoderClassifier(LlamaModel(cfg), num_labels)
         return DecoderBlockModel(hf, name, is_random=True, task=task)
     # GGUF: dequantized to fp32 once; a local dir: safetensors only (no pickled .bin), no remote code
-    path = _dequantized_dir(name, entry) if entry and entry.gguf else entry.path() if entry else name
+    path = _dequantized_dir(entry) if entry and entry.gguf else entry.path() if entry else name
     kwargs = {"use_safetensors": True, "trust_remote_code": False, "dtype": torch.float32}
     if entry and entry.num_blocks:
         kwargs["num_hidden_layers"] = entry.num_blocks
