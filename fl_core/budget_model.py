@@ -75,6 +75,7 @@ above (kept as the cross-check column); ``memory_source`` says which one a fit u
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Callable, Iterable
@@ -84,9 +85,10 @@ from typing import Any, Literal
 
 import torch
 
+from fl_core import llama_costs
 from fl_core.errors import CellNotRunnable
 from fl_core.flops import BYTES_PER_PARAM, step_flops
-from fl_core.model_specs import MODELS, model_pooling
+from fl_core.model_specs import MODELS, model_family, model_pooling
 from fl_core.models.blocks import ArchInfo
 from fl_core.params.tiny import LORA_COST_TARGETS, RESOURCES, Backend, Resource  # noqa: F401 (re-exported)
 from fl_core.profiling import Measurement, inject_lora, measure_step, measured_peak  # noqa: F401 (re-exported)
@@ -113,7 +115,12 @@ class ParamCounts:
 
 
 def param_counts(arch: ArchInfo, max_positions: int = 512, type_vocab: int = 2) -> ParamCounts:
-    """Parameters of a BERT encoder classifier (the defaults are those of MiniLM and tiny-bert)."""
+    """Parameters of a BERT encoder classifier (the defaults are those of MiniLM and tiny-bert) or a
+    Llama decoder (:mod:`fl_core.llama_costs`)."""
+    if arch.family == "llama":
+        return ParamCounts(
+            llama_costs.embedding_params(arch), llama_costs.block_params(arch), llama_costs.head_params(arch)
+        )
     d, f = arch.hidden, arch.intermediate
     emb = (arch.vocab + max_positions + type_vocab) * d + 2 * d
     block = 4 * (d * d + d) + 2 * d + (d * f + f) + (f * d + d) + 2 * d  # attn, LN, MLP, LN
@@ -128,6 +135,9 @@ def lora_params_per_block(arch: ArchInfo, r: int, targets: Iterable[str] = LORA_
     unknown = set(targets) - LORA_COST_TARGETS
     if unknown:
         raise ValueError(f"cost model knows LoRA targets {sorted(LORA_COST_TARGETS)}, got {sorted(unknown)}")
+    if arch.family == "llama":  # A: r×d; B: (output width)×r, the KV width for key/value (GQA)
+        _, _, q, k = llama_costs.widths(arch)
+        return sum(r * (arch.hidden + (q if t == "query" else k)) for t in targets)
     return len(targets) * r * 2 * arch.hidden
 
 
@@ -144,6 +154,8 @@ def _attention_core(arch: ArchInfo, batch: int, seq: int, backend: Backend) -> i
 
 def trained_block_activation_bytes(arch: ArchInfo, batch: int, seq: int, backend: Backend = "cpu") -> int:
     """Bytes autograd stores for one block whose weights are trained (module docstring)."""
+    if arch.family == "llama":
+        return llama_costs.trained_block_bytes(arch, batch, seq)
     n, d, f = batch * seq, arch.hidden, arch.intermediate
     return (
         FP32 * n * (2 * f + 8 * d + 4)
@@ -154,6 +166,8 @@ def trained_block_activation_bytes(arch: ArchInfo, batch: int, seq: int, backend
 
 def passthrough_block_activation_bytes(arch: ArchInfo, batch: int, seq: int, backend: Backend = "cpu") -> int:
     """Bytes stored for a frozen block that backward passes through (only input gradients)."""
+    if arch.family == "llama":
+        return llama_costs.passthrough_block_bytes(arch, batch, seq)
     n, d, f = batch * seq, arch.hidden, arch.intermediate
     return (
         FP32 * n * (f + 5 * d + 4)
@@ -190,7 +204,11 @@ def head_activation_bytes(
     arch: ArchInfo, batch: int, seq: int, backend: Backend = "cpu", body_grad: bool = True
 ) -> int:
     """Bytes stored for the head (pooling + classifier + loss). ``body_grad``: backward continues
-    into the blocks (else the mean pooling and its dropout run outside autograd)."""
+    into the blocks (else the mean pooling and its dropout run outside autograd). A decoder: its head,
+    plus the attention mask and rotary tables every block shares (:mod:`fl_core.llama_costs`)."""
+    if arch.family == "llama":
+        shared = llama_costs.shared_bytes(arch, batch, seq) if body_grad else 0
+        return llama_costs.head_bytes(arch, batch, seq, body_grad) + shared
     d, loss = arch.hidden, FP32 * batch * arch.num_labels + 8 * batch + FP32
     if arch.pooling == "cls":
         return FP32 * batch * seq * d + (8 + _mask_bytes(backend)) * batch * d + loss
@@ -505,6 +523,8 @@ def pass_memory(
 def arch_of(name: str, num_labels: int) -> ArchInfo:
     """ArchInfo of a registered model (or a local HF dir) from its config, without loading weights."""
     entry = MODELS.get(name)
+    if model_family(name) == "decoder":
+        return _decoder_arch(name, num_labels)
     path = Path(entry.path() if entry else name)
     cfg = json.loads((path / "config.json").read_text())
     if entry is not None and entry.random:
@@ -527,4 +547,35 @@ def arch_of(name: str, num_labels: int) -> ArchInfo:
         int(cfg["vocab_size"]),
         num_labels,
         model_pooling(name),
+    )
+
+
+@functools.lru_cache(maxsize=32)  # a GGUF header takes seconds to read
+def _decoder_arch(name: str, num_labels: int, task: str = "classify") -> ArchInfo:
+    """A decoder's ArchInfo from its config (built in code, read from the GGUF header or config.json)."""
+    from transformers import AutoConfig, LlamaConfig
+
+    from fl_core.models.registry import load_tokenizer
+
+    entry = MODELS.get(name)
+    if entry is not None and entry.random:
+        cfg = LlamaConfig(vocab_size=len(load_tokenizer(name)), **entry.config)
+    elif entry is not None and entry.gguf:
+        cfg = AutoConfig.from_pretrained(entry.path(), gguf_file=entry.gguf)
+    else:
+        cfg = AutoConfig.from_pretrained(name, trust_remote_code=False)
+    heads = cfg.num_attention_heads
+    return ArchInfo(
+        entry.num_blocks if entry is not None and entry.num_blocks else cfg.num_hidden_layers,
+        cfg.hidden_size,
+        cfg.intermediate_size,
+        heads,
+        cfg.vocab_size,
+        cfg.vocab_size if task == "lm" else num_labels,
+        "last",
+        family="llama",
+        kv_heads=cfg.num_key_value_heads or heads,
+        head_dim=getattr(cfg, "head_dim", None) or cfg.hidden_size // heads,
+        task=task,
+        tied=bool(cfg.tie_word_embeddings),
     )

@@ -15,7 +15,7 @@ from fl_core.checkpoint import Checkpoint
 from fl_core.config import GridConfig, RunConfig, cell_name
 from fl_core.errors import CellNotRunnable
 from fl_core.faults import is_storage_error
-from fl_core.metrics import ACCURACY, LOSS, MACRO_F1, final, personal
+from fl_core.metrics import ACCURACY, LOSS, MACRO_F1, PERPLEXITY, TOKEN_ACCURACY, final, personal
 from fl_core.provenance import git_revision, versions
 from fl_core.tracking import Tracker
 
@@ -25,10 +25,15 @@ def headline(rounds: list[dict[str, Any]], costs: list[dict[str, Any]]) -> dict[
     :mod:`fl_core.metrics`). The evaluation before round 0 (``round = -1``) starts the curves and is
     no result: it counts neither as a round run nor for the best accuracy."""
     trained = [r for r in rounds if r["round"] >= 0]
-    evals = [r for r in trained if ACCURACY in r]
+    evals = [r for r in trained if LOSS in r]
     c = pd.DataFrame(costs)
     out: dict[str, Any] = {"rounds_run": len(trained)}
-    if evals:
+    if evals and PERPLEXITY in evals[-1]:  # a language model
+        last = evals[-1]
+        out.update({final(m): last[m] for m in (PERPLEXITY, TOKEN_ACCURACY, LOSS)})
+        out["best_" + PERPLEXITY] = min(r[PERPLEXITY] for r in evals)
+        out.update({final(k): last[k] for k in (personal(PERPLEXITY), personal(TOKEN_ACCURACY)) if k in last})
+    elif evals:
         last = evals[-1]
         out.update({final(m): last[m] for m in (ACCURACY, MACRO_F1, LOSS)})
         out["best_" + ACCURACY] = max(r[ACCURACY] for r in evals)

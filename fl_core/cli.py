@@ -105,6 +105,9 @@ def _dry_run(grid, cells, backend: str) -> int:
     from fl_core.estimate import describe  # torch: only when there is something to time
 
     print(describe(grid, plan.todo, backend))
+    from fl_core.flop_estimate import estimate  # analytic FLOPs per device (a GPU's time before one is lent)
+
+    print("\n".join(estimate(grid)))
     for c in plan.todo:
         print(f"  would run {c.hash()}  {c.dataset} alpha={c.alpha} {c.method.display} seed={c.seed}")
     return 0
@@ -217,7 +220,9 @@ def _add_sweep_parsers(sub) -> None:
             help="no progress bars (also off when stderr is no terminal)",
         )
         s.add_argument("--dataset", help="only this dataset of the grid")
-        s.add_argument("--alpha", help="only this alpha of the grid (a number or 'iid')")
+        s.add_argument(
+            "--alpha", help="only this partition of the grid (a number, 'iid' or 'natural:<column>')"
+        )
         s.add_argument("--method", help="only this method of the grid: a label or name")
         s.add_argument("--seed", type=int, help="only this seed of the grid")
         s.add_argument(

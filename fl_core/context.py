@@ -120,15 +120,16 @@ class RunContext:
         return ids.to(self.device), mask.to(self.device), y.to(self.device)
 
     def logits(self, idx: np.ndarray, split: str, first_grad: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(logits, labels) for rows ``idx``; starts from the prefix cache when it covers ``first_grad``."""
+        """(logits, targets) for rows ``idx`` (:meth:`BlockModel.loss_view`); starts from the prefix cache
+        when it covers ``first_grad``."""
         ids, mask, y = self.tensors(idx, split)
         cache = self.prefix_cache
         if cache is not None and first_grad >= cache.start and cache.worth(split):
             h = cache.hidden(split, idx, ids.shape[1]).to(self.device)
-            return self.model.forward_from(
-                h, self.model.block_mask(mask, h), cache.start, first_grad, mask
-            ), y
-        return self.model.forward(ids, mask, first_grad), y
+            out = self.model.forward_from(h, self.model.block_mask(mask, h), cache.start, first_grad, mask)
+        else:
+            out = self.model.forward(ids, mask, first_grad)
+        return self.model.loss_view(out, ids, mask, y)  # an LM: next-token logits and targets
 
     def enable_prefix_cache(self, start: int) -> None:
         """Blocks ``< start`` are never trained by anyone in this run: compute their output once."""

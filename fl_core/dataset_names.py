@@ -11,14 +11,15 @@ from typing import Any
 
 from fl_core.registry import Registry
 
-BUILT_IN_DATASETS = frozenset({"bbc_news", "rotten_tomatoes"})
+BUILT_IN_DATASETS = frozenset({"bbc_news", "rotten_tomatoes", "bbc_news_lm"})
 # columns of a registered dataset that can define natural clients (``natural:<column>``)
 SOURCE_COLUMNS: dict[str, frozenset[str]] = {
     "bbc_news": frozenset(),
     "rotten_tomatoes": frozenset({"movie_name"}),
+    "bbc_news_lm": frozenset(),
 }
 #: rows of each registered dataset before the train/test split (a sweep's time estimate reads them)
-DATASET_ROWS = {"bbc_news": 2225, "rotten_tomatoes": 12808}
+DATASET_ROWS = {"bbc_news": 2225, "rotten_tomatoes": 12808, "bbc_news_lm": 2225}
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,14 @@ DATASETS_FOUND: Registry[DatasetPlugin | None] = Registry(
 DATASETS_FOUND.load_plugins("layerbench.datasets", DatasetPlugin)
 #: the registered dataset names (a live view: plugins included)
 DATASET_NAMES = DATASETS_FOUND.keys()
+
+#: datasets whose task is next-token language modeling (their labels only steer the partition)
+LM_DATASETS = frozenset({"bbc_news_lm"})
+
+
+def dataset_task(name: str) -> str:
+    """``"lm"`` (federated next-token fine-tuning; a decoder's LM head) or ``"classify"``."""
+    return "lm" if name in LM_DATASETS else "classify"
 
 
 def is_local_dataset(name: str) -> bool:

@@ -51,8 +51,13 @@ def metrics(labels: np.ndarray, preds: np.ndarray, loss_sum: float) -> dict[str,
 def evaluate_global(ctx: RunContext) -> tuple[dict[str, float], dict[str, float] | None]:
     """The global model on the global test set, and on the clients' own test splits pooled.
 
-    The client splits are rows of the test set, so one pass over the test set serves both.
+    The client splits are rows of the test set, so one pass over the test set serves both. A language
+    model reports perplexity and next-token accuracy instead (:mod:`fl_core.evaluate_lm`).
     """
+    if ctx.model.task == "lm":
+        from fl_core.evaluate_lm import evaluate_lm
+
+        return evaluate_lm(ctx)
     labels = ctx.splits.test.labels
     preds, losses = predict_rows(ctx, "test")
     overall = metrics(labels, preds, float(losses.sum()))

@@ -28,6 +28,7 @@ class Metric:
 
 
 ACCURACY, MACRO_F1, LOSS = "accuracy", "macro_f1", "loss"
+PERPLEXITY, TOKEN_ACCURACY = "perplexity", "token_accuracy"  # language modeling
 PERSONAL = "personal_"
 
 #: one evaluation (global test split; ``personal_`` + name on the clients' own test splits)
@@ -37,6 +38,8 @@ EVAL: dict[str, Metric] = {
         Metric(ACCURACY, True, "accuracy (%)", 100.0),
         Metric(MACRO_F1, True, "macro-F1 (%)", 100.0),
         Metric(LOSS, False, "loss"),
+        Metric(PERPLEXITY, False, "perplexity"),
+        Metric(TOKEN_ACCURACY, True, "next-token accuracy (%)", 100.0),
     )
 }
 
@@ -50,6 +53,11 @@ SUMMARY: dict[str, Metric] = {
         Metric("final_loss", False, "final loss", claimable=False),
         Metric("final_personal_accuracy", True, "final personalized accuracy (%)", 100.0),
         Metric("final_personal_macro_f1", True, "final personalized macro-F1 (%)", 100.0),
+        Metric("final_perplexity", False, "final perplexity"),
+        Metric("final_token_accuracy", True, "final next-token accuracy (%)", 100.0),
+        Metric("best_perplexity", False, "best perplexity", claimable=False),
+        Metric("final_personal_perplexity", False, "final personalized perplexity"),
+        Metric("final_personal_token_accuracy", True, "final personalized next-token accuracy (%)", 100.0),
         Metric("client_flops", False, "client FLOPs"),
         Metric("bytes_up", False, "bytes uploaded (client → server)"),
         Metric("bytes_down", False, "bytes downloaded (server → client)"),
@@ -86,3 +94,7 @@ CLAIMABLE: dict[str, bool] = {k: m.higher for k, m in {**SUMMARY, **DERIVED}.ite
 def higher_is_better(name: str) -> bool:
     """Direction of a summary or derived metric; ``KeyError`` for an unknown name."""
     return {**SUMMARY, **DERIVED}[name].higher
+
+
+#: the headline metric of a task: what tables and the headline rank methods by
+PRIMARY: dict[str, str] = {"classify": final(ACCURACY), "lm": final(PERPLEXITY)}

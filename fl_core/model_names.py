@@ -8,7 +8,7 @@ from __future__ import annotations
 from fl_core.model_specs import MODELS
 
 #: registry names whose weights are random (tests only; plugins' too); labelled as such everywhere
-RANDOM_MODELS = frozenset({"tiny-bert"}) | frozenset(n for n, e in MODELS.plugins() if e.random)
+RANDOM_MODELS = frozenset({"tiny-bert", "tiny-llama"}) | frozenset(n for n, e in MODELS.plugins() if e.random)
 
 
 def model_label(name: str) -> str:

@@ -23,6 +23,7 @@ from fl_core.config import RunConfig, cell_name, natural_key
 from fl_core.context import RunContext
 from fl_core.data import client_test_split, label_counts, load_splits, natural_client_test, partition
 from fl_core.data.val import carve_val
+from fl_core.dataset_names import dataset_task
 from fl_core.evaluate import evaluate_global
 from fl_core.methods import METHODS, Method, make_method, validate_params
 from fl_core.models import HEAD, build_model, load_tokenizer, model_label, num_blocks
@@ -94,7 +95,8 @@ def build_context(cfg: RunConfig, params: BaseModel | None = None) -> RunContext
     chosen = METHODS[cfg.method.name].select_model(params, cfg, splits.num_labels)
     if chosen != cfg.model:  # the method picked the architecture (e.g. budget-aware schedules)
         cfg = cfg.model_copy(update={"model": chosen})
-    model = build_model(cfg.model, splits.num_labels, seed=cfg.seed).to(device)
+    task = dataset_task(cfg.dataset)  # "lm": next-token fine-tuning, the labels steer the partition
+    model = build_model(cfg.model, splits.num_labels, seed=cfg.seed, task=task).to(device)
     ctx = RunContext(cfg=cfg, model=model, splits=splits, clients=clients, device=device)
     ctx.precision, ctx.precision_reason = resolve_precision(cfg.fl.precision, device)
     ctx.touched.update(model.names_in(HEAD))  # the new head must reach every client once

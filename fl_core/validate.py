@@ -26,8 +26,8 @@ from fl_core.config import (
     per_partition,
     read_tuned,
 )
-from fl_core.dataset_names import DATASET_NAMES, SOURCE_COLUMNS, is_local_dataset, local_columns
-from fl_core.model_specs import MODELS, max_positions, num_blocks
+from fl_core.dataset_names import DATASET_NAMES, SOURCE_COLUMNS, dataset_task, is_local_dataset, local_columns
+from fl_core.model_specs import MODELS, max_positions, model_family, num_blocks
 from fl_core.params import DECLARED, check_params
 
 
@@ -78,6 +78,12 @@ def check_names(model: str, datasets: list[str], methods: list[MethodSpec], sour
             "model dir (with a config.json)"
         )
     n_blocks = num_blocks(model)
+    for i, d in enumerate(datasets):
+        if dataset_task(d) == "lm" and model_family(model) != "decoder":
+            raise ConfigError(
+                f"invalid config {source}: datasets[{i}]: '{d}' is a language-modeling task; "
+                f"model '{model}' is an encoder: use a decoder (smollm2-135m, tiny-llama or a Llama-family dir)"
+            )
     for i, m in enumerate(methods):
         if m.name not in DECLARED:
             raise ConfigError(

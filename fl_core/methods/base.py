@@ -28,6 +28,7 @@ from pydantic import BaseModel
 from fl_core.aggregate import per_block_fedavg
 from fl_core.context import RunContext
 from fl_core.params import DECLARED, NoParams
+from fl_core.params.base import resolve_k
 from fl_core.plan import ClientUpdate, TrainPlan
 
 __all__ = [
@@ -182,6 +183,8 @@ def validate_params(name: str, params: dict[str, Any], num_blocks: int) -> BaseM
     cls = METHODS[name]
     p = cls.Params.model_validate(params)
     cls.check(p, num_blocks)
+    if isinstance(getattr(p, "k", None), float):  # a share of the blocks: the count for this model
+        p = p.model_copy(update={"k": resolve_k(p.k, num_blocks)})
     return p
 
 

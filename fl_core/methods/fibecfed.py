@@ -73,6 +73,7 @@ from fl_core.budget_model import pass_memory
 from fl_core.context import RunContext
 from fl_core.cost_record import CostRecord, Timer
 from fl_core.evaluate import metrics, predict
+from fl_core.evaluate_lm import lm_metrics, token_stats
 from fl_core.flops import BYTES_PER_PARAM, step_flops
 from fl_core.methods.base import Method, TrainPlan, register
 from fl_core.models import HEAD
@@ -112,14 +113,18 @@ def per_sample_fisher_trace(
     ``functional_call``). Samples run in chunks of ``chunk`` (default: the FL batch size), each
     padded to its longest row (the attention mask hides the padding)."""
     from torch.func import functional_call, grad, vmap
+    from torch.utils._pytree import tree_map
 
     model = ctx.model
     tail = _BlocksAndHead(model)
     params = {f"hf.{n}": model.params[n].detach() for n in names}
 
-    def loss_one(p, h, m, t, y):
-        logits = functional_call(tail, p, (h[None], None if m is None else m[None], t[None]))
-        return F.cross_entropy(logits.float(), y[None])
+    def loss_one(p, h, m, t, i, y):
+        logits = functional_call(
+            tail, p, (h[None], None if m is None else tree_map(lambda x: x[None], m), t[None])
+        )
+        logits, target = model.loss_view(logits, i[None], t[None], y[None])  # an LM: next tokens
+        return F.cross_entropy(logits.float(), target)
 
     was_training = model.hf.training
     model.hf.eval()
@@ -131,8 +136,8 @@ def per_sample_fisher_trace(
             h, ext = _embed_eval(ctx, ids, mask)
             with warnings.catch_warnings():  # "no batching rule for sdpa ... performance drop" (still exact)
                 warnings.filterwarnings("ignore", message=".*batching rule.*")
-                dims = (None, 0, None if ext is None else 0, 0, 0)
-                g = vmap(grad(loss_one), in_dims=dims)(params, h, ext, mask, y)
+                dims = (None, 0, None if ext is None else 0, 0, 0, 0)  # a decoder's mask: a tuple
+                g = vmap(grad(loss_one), in_dims=dims)(params, h, ext, mask, ids, y)
             tr = sum(v.detach().double().pow(2).flatten(1).sum(1) for v in g.values())
             out[s : s + chunk] = tr.cpu().numpy()
     finally:
@@ -183,10 +188,11 @@ def gal_sensitivity(ctx: RunContext, idx: np.ndarray, eps: float = 0.5) -> np.nd
     try:
         ids, mask, y = ctx.tensors(idx)
         with torch.no_grad():
-            e0 = model.embeddings.word_embeddings(ids)
+            e0 = model.token_embeddings(ids)
         e = e0.clone().requires_grad_(True)
         hs = model.hidden_states(ids, mask, inputs_embeds=e)
-        loss = F.cross_entropy(model.run_head(hs[-1], mask).float(), y)
+        logits, target = model.loss_view(model.run_head(hs[-1], mask), ids, mask, y)
+        loss = F.cross_entropy(logits.float(), target)
         (g,) = torch.autograd.grad(loss, e)
         with torch.no_grad():
             e2 = e0 + eps * g / g.norm().clamp_min(1e-12)
@@ -453,19 +459,25 @@ class FibecFed(Method):
         ctx = self.ctx
         if not ctx.client_test:
             return None
-        preds, labels, loss = [], [], 0.0
+        preds, labels, loss, tokens = [], [], 0.0, []
         try:
             for cid, idx in enumerate(ctx.client_test):
                 if len(idx) == 0:
                     continue
                 self._load_personal(cid)
+                if ctx.model.task == "lm":  # a language model: its token statistics
+                    tokens.append(token_stats(ctx, "test", idx))
+                    continue
                 pr, ls = predict(ctx, "test", idx)
                 preds.append(pr)
                 labels.append(ctx.splits.test.labels[idx])
                 loss += ls
         finally:
             ctx.model.load({n: v.to(ctx.device) for n, v in self.pl_init.items()})
-        out = metrics(np.concatenate(labels), np.concatenate(preds), loss)
+        if tokens:
+            out = lm_metrics(np.concatenate(tokens))
+        else:
+            out = metrics(np.concatenate(labels), np.concatenate(preds), loss)
         out["state_bytes"] = float(self.state_bytes())
         return out
 

@@ -29,6 +29,11 @@ class ArchInfo:
     vocab: int
     num_labels: int
     pooling: str = "cls"  # "cls": HF's pooler (dense + tanh) on the first token; "mean": masked token mean
+    family: str = "bert"  # "bert" (encoder) or "llama" (decoder: GQA, SwiGLU, RMSNorm)
+    kv_heads: int = 0  # key/value heads (GQA; llama only)
+    head_dim: int = 0  # per-head width (llama only)
+    task: str = "classify"  # "classify" or "lm" (next-token prediction, ``num_labels`` = vocab)
+    tied: bool = False  # the LM head shares the embedding matrix
 
 
 class BlockModel:
@@ -39,6 +44,8 @@ class BlockModel:
         self.name = name
         self.is_random = is_random
         self.pooling = pooling
+        self.task = "classify"
+        self.lora_alias: dict[str, str] = {}  # LoRA target names → this family's module names
         base = hf.bert
         self.embeddings: nn.Module = base.embeddings
         self.blocks: nn.ModuleList = base.encoder.layer
@@ -117,6 +124,10 @@ class BlockModel:
         """The mask every block takes, built from the 0/1 token mask (HF's own construction)."""
         return self._base._create_attention_masks(attention_mask, None, emb, None, None)[0]
 
+    def token_embeddings(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """The token embedding lookup alone (what ``embed`` takes as ``inputs_embeds``)."""
+        return self.embeddings.word_embeddings(input_ids)
+
     def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, inputs_embeds=None):
         if inputs_embeds is None:
             h = self.embeddings(input_ids=input_ids, token_type_ids=torch.zeros_like(input_ids))
@@ -144,6 +155,12 @@ class BlockModel:
 
     def run_head(self, h: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.head["classifier"](self._dropout(self.pool(h, attention_mask)))
+
+    def loss_view(
+        self, logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, targets) the loss compares (a classifier: as they are; a decoder LM: next tokens)."""
+        return logits, y
 
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, first_grad: int = 0

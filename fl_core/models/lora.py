@@ -52,7 +52,7 @@ def add_lora(
         r=r,
         lora_alpha=alpha,
         lora_dropout=dropout,
-        target_modules=list(targets),
+        target_modules=[model.lora_alias.get(t, t) for t in targets],  # query → q_proj on a decoder
         bias="none",
         layers_to_transform=None if blocks is None else sorted(int(b) for b in blocks),
         **lora_kwargs,

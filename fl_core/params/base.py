@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from fl_core.registry import Registry
 from fl_core.strict import Strict
@@ -21,11 +21,27 @@ class NoParams(Strict):
     """A method without params; every method's ``Params`` is a :class:`~fl_core.strict.Strict` model."""
 
 
+#: a number of blocks: an int, or a float in (0, 1) for that share of the model's blocks
+BlockCount = Annotated[int | float, Field(ge=0)]
+
+
+def resolve_k(k: int | float, num_blocks: int) -> int:
+    """Blocks meant by ``k``: itself if whole, ``round(k·L)`` (at least 1) for a share ``0 < k < 1``,
+    so one config speaks of 2 of MiniLM's 6 blocks and 10 of SmolLM2's 30 alike (``k: 0.33``)."""
+    if isinstance(k, float) and 0 < k < 1:
+        return max(1, round(k * num_blocks))
+    if k != int(k):
+        raise ValueError(f"k={k}: a whole number of blocks, or a share of them in (0, 1)")
+    return int(k)
+
+
 def check_k(params: BaseModel, num_blocks: int) -> None:
     """The default check: a ``k`` param (if any) fits the model's blocks."""
     k = getattr(params, "k", None)
-    if k is not None and not 0 <= k <= num_blocks:
-        raise ValueError(f"k={k} but the model has {num_blocks} blocks; allowed: 0..{num_blocks}")
+    if k is not None and not 0 <= resolve_k(k, num_blocks) <= num_blocks:
+        raise ValueError(
+            f"k={k} but the model has {num_blocks} blocks; allowed: 0..{num_blocks} or a share in (0, 1)"
+        )
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,12 @@ from typing import Literal
 
 from pydantic import Field
 
-from fl_core.params.base import declare
+from fl_core.params.base import BlockCount, declare
 from fl_core.strict import Strict
 
 
 class RandomParams(Strict):
-    k: int = Field(2, ge=0)
+    k: BlockCount = Field(2, description="blocks per client; a float in (0, 1): that share")
     mode: Literal["client", "server"] = "client"
     client_training: Literal["all", "selected"] = "all"
 

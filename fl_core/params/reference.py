@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from fl_core.params.base import declare
+from fl_core.params.base import BlockCount, declare
 from fl_core.strict import Strict
 
 
 class KParams(Strict):
-    k: int = Field(2, ge=0, description="number of blocks trained (+ head)")
+    k: BlockCount = Field(2, description="blocks trained (+ head); a float in (0, 1): that share")
 
 
 declare("full")

@@ -22,6 +22,7 @@ from fl_core.config import ConfigError, GridConfig
 from fl_core.provenance import code_revision, git_ignored
 from fl_core.report.claims import write_claims
 from fl_core.report.figures import all_figures, budget_rows
+from fl_core.report.lm_table import lm_table
 from fl_core.report.load import Results, load_results
 from fl_core.report.publish import choose_source, report_dir
 from fl_core.report.tables import Table, accuracy_table, cost_table, markdown, write_table
@@ -99,6 +100,8 @@ def write_report(
         "accuracy": accuracy_table(res),
         "cost": cost_table(res, target_fraction, reference),
     }
+    if (lm := lm_table(res)) is not None:  # language-modeling cells: perplexity, lower is better
+        tables["lm"] = lm
     for t in tables.values():
         write_table(t, out / "tables")
     fig_errors: dict[str, str] = {}

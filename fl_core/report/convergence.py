@@ -80,7 +80,9 @@ def gain_over_untrained(res: Results, rows: pd.DataFrame) -> float:
     gains = []
     for h in rows[rows.status == "ok"].config_hash:
         r = res.table(h, "rounds")
-        r = r.dropna(subset=["accuracy"]).sort_values("round") if "accuracy" in r else r
+        if "accuracy" not in r:  # a language model: no accuracy (its table is lm_table's)
+            continue
+        r = r.dropna(subset=["accuracy"]).sort_values("round")
         if len(r) >= 2 and r["round"].iloc[0] == -1:
             gains.append(float(r.accuracy.iloc[-1] - r.accuracy.iloc[0]))
     return 100 * float(np.mean(gains)) if gains else math.nan
