@@ -1,6 +1,6 @@
-"""Calibration table and measured cost of configs/reference.yaml.
+"""Calibration table and measured cost of configs/reference_v1.yaml (v1; v2: configs/reference_calibration.md).
 
-1. Convergence, from the store of ``layerbench sweep configs/reference_calibration.yaml`` (``full`` vs
+1. Convergence, from the store of ``layerbench sweep configs/reference_v1_calibration.yaml`` (``full`` vs
    ``centralized``, one seed, evaluated every 2 rounds past the grid's round count): each cell's test
    accuracy curve, and the rule at the grid's ``fl.rounds``: ``full`` at alpha 1.0 reaches 95% of
    ``centralized`` and its last two evaluations are within 1 pp.
@@ -106,16 +106,16 @@ def cost(grid_path: str, trials_csv: Path) -> list[str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--store", default="/tmp/calib-ref")
-    ap.add_argument("--grid", default="configs/reference.yaml")
-    ap.add_argument("--calibration", default="configs/reference_calibration.yaml")
-    ap.add_argument("--trials", default="configs/tuned/reference_trials.csv")
-    ap.add_argument("--out", default="configs/reference_calibration.md")
+    ap.add_argument("--grid", default="configs/reference_v1.yaml")
+    ap.add_argument("--calibration", default="configs/reference_v1_calibration.yaml")
+    ap.add_argument("--trials", default="configs/tuned/reference_v1_trials.csv")
+    ap.add_argument("--out", default="configs/reference_v1_calibration.md")
     ap.add_argument("--note", default="", help="a paragraph added after the calibration table")
     a = ap.parse_args()
     grid, calib = load_grid(a.grid, {"tuned": None}), load_grid(a.calibration)
     c = cells(Path(a.store))
     md = [
-        "# Calibration of configs/reference.yaml",
+        "# Calibration of configs/reference_v1.yaml",
         "",
         f"`full` vs `centralized` (one client, all training rows, the same optimizer steps), seed 0, lr "
         f"{calib.fl.lr:g}, {calib.fl.num_clients} clients, {calib.fl.clients_per_round} per round, "
