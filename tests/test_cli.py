@@ -32,9 +32,11 @@ def test_list_shows_each_methods_params_with_defaults_aligned(capsys):
 
 
 def test_list_imports_no_torch():
+    """`layerbench list` stays a fraction of a second: no torch, and no pandas / scipy (the report's)."""
+    heavy = ("torch", "transformers", "datasets", "peft", "pandas", "scipy")
     code = (
         "import sys; from fl_core.cli import main; main(['list']); "
-        "print(sorted(m for m in ('torch', 'transformers', 'datasets', 'peft') if m in sys.modules))"
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.splitlines()[-1] == "[]"

@@ -18,11 +18,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # pandas loads when a table is read: the CLI builds this parser for every command
     import pandas as pd
 
-from fl_core.report.convergence import PLATEAU_PP
 from fl_core.report.partitions import partition_label
-from fl_core.report.tiers import MDE_LIMIT_PP
-
-MDE_LIMIT = MDE_LIMIT_PP / 100
 
 BEGIN, END = "<!-- headline:begin", "<!-- headline:end -->"
 REFERENCES = ("centralized",)
@@ -56,9 +52,15 @@ def _row(d: str, a: str, g: pd.DataFrame) -> str | None:
     lower = (
         f"{k} more tier{'s' * (k != 1)} ({len(rest)} method{'s' * (len(rest) != 1)})" if len(rest) else "—"
     )
+    # the report's statistics load scipy and pandas: only when a table is read (the CLI builds this parser)
+    from fl_core.report.convergence import PLATEAU_PP
+    from fl_core.report.tiers import MDE_LIMIT_PP
+
     mde = float(ok.mde.iloc[0]) if "mde" in ok else math.nan
     mde_txt = (
-        "—" if not math.isfinite(mde) else f"{100 * mde:.1f} pp" + (" (> 2 pp)" if mde > MDE_LIMIT else "")
+        "—"
+        if not math.isfinite(mde)
+        else f"{100 * mde:.1f} pp" + (" (> 2 pp)" if mde > MDE_LIMIT_PP / 100 else "")
     )
     coll = f"{int(ok.collapsed.sum())} of {int(ok.seeds_ok.sum())}" if "collapsed" in ok else "—"
     steps = ok.last_step_pp.dropna().abs() if "last_step_pp" in ok else pd.Series(dtype=float)
