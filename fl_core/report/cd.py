@@ -89,7 +89,9 @@ def friedman_cd(res: Results, out_dir: Path, metric: str = "final_accuracy") -> 
     try:
         import matplotlib.pyplot as plt
 
-        from fl_core.report.style import PDF_METADATA, PNG_METADATA
+        from fl_core.report.style import PDF_METADATA, PNG_METADATA, stable_pdf_fonts
+
+        stable_pdf_fonts()
 
         out_dir.mkdir(parents=True, exist_ok=True)
         with contextlib.redirect_stdout(io.StringIO()):

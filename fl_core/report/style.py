@@ -15,7 +15,9 @@ colour check needs no extra dependency for ~20 lines of arithmetic.
 
 from __future__ import annotations
 
+import hashlib
 import re
+import string
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -157,8 +159,23 @@ PNG_METADATA = {"Software": None}
 PDF_METADATA = {"CreationDate": None, "ModDate": None, "Producer": None, "Creator": None}
 
 
+def _subset_prefix(charset) -> str:
+    """The six-letter tag of an embedded font subset, from the glyphs it holds (PDF ref. 5.5.3)."""
+    digest = hashlib.sha256(repr(sorted(map(repr, charset))).encode()).digest()
+    return "".join(string.ascii_uppercase[b % 26] for b in digest[:6]) + "+"
+
+
+def stable_pdf_fonts() -> None:
+    """By hand: matplotlib tags font subsets with ``hash(charset)``, which Python salts per process,
+    so the same figure got other PDF bytes in every new process; this tag depends on the glyphs only."""
+    from matplotlib.backends.backend_pdf import PdfFile
+
+    PdfFile._get_subset_prefix = staticmethod(_subset_prefix)
+
+
 def save(fig, stem: Path) -> list[Path]:
     """``stem.png`` and ``stem.pdf``, with fixed metadata (byte-identical for the same input)."""
+    stable_pdf_fonts()
     stem.parent.mkdir(parents=True, exist_ok=True)
     png, pdf = stem.parent / f"{stem.name}.png", stem.parent / f"{stem.name}.pdf"
     engine = fig.get_layout_engine()
