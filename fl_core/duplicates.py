@@ -35,15 +35,33 @@ def _num_labels(dataset: str) -> int:
     return ds.features["label"].num_classes
 
 
-def run_key(cell: RunConfig, num_labels: Callable[[str], int] = _num_labels) -> str:
-    """A hash of what ``cell`` computes (its label and, if partition-free, its partition set aside)."""
+def _resolve(
+    cell: RunConfig, num_labels: Callable[[str], int], cache: dict[str, tuple[str, dict]]
+) -> tuple[str, dict]:
+    """(method, params) ``cell`` runs; the partition never changes it, so one resolution (a budget
+    method's may measure memory) serves every partition of the same cell (``cache``)."""
+    key = json.dumps({**cell.model_dump(mode="json"), "alpha": None}, sort_keys=True)
+    if key in cache:
+        return cache[key]
     cls = METHODS[cell.method.name]
     params = validate_params(cell.method.name, cell.method.params, num_blocks(cell.model))
-    name, resolved = cell.method.name, params.model_dump(mode="json")
+    out = (cell.method.name, params.model_dump(mode="json"))
     if cls.resolve.__func__ is not Method.resolve.__func__:  # only then is the label count needed
         # one that cannot run keeps its own key: the cell says why when it is tried
         with contextlib.suppress(CellNotRunnable, ValueError):
-            name, resolved = cls.resolve(params, cell, num_labels(cell.dataset))
+            out = cls.resolve(params, cell, num_labels(cell.dataset))
+    cache[key] = out
+    return out
+
+
+def run_key(
+    cell: RunConfig,
+    num_labels: Callable[[str], int] = _num_labels,
+    cache: dict[str, tuple[str, dict]] | None = None,
+) -> str:
+    """A hash of what ``cell`` computes (its label and, if partition-free, its partition set aside)."""
+    cls = METHODS[cell.method.name]
+    name, resolved = _resolve(cell, num_labels, {} if cache is None else cache)
     d: dict[str, Any] = cell.model_dump(mode="json")
     d["method"] = {"name": name, "params": resolved}
     if cls.partition_free:
@@ -57,8 +75,9 @@ def find_duplicates(
     """Config hash of each cell that repeats an earlier cell's run -> that earlier cell."""
     first: dict[str, RunConfig] = {}
     out: dict[str, RunConfig] = {}
+    cache: dict[str, tuple[str, dict]] = {}
     for c in cells:
-        k = run_key(c, num_labels)
+        k = run_key(c, num_labels, cache)
         if k in first:
             out[c.hash()] = first[k]
         else:

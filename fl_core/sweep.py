@@ -65,11 +65,12 @@ def _prepare(grid: GridConfig, backend: str, cells: list[RunConfig] | None) -> t
     for p in store.clean_temp():
         log.info("removed a partial write left by a stopped run: %s", p)
     compact = report_dir(grid) / COMPACT
-    bad = damaged(store, grid.cells())
+    grid_cells = grid.cells()  # built once: each reads the tuned file and validates a RunConfig
+    bad = damaged(store, grid_cells)
     restored = restore_published(grid)
-    announce_damage(store, grid.cells(), bad, restored, compact)
-    cells = grid.cells() if cells is None else cells
-    todo = _record_duplicates(store, grid.cells(), [c for c in cells if not store.is_done(c.hash())])
+    announce_damage(store, grid_cells, bad, restored, compact)
+    cells = grid_cells if cells is None else cells
+    todo = _record_duplicates(store, grid_cells, [c for c in cells if not store.is_done(c.hash())])
     announce_reruns(store, todo, cell_name, told=bad)
     done = len(cells) - len(todo) - len(set(restored) & {c.hash() for c in cells})
     estimate = describe(grid, todo, backend) if todo else "nothing to train"
