@@ -20,24 +20,26 @@ from fl_core.provenance import git_revision, versions
 from fl_core.tracking import Tracker
 
 
-def headline(rounds: list[dict[str, Any]], costs: list[dict[str, Any]]) -> dict[str, Any]:
+def headline(rounds: list[dict[str, Any]], costs: list[dict[str, Any]], window: int = 1) -> dict[str, Any]:
     """Headline numbers of one cell (what the summary table aggregates; names from
-    :mod:`fl_core.metrics`). The evaluation before round 0 (``round = -1``) starts the curves and is
-    no result: it counts neither as a round run nor for the best accuracy."""
+    :mod:`fl_core.metrics`). Each ``final_*`` number is the mean over the last ``window`` evaluations
+    (``fl.final_window``; 1: the last one). The evaluation before round 0 (``round = -1``) starts the
+    curves and is no result: it counts neither as a round run, nor for the best accuracy, nor in a window."""
     trained = [r for r in rounds if r["round"] >= 0]
     evals = [r for r in trained if LOSS in r]
     c = pd.DataFrame(costs)
     out: dict[str, Any] = {"rounds_run": len(trained)}
+    tail = evals[-window:]
+
+    def finals(names: tuple[str, ...]) -> dict[str, float]:
+        return {final(m): sum(r[m] for r in tail) / len(tail) for m in names if all(m in r for r in tail)}
+
     if evals and PERPLEXITY in evals[-1]:  # a language model
-        last = evals[-1]
-        out.update({final(m): last[m] for m in (PERPLEXITY, TOKEN_ACCURACY, LOSS)})
+        out.update(finals((PERPLEXITY, TOKEN_ACCURACY, LOSS, personal(PERPLEXITY), personal(TOKEN_ACCURACY))))
         out["best_" + PERPLEXITY] = min(r[PERPLEXITY] for r in evals)
-        out.update({final(k): last[k] for k in (personal(PERPLEXITY), personal(TOKEN_ACCURACY)) if k in last})
     elif evals:
-        last = evals[-1]
-        out.update({final(m): last[m] for m in (ACCURACY, MACRO_F1, LOSS)})
+        out.update(finals((ACCURACY, MACRO_F1, LOSS, personal(ACCURACY), personal(MACRO_F1))))
         out["best_" + ACCURACY] = max(r[ACCURACY] for r in evals)
-        out.update({final(k): last[k] for k in (personal(ACCURACY), personal(MACRO_F1)) if k in last})
     if not c.empty:
         out.update(
             client_flops=float((c.flops_fwd + c.flops_bwd).sum()),
@@ -95,7 +97,7 @@ def execute_cell(
         if is_storage_error(err):  # not the cell's fault: the sweep records it and stops (fl_core/faults.py)
             raise
         return result, {}, {}
-    summary = headline(res.rounds, res.costs)
+    summary = headline(res.rounds, res.costs, cell.fl.final_window)
     result = {**base_result(cell), "status": res.status, "info": res.info, "summary": summary}
     if res.status == "diverged":
         result["reason"] = f"non-finite loss or weights at round {res.rounds[-1]['round']}"

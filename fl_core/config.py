@@ -47,6 +47,12 @@ class FLConfig(Strict):
     grad_clip: float | None = Field(1.0, gt=0)
     max_len: int = Field(64, ge=8, le=4096)
     eval_every: int = Field(1, ge=1)
+    final_window: int = Field(
+        1,
+        ge=1,
+        description="the final_* numbers are the mean of the last this many evaluations (1: the last one); "
+        "smooths the swing of a model averaged over a few sampled clients",
+    )
     eval_batch_size: int = Field(64, ge=1)
     train_embeddings: bool = False
     prefix_cache: bool = Field(True, description="cache the output of blocks no client ever trains")
@@ -200,7 +206,7 @@ class RunConfig(Strict):
 
 #: hex digits of a cell's config hash (:meth:`RunConfig.hash`), the name of its store directory
 HASH_LEN = 16
-_LATER_KEYS = [("method", "lr", None), ("data", "evaluate_on", "test")]
+_LATER_KEYS = [("method", "lr", None), ("data", "evaluate_on", "test"), ("fl", "final_window", 1)]
 
 
 class GridConfig(Strict):

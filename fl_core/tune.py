@@ -6,7 +6,8 @@ every tuning seed (default: the grid's first two). A study tries a grid of learn
 (``GridSampler``; the lrs are enqueued in order, so a resumed or re-run study is deterministic).
 Each trial is a normal cell with ``data.evaluate_on: val``: the validation rows
 (``data.val_fraction`` of train) replace the test split before the model exists, so tuning cannot
-read a test row. The objective is the mean validation accuracy of the last two evaluations.
+read a test row. The objective is the mean validation accuracy of the last :func:`objective_window`
+evaluations (two, or the grid's ``fl.final_window`` where that is larger: what the report publishes).
 
 Pruning only in the second half: ``MedianPruner`` may stop a trial below the median of the study's
 earlier trials only at a round index >= ``fl.rounds // 2`` (:func:`prune_from`; its warm-up steps),
@@ -118,6 +119,11 @@ def same_runs(grid: GridConfig, gs: Sequence[Group], spec: TuneSpec) -> dict[tup
     return out
 
 
+def objective_window(grid: GridConfig) -> int:
+    """Evaluations the objective averages: the last two, or the published ``fl.final_window`` if larger."""
+    return max(2, grid.fl.final_window)
+
+
 def prune_from(rounds: int) -> int:
     """The first 0-based round index at which a trial may be pruned: past the first half."""
     return rounds // 2
@@ -177,7 +183,7 @@ def _objective(grid: GridConfig, group: Group, seed: int, lrs: Sequence[float], 
         trial.set_user_attr("status", res.status)
         if res.status != "ok":
             return 0.0
-        last = [a for _, a in curve[-2:]]
+        last = [a for _, a in curve[-objective_window(grid) :]]
         return sum(last) / len(last)
 
     return objective

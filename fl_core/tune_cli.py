@@ -38,6 +38,13 @@ def add_parser(sub) -> None:
         default=2,
         help="steps the lr grid may grow past an edge holding the winner or the chosen lr",
     )
+    t.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="groups tuned at once, each in its own process with the grid's threads_per_cell threads "
+        "(e.g. 2 on 2 cores with threads_per_cell: 1)",
+    )
     t.add_argument("--no-prune", action="store_true", help="no MedianPruner (default: second half only)")
     t.add_argument("--dry-run", action="store_true", help="print the studies and the cost; run nothing")
     t.add_argument("--out", help="default: the grid's `tuned` path, else configs/tuned/<grid name>.yaml")
@@ -99,6 +106,6 @@ def cmd_tune(args: argparse.Namespace) -> int:
         return 0
     grid_tuned = read_yaml(args.config).get("tuned")
     out = Path(args.out or grid_tuned or f"configs/tuned/{grid.name}.yaml")
-    path = run_tune(grid, args.config, spec, out, args.storage, args.dataset, args.method)
+    path = run_tune(grid, args.config, spec, out, args.storage, args.dataset, args.method, jobs=args.jobs)
     print(f"tuned: {path} (trials: {path.with_name(path.stem + '_trials.csv')})")
     return 0

@@ -13,7 +13,10 @@ point across machines (a group whose rows carry its current ``tune_key`` is not 
 
 from __future__ import annotations
 
+import logging
+import multiprocessing
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +25,17 @@ import pandas as pd
 import yaml
 
 from fl_core.config import ConfigError, GridConfig, per_partition
-from fl_core.tune import Group, TuneSpec, groups, prune_from, run_study, same_runs, study_key, was_killed
+from fl_core.tune import (
+    Group,
+    TuneSpec,
+    groups,
+    objective_window,
+    prune_from,
+    run_study,
+    same_runs,
+    study_key,
+    was_killed,
+)
 from fl_core.tune_choice import (
     TIE_RULE,
     Choice,
@@ -34,8 +47,8 @@ from fl_core.tune_choice import (
     format_stats,
 )
 
+log = logging.getLogger(__name__)
 Key = tuple[str, str, str]  # (dataset, partition key, method label)
-OBJECTIVE = "mean validation accuracy of the last two evaluations"
 
 
 def trial_rows(grid: GridConfig, group: Group, seed: int, study: optuna.Study, key: str) -> list[dict]:
@@ -128,7 +141,7 @@ def record_doc(rec: Record, grid: GridConfig, spec: TuneSpec, rows: list[dict], 
         "centered": bool(spec.center),
         **({"start_lrs": _nest({k: list(spec.lrs_at(*k)) for k in rec.chosen})} if spec.center else {}),
         "max_extend": spec.max_extend,
-        "objective": f"{OBJECTIVE}; {prune if spec.prune else 'no pruning'}; the lr grid grows one step "
+        "objective": f"{objective_text(grid)}; {prune if spec.prune else 'no pruning'}; the lr grid grows one step "
         "past an edge holding the winner or the chosen lr (at most max_extend)",
         "trial_wall_s": round(sum(_wall(r) for r in rows), 1),
         "wall_s_this_call": round(wall_s, 1),
@@ -136,6 +149,11 @@ def record_doc(rec: Record, grid: GridConfig, spec: TuneSpec, rows: list[dict], 
         "ties": _nest({k: v for k, v in rec.ties.items() if len(v) > 1}),
         "chosen": _nest(rec.chosen),
     }
+
+
+def objective_text(grid: GridConfig) -> str:
+    n = objective_window(grid)
+    return f"mean validation accuracy of the last {'two' if n == 2 else n} evaluations"
 
 
 def _wall(row: dict) -> float:
@@ -180,9 +198,12 @@ def run_tune(
     storage: str | None = None,
     datasets: list[str] | None = None,
     methods: list[str] | None = None,
+    jobs: int = 1,
 ) -> Path:
     """Tune every group not yet in a current record; the record (``out`` .yaml, its trials CSV and
-    .md) is rewritten after each group, so a kill loses at most one group."""
+    .md) is rewritten after each group, so a kill loses at most the groups in flight. ``jobs`` > 1
+    tunes that many groups at once in worker processes (each with ``threads_per_cell`` threads);
+    only this process writes the record."""
     if grid.data.val_fraction <= 0:
         raise ConfigError("tune needs data.val_fraction > 0 in the grid (validation rows carved from train)")
     if len(spec.seeds) < 2:
@@ -195,25 +216,55 @@ def run_tune(
     keys = {g.key: study_key(grid, g, spec) for g in todo}
     dups = same_runs(grid, todo, spec)
     rec = Record.read(out, keys)
-    for g in todo:
-        if g.key in dups:
-            _copy(rec, g, dups[g.key])
-            continue
-        wanted = (not datasets or g.dataset in datasets) and (
-            not methods or g.method.display in methods or g.method.name in methods
-        )
+
+    def wanted(g: Group) -> bool:
+        if g.key in dups or not (not datasets or g.dataset in datasets):
+            return False
+        if methods and g.method.display not in methods and g.method.name not in methods:
+            return False
         stats = aggregate(as_trials(rec.rows.get(g.key, [])), spec.seeds)
-        if not wanted or (g.key in rec.chosen and extension(stats, spec.lrs_for(g), spec.max_extend) is None):
-            continue
-        rec.rows[g.key] = tune_group(grid, storage, g, spec, keys[g.key])
-        _, choice = group_choice(rec.rows[g.key], spec)
+        return not (g.key in rec.chosen and extension(stats, spec.lrs_for(g), spec.max_extend) is None)
+
+    def finish(g: Group, rows: list[dict]) -> None:
+        rec.rows[g.key] = rows
+        _, choice = group_choice(rows, spec)
+        rec.notes = [n for n in rec.notes if not n.startswith(f"{g.name}:")]
         if choice.lr is None:
             rec.notes.append(f"{g.name}: no lr completed on every seed; keeps fl.lr = {grid.fl.lr:g}")
         rec.chosen[g.key] = grid.fl.lr if choice.lr is None else choice.lr
         rec.ties[g.key] = list(choice.ties)
+        for d, first in dups.items():
+            _copy(rec, next(x for x in todo if x.key == d), first)
         rec.write(out, grid, config_path, spec, time.perf_counter() - t0)
+        log.info("tuned %s: lr %g (%d trials)", g.name, rec.chosen[g.key], len(rows))
+
+    pending = [g for g in todo if wanted(g)]
+    log.info("tune: %d groups to tune, %d job(s) at a time", len(pending), max(1, jobs))
+    if jobs <= 1 or len(pending) <= 1:
+        _set_threads(grid.threads_per_cell)
+        for g in pending:
+            finish(g, tune_group(grid, storage, g, spec, keys[g.key]))
+    else:
+        # A process per group in flight (a kept library: concurrent.futures); spawn, not fork, since
+        # a forked torch runtime is unsafe. Optuna's SQLite storage serializes the workers' writes.
+        ctx = multiprocessing.get_context("spawn")
+        init = (_set_threads, (grid.threads_per_cell,))
+        with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=init[0], initargs=init[1]) as pool:
+            futures = {pool.submit(tune_group, grid, storage, g, spec, keys[g.key]): g for g in pending}
+            for f in as_completed(futures):
+                finish(futures[f], f.result())
+    for d, first in dups.items():
+        _copy(rec, next(x for x in todo if x.key == d), first)
     rec.write(out, grid, config_path, spec, time.perf_counter() - t0)
     return out
+
+
+def _set_threads(threads: int | None) -> None:
+    """One trial's torch threads: the grid's ``threads_per_cell`` (as its cells run), else torch's default."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 def _copy(rec: Record, g: Group, first: Group) -> None:

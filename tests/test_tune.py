@@ -311,3 +311,51 @@ def test_groups_that_are_the_same_runs_are_tuned_once_and_share_the_choice(tmp_p
     assert chosen["0.5"]["full-again"] == chosen["0.5"]["full"] and "full-again" in chosen["1.0"]
     assert "bbc_news/1.0/centralized: same runs as bbc_news/0.5/centralized; its choice" in doc["notes"]
     assert set(pd.read_csv(out.with_name("t_trials.csv")).method) == {"centralized", "full"}
+
+
+def test_the_objective_averages_the_published_final_window(tmp_path, monkeypatch):
+    """fl.final_window: 3 -> the objective is the mean of the last 3 validation evaluations (else 2)."""
+    curve = {
+        1e-4: [0.1, 0.2, 0.9, 0.3, 0.6],
+        1e-3: [0.1, 0.2, 0.3, 0.6, 0.6],
+    }  # the last 2 and the last 3 rank them oppositely
+
+    def run_cell(cell, on_round=None, progress=False, **k):
+        for r, a in enumerate(curve[cell.fl.lr]):
+            on_round({"round": r, "accuracy": a})
+        return sim.CellResult("ok", [], [], [], {})
+
+    monkeypatch.setattr(sim, "run_cell", run_cell)
+    for window, values in ((1, {0.45, 0.6}), (3, {0.6, 0.5})):
+        grid = _grid(tmp_path, methods=[{"name": "full"}], alphas=[1.0])
+        grid = grid.model_copy(
+            update={"fl": grid.fl.model_copy(update={"rounds": 5, "final_window": window})}
+        )
+        spec = TuneSpec(seeds=(0, 1), lrs=(1e-4, 1e-3), max_extend=0, prune=False)
+        out = run_tune(
+            grid, "t.yaml", spec, tmp_path / f"w{window}.yaml", storage=f"sqlite:///{tmp_path}/w{window}.db"
+        )
+        trials = pd.read_csv(out.with_name(f"w{window}_trials.csv"))
+        assert set(trials.value.round(6)) == values
+        assert (
+            f"last {'two' if window == 1 else 3} evaluations" in yaml.safe_load(out.read_text())["objective"]
+        )
+
+
+def test_jobs_tune_groups_in_parallel_processes_with_the_same_record(tmp_path):
+    """Real tiny cells: --jobs 2 (spawned workers, 1 thread each) writes the record one job writes."""
+    grid = _grid(
+        tmp_path, methods=[{"name": "head"}, {"name": "top_k", "params": {"k": 1}}], threads_per_cell=1
+    )
+    spec = TuneSpec(seeds=(0, 1), lrs=(1e-4, 1e-2), max_extend=0, prune=False)
+    docs, trials = [], []
+    for jobs in (1, 2):
+        out = tmp_path / f"j{jobs}" / "t.yaml"
+        run_tune(grid, "t.yaml", spec, out, storage=f"sqlite:///{tmp_path}/j{jobs}.db", jobs=jobs)
+        docs.append(yaml.safe_load(out.read_text()))
+        t = pd.read_csv(out.with_name("t_trials.csv"), dtype={"alpha": str})
+        trials.append(
+            t.sort_values(["alpha", "method", "seed", "lr"])[["alpha", "method", "seed", "lr", "value"]]
+        )
+    assert docs[0]["chosen"] == docs[1]["chosen"] and len(trials[0]) == 16
+    pd.testing.assert_frame_equal(trials[0].reset_index(drop=True), trials[1].reset_index(drop=True))

@@ -299,7 +299,14 @@ def _grid_header(grid: GridConfig, cfg_path: Path, store_desc: str) -> list[str]
         f"round, {fl.local_steps or 'all'} local steps × batch {fl.batch_size}, "
         + (f"lr {fl.lr}" if not grid.tuned else "lr tuned per dataset and method (Learning rates below)")
         + f", max_len {fl.max_len}, "
-        f"evaluated every {fl.eval_every} rounds",
+        f"evaluated every {fl.eval_every} rounds"
+        + (
+            f"; every final number (accuracy, macro-F1, loss, personalized) is the mean of the last "
+            f"{fl.final_window} evaluations (`fl.final_window`), which smooths the swing of a model averaged "
+            "over a few sampled clients"
+            if fl.final_window > 1
+            else ""
+        ),
         f"- grid: datasets {', '.join(grid.datasets)}; alphas {', '.join(map(str, grid.alphas))}; seeds "
         f"{', '.join(map(str, grid.seeds))}; methods {', '.join(m.display for m in grid.methods)}",
         f"- git revision of the report code (`fl_core/report/`, `fl_core/compact.py`): `{code_revision()}`",
