@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -240,23 +241,34 @@ def run_tune(
 
     pending = [g for g in todo if wanted(g)]
     log.info("tune: %d groups to tune, %d job(s) at a time", len(pending), max(1, jobs))
-    if jobs <= 1 or len(pending) <= 1:
-        _set_threads(grid.threads_per_cell)
-        for g in pending:
-            finish(g, tune_group(grid, storage, g, spec, keys[g.key]))
-    else:
-        # A process per group in flight (a kept library: concurrent.futures); spawn, not fork, since
-        # a forked torch runtime is unsafe. Optuna's SQLite storage serializes the workers' writes.
-        ctx = multiprocessing.get_context("spawn")
-        init = (_set_threads, (grid.threads_per_cell,))
-        with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=init[0], initargs=init[1]) as pool:
-            futures = {pool.submit(tune_group, grid, storage, g, spec, keys[g.key]): g for g in pending}
-            for f in as_completed(futures):
-                finish(futures[f], f.result())
+    _tune_groups(grid, storage, spec, [(g, keys[g.key]) for g in pending], jobs, finish)
     for d, first in dups.items():
         _copy(rec, next(x for x in todo if x.key == d), first)
     rec.write(out, grid, config_path, spec, time.perf_counter() - t0)
     return out
+
+
+def _tune_groups(
+    grid: GridConfig, storage: str, spec: TuneSpec, todo: list[tuple[Group, str]], jobs: int, finish: Callable
+) -> None:
+    """Tune each (group, study key) of ``todo``, calling ``finish(group, rows)`` in this process
+    as each completes: one at a time here, or ``jobs`` at once in worker processes."""
+    if jobs <= 1 or len(todo) <= 1:
+        _set_threads(grid.threads_per_cell)
+        for g, key in todo:
+            finish(g, tune_group(grid, storage, g, spec, key))
+        return
+    # A process per group in flight (a kept library: concurrent.futures); spawn, not fork, since a
+    # forked torch runtime is unsafe. Optuna's SQLite storage serializes the workers' writes once its
+    # schema exists: created here first, or two workers race to create it.
+    optuna.storages.get_storage(storage)
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        jobs, mp_context=ctx, initializer=_set_threads, initargs=(grid.threads_per_cell,)
+    ) as pool:
+        futures = {pool.submit(tune_group, grid, storage, g, spec, key): g for g, key in todo}
+        for f in as_completed(futures):
+            finish(futures[f], f.result())
 
 
 def _set_threads(threads: int | None) -> None:

@@ -30,7 +30,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("fl_core.cell",),
     ("fl_core.simulator", "fl_core.client", "fl_core.validate", "fl_core.flop_estimate"),
     ("fl_core.methods",),
-    ("fl_core.trainer", "fl_core.evaluate", "fl_core.evaluate_lm", "fl_core.aggregate"),
+    ("fl_core.trainer", "fl_core.passes", "fl_core.evaluate", "fl_core.evaluate_lm", "fl_core.aggregate"),
     ("fl_core.context", "fl_core.visits"),
     (
         "fl_core.models",
@@ -216,3 +216,22 @@ def test_every_module_has_a_layer(name):
 def test_functions_are_short():
     too_long = long_functions()
     assert too_long == {}, f"functions over {MAX_LINES} lines: {too_long}"
+
+
+def test_no_method_writes_a_cost_record():
+    """Extra passes go through :mod:`fl_core.passes` (or the trainer, for local steps): no method module
+    builds a ``CostRecord``, counts a pass, adds to the run's cost log or calls the trainer loop itself."""
+    forbidden = {"CostRecord", "add_pass", "costs", "cost_record", "step_flops"}
+    hits = []
+    for path in sorted((ROOT / "methods").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            name = node.attr if isinstance(node, ast.Attribute) else getattr(node, "id", None)
+            if isinstance(node, ast.ImportFrom):
+                names = {a.name for a in node.names}
+                if node.module in ("fl_core.cost_record", "fl_core.flops") and names & forbidden:
+                    hits.append(f"{path.name}:{node.lineno} imports {names & forbidden}")
+                if node.module == "fl_core.trainer" and "train" in names:
+                    hits.append(f"{path.name}:{node.lineno} imports fl_core.trainer.train")
+            elif name in forbidden:
+                hits.append(f"{path.name}:{node.lineno} uses {name}")
+    assert not hits, "methods must record extra passes through fl_core.passes.ExtraPass:\n" + "\n".join(hits)

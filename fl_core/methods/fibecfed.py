@@ -61,6 +61,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -71,15 +72,15 @@ from torch import nn
 from fl_core.aggregate import per_block_fedavg
 from fl_core.budget_model import pass_memory
 from fl_core.context import RunContext
-from fl_core.cost_record import CostRecord, Timer
 from fl_core.evaluate import metrics, predict
 from fl_core.evaluate_lm import lm_metrics, token_stats
-from fl_core.flops import BYTES_PER_PARAM, step_flops
+from fl_core.flops import BYTES_PER_PARAM
 from fl_core.methods.base import Method, TrainPlan, register
 from fl_core.models import HEAD
 from fl_core.models.lora import LORA_TAG, LoraPair, add_lora, lora_pairs
 from fl_core.params.fibecfed import FibecFedParams
-from fl_core.trainer import Hooks, Loop, make_optimizer, train
+from fl_core.passes import ExtraPass
+from fl_core.trainer import Hooks, Loop, make_optimizer
 
 
 # -- 1. Fisher curriculum ------------------------------------------------------------------------
@@ -237,33 +238,34 @@ class FibecFed(Method):
         self.names = ctx.trainable_names(self.plan)  # LoRA of every block + head
         self.lora_names = [n for n in self.names if LORA_TAG in n]
         n_clients = len(ctx.clients)
-        recs = {
-            c: CostRecord(round=-1, client=c, kind="setup", trainable_params=model.numel(self.names))
-            for c in range(n_clients)
-        }
+        trainable = model.numel(self.names)
+        passes = {c: ExtraPass(ctx, -1, c, "setup", trainable_params=trainable) for c in range(n_clients)}
         # 1 + 2: per-client scoring at the initial model
         sens = np.zeros(self.num_blocks)
         self.gal_scores: dict[int, list[float]] = {}
+        bs = ctx.cfg.fl.batch_size
         for c in range(n_clients):
-            idx = ctx.clients[c]
+            idx, ep = ctx.clients[c], passes[c]
             if len(idx) == 0:
                 self.order[c] = []
                 continue
-            with Timer() as t:
-                if p.curriculum:
-                    self.difficulty[c] = per_sample_fisher_trace(ctx, idx, self.names)
-                    self.order[c], _ = curriculum_batches(
-                        idx, self.difficulty[c], ctx.cfg.fl.batch_size, ctx.rng("fibecfed-batches", c)
-                    )
-                    for s in range(0, len(idx), ctx.cfg.fl.batch_size):
-                        self._count(recs[c], idx[s : s + ctx.cfg.fl.batch_size], backward=True)
-                gidx = np.sort(ctx.rng("fibecfed-gal", c).permutation(idx)[: p.gal_samples])
-                s_c = gal_sensitivity(ctx, gidx, p.gal_eps)
-                self._count(recs[c], gidx, backward=True, first_grad=0, share=0.0, extra_forward=True)
+            if p.curriculum:
+                fisher = ep.measure(
+                    partial(per_sample_fisher_trace, ctx, idx, self.names),
+                    idx,
+                    chunk=bs,
+                    plan=self.plan,
+                    names=self.names,
+                )
+                self.difficulty[c] = fisher
+                order = partial(curriculum_batches, idx, fisher, bs, ctx.rng("fibecfed-batches", c))
+                self.order[c], _ = ep.timed(order)
+            gidx = np.sort(ctx.rng("fibecfed-gal", c).permutation(idx)[: p.gal_samples])
+            # the probe: forward, ∇ wrt the embeddings through every block (no weight trained), forward again
+            s_c = ep.measure(partial(gal_sensitivity, ctx, gidx, p.gal_eps), gidx, forwards=2)
             self.gal_scores[c] = s_c.tolist()
             sens += s_c
-            recs[c].bytes_up += BYTES_PER_PARAM * self.num_blocks  # the client sends its s_l to the server
-            recs[c].wall_s += t.s
+            ep.upload(BYTES_PER_PARAM * self.num_blocks)  # the client sends its s_l to the server
         self.sensitivity = sens
         gal = np.argsort(sens, kind="stable")[: self.n_gal]
         self.gal = sorted(int(b) for b in gal)
@@ -277,10 +279,10 @@ class FibecFed(Method):
             for c in range(n_clients):
                 if len(ctx.clients[c]) == 0:
                     continue
-                self.masks[c] = self._trial_masks(c, pairs, recs[c])  # the trainer adds its wall time
+                self.masks[c] = self._trial_masks(c, pairs, passes[c])
         for c in range(n_clients):
-            recs[c].peak_memory_bytes = self._setup_memory(c)
-            ctx.costs.add(recs[c])
+            passes[c].peak_memory(self._setup_memory(c))
+            passes[c].close()
 
     def _setup_memory(self, cid: int) -> int:
         """Analytic peak of client ``cid``'s setup passes (the cost table's memory column): the Fisher
@@ -298,25 +300,7 @@ class FibecFed(Method):
             peaks.append(pass_memory(model, self.names, 0, shape, "adamw"))
         return max(peaks)
 
-    def _count(
-        self,
-        rec: CostRecord,
-        idx: np.ndarray,
-        backward: bool,
-        first_grad: int | None = None,
-        share: float | None = None,
-        extra_forward: bool = False,
-    ) -> None:
-        """Add one pass over batch ``idx`` to ``rec`` (analytic FLOPs, as in local training)."""
-        ctx = self.ctx
-        seq = int(ctx.splits.train.lengths[idx].max())
-        if share is None:
-            f, b = ctx.flops(idx, self.plan, self.names)
-        else:
-            f, b = step_flops(ctx.model.arch, len(idx), seq, first_grad or 0, [share] * ctx.model.num_blocks)
-        rec.add_pass(ctx.splits.train.lengths[idx], f * (2 if extra_forward else 1), b if backward else 0.0)
-
-    def _trial_masks(self, cid: int, pairs: list[LoraPair], rec: CostRecord) -> dict[str, torch.Tensor]:
+    def _trial_masks(self, cid: int, pairs: list[LoraPair], ep: ExtraPass) -> dict[str, torch.Tensor]:
         """Trial epochs of the global LoRA (+ head) without mask; EMA of per-neuron ΔW-change scores;
         returns the masked rows of B per PL projection. The model is restored afterwards."""
         ctx, p, model = self.ctx, self.p, self.ctx.model
@@ -345,12 +329,10 @@ class FibecFed(Method):
             perm = idx_all[ctx.rng("fibecfed-trial-data", cid, ep).permutation(len(idx_all))]
             epochs.append([perm[s : s + bs] for s in range(0, len(perm), bs)])
         try:
-            train(
-                ctx,
+            ep.train(
                 self.plan,
                 self.names,
                 epochs,
-                rec,
                 Loop(opt=opt, nonfinite="skip", hooks=Hooks(epoch_end=epoch_end)),
             )
         finally:

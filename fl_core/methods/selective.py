@@ -55,11 +55,11 @@ from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.stats import truncnorm
 
 from fl_core.budget_model import pass_memory
-from fl_core.cost_record import CostRecord
 from fl_core.flops import BYTES_PER_PARAM
 from fl_core.methods.base import Method, TrainPlan, register
 from fl_core.params.selective import HeuristicParams, SelectiveParams
-from fl_core.trainer import Loop, train
+from fl_core.passes import ExtraPass
+from fl_core.trainer import Loop
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +214,7 @@ class Selective(Method):
         if self.p.score_batches > 0:
             batches = batches[: self.p.score_batches]
         total = sum(len(b) for b in batches)
-        rec = CostRecord(round=rnd, client=cid, kind="score", bytes_up=BYTES_PER_PARAM * num)
+        ep = ExtraPass(ctx, rnd, cid, "score", bytes_up=BYTES_PER_PARAM * num)
         torch.manual_seed(ctx.torch_seed("score", rnd, cid))
         for n in names:
             model.params[n].grad = None
@@ -223,13 +223,13 @@ class Selective(Method):
             return F.cross_entropy(logits, y, reduction="sum") / total
 
         try:
-            train(ctx, plan, names, [batches], rec, Loop(opt=None, loss_fn=loss_fn, nonfinite="keep"))
+            ep.train(plan, names, [batches], Loop(opt=None, loss_fn=loss_fn, nonfinite="keep"))
             scores = self._grad_scores(names)
         finally:
             for n in names:
                 model.params[n].grad = None
-        rec.peak_memory_bytes = pass_memory(model, names, 0, _shapes(ctx, batches))  # grads, no optimizer
-        ctx.costs.add(rec)
+        ep.peak_memory(pass_memory(model, names, 0, _shapes(ctx, batches)))  # grads, no optimizer
+        ep.close()
         if not np.isfinite(scores).all():
             log.warning("selective: non-finite scores for client %d at round %d; set to 0", cid, rnd)
             scores = np.nan_to_num(scores, nan=0.0, posinf=0.0, neginf=0.0)
