@@ -34,7 +34,7 @@ from fl_core.claims_file import (  # noqa: F401  (re-exported)
     MethodRef,
     load_claims,
 )
-from fl_core.metrics import CLAIMABLE
+from fl_core.metrics import CLAIMABLE, DERIVED, SUMMARY
 from fl_core.report.claim_verdicts import apply_holm, kind, tally, tally_text
 from fl_core.report.load import Results, alpha_str
 from fl_core.report.partitions import partition_label
@@ -252,7 +252,9 @@ def evaluate_claims(res: Results, claims: ClaimsFile) -> tuple[pd.DataFrame, pd.
 
 
 def _pct(metric: str) -> bool:
-    return "accuracy" in metric or "f1" in metric
+    """Is ``metric`` a share shown in % (its declared display scale), not e.g. a perplexity?"""
+    m = {**SUMMARY, **DERIVED}.get(metric)
+    return m.scale == 100 if m else False
 
 
 def _f(x: float, pct: bool = False, digits: int = 3, unit: str = "pp") -> str:

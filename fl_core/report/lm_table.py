@@ -11,6 +11,7 @@ from fl_core.metrics import PERPLEXITY, PRIMARY, SUMMARY, TOKEN_ACCURACY, final,
 from fl_core.report.load import Results
 from fl_core.report.stats import Summary, summarize
 from fl_core.report.tables import Table, _groups, _no_value, _notes, _num, _row_key, _status_summary, fmt_pct
+from fl_core.report.tiers import add_tiers
 
 
 def _fmt(s: Summary) -> str:
@@ -72,4 +73,6 @@ def lm_table(res: Results) -> Table | None:
         "personalized perplexity: the same on the clients' own test splits (their topic mix), pooled",
         "rank: 1 = lowest mean perplexity in its dataset × alpha (ties share a rank)",
     ]
-    return Table("lm", "Language modeling", data, display, legend)
+    table = Table("lm", "Language modeling", data, display, legend)
+    add_tiers(table, res, key)  # tiers and MDE on perplexity, lower is better
+    return table

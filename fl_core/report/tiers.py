@@ -1,8 +1,10 @@
 """Tiers: per (dataset, partition), the methods that Holm-corrected paired tests cannot tell apart.
 
-Algorithm (final test accuracy; pairs = the same seed on the same partition, both cells finished):
+Algorithm (the task's primary metric, :data:`fl_core.metrics.PRIMARY`: final test accuracy, or
+perplexity for a language model; pairs = the same seed on the same partition, both cells finished):
 
-1. Rank the candidate methods by their seed-mean (reference rows such as ``centralized``, and cells
+1. Rank the candidate methods by their seed-mean, best first in the metric's declared direction
+   (higher accuracy, lower perplexity) (reference rows such as ``centralized``, and cells
    that did not finish, e.g. duplicates, are not candidates).
 2. The best-ranked remaining method leads a new tier. Test it against every other remaining method
    with a two-sided paired t-test; Holm-correct those p-values (one family per tier).
@@ -15,8 +17,8 @@ noisier difference can sit in a higher tier than one with a higher mean.
 
 MDE (per dataset × partition): the smallest true difference a two-sided paired t-test at ``LEVEL``
 detects with 80 % power, from the observed sd of the paired differences with their number of pairs
-(statsmodels), the median over every pair of candidate methods. A cell whose MDE exceeds
-``MDE_LIMIT_PP`` is flagged.
+(statsmodels), the median over every pair of candidate methods, in the metric's units. A cell whose
+MDE exceeds ``MDE_LIMIT_PP`` is flagged (metrics shown in %; perplexity has no such limit).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from fl_core.metrics import SUMMARY
 from fl_core.report.notes import add_group_note
 from fl_core.report.stats import holm, min_detectable_effect, paired_p_two_sided
 
@@ -61,7 +64,8 @@ def tiers(cells: pd.DataFrame, metric: str = METRIC, level: float = LEVEL) -> pd
     tier's leader, and the paired test against it (pairs, mean difference, p, Holm-adjusted p)."""
     vals = _by_label(cells, metric)
     order = list(dict.fromkeys(cells.label))  # display order breaks ties of the mean
-    remaining = sorted(vals, key=lambda lab: (-float(vals[lab].v.mean()), order.index(lab)))
+    sign = -1.0 if SUMMARY[metric].higher else 1.0  # best first
+    remaining = sorted(vals, key=lambda lab: (sign * float(vals[lab].v.mean()), order.index(lab)))
     rows, tier = [], 1
     while remaining:
         lead, others = remaining[0], remaining[1:]
@@ -108,9 +112,9 @@ def tier_text(t: pd.DataFrame, top: int | None = None) -> str:
     return "; ".join(parts) + (f"; {more} more tier{'s' if more > 1 else ''}" if more else "")
 
 
-def add_tiers(table, res) -> None:
-    """Add ``tier`` (+ leader and Holm-adjusted p against it) and the cell's ``mde`` to the accuracy
-    table's rows, a "tier" display column, and one line per (dataset, partition) with tiers and MDE."""
+def add_tiers(table, res, metric: str = METRIC) -> None:
+    """Add ``tier`` (+ leader and Holm-adjusted p against it) and the cell's ``mde`` (tiers and MDE on
+    ``metric``) to a table's rows, a "tier" display column, and one line per (dataset, partition)."""
     data, disp = table.data, table.display
     for k in ("tier", "pairs_vs_leader", "diff_vs_leader", "p_vs_leader_holm", "mde", "mde_seeds"):
         data[k] = math.nan
@@ -119,50 +123,60 @@ def add_tiers(table, res) -> None:
     groups = [] if data.empty else data.groupby(["dataset", "alpha"], sort=False).groups
     for d, a in groups:
         cells = res.cells[(res.cells.dataset == d) & (res.cells.alpha == a)]
-        t = tiers(cells).set_index("label")
-        e, n = mde(cells)
+        t = tiers(cells, metric).set_index("label")
+        e, n = mde(cells, metric)
         idx = data.index[(data.dataset == d) & (data.alpha == a)]
         data.loc[idx, ["mde", "mde_seeds"]] = [e, n]
         for i in idx:
-            lab = data.at[i, "label"]
-            if lab in t.index:
-                r = t.loc[lab]
-                data.loc[i, ["tier", "pairs_vs_leader", "diff_vs_leader", "p_vs_leader_holm"]] = [
-                    r.tier,
-                    r.pairs,
-                    r["diff"],
-                    r.p_holm,
-                ]
-                data.at[i, "tier_leader"] = r.leader
-                shown[i] = str(int(r.tier))
-            elif data.at[i, "method"] in REFERENCES and data.at[i, "seeds_ok"] > 0:
-                shown[i] = "reference"
-            elif (g := cells[cells.label == lab]).status.eq("duplicate").all() and len(g):
-                shown[i] = duplicate_text(g)
+            shown[i] = _tier_cell(data, i, t, cells)
         if len(t):
-            mde_txt = (
-                f"{100 * e:.1f} pp ({n} paired seeds)"
-                if math.isfinite(e)
-                else "n/a (fewer than 2 paired seeds)"
+            add_group_note(
+                table, (d, a), f"Tiers: {tier_text(t.reset_index())}. MDE: {_mde_text(e, n, metric)}."
             )
-            flag = (
-                f" — ABOVE {MDE_LIMIT_PP:g} pp: smaller differences go undetected"
-                if e > MDE_LIMIT_PP / 100
-                else ""
-            )
-            add_group_note(table, (d, a), f"Tiers: {tier_text(t.reset_index())}. MDE: {mde_txt}{flag}.")
     disp.insert(disp.columns.get_loc("method") + 1, "tier", shown)
+    name = SUMMARY[metric].display.split(" (")[0]
     table.legend.append(
-        "tier: methods that Holm-corrected two-sided paired t-tests (final accuracy, pairs = same seed and "
+        f"tier: methods that Holm-corrected two-sided paired t-tests ({name}, pairs = same seed and "
         f"partition, {LEVEL:g}) cannot tell apart from the tier's leader (the best remaining mean); tier 1 holds "
         "the best method; reference rows (centralized) and unfinished or duplicate rows are not tiered "
         "(algorithm: `fl_core/report/tiers.py`)"
     )
+    limit = f"; flagged above {MDE_LIMIT_PP:g} pp" if SUMMARY[metric].scale == 100 else ""
     table.legend.append(
         f"MDE: the smallest true difference a two-sided paired t-test at {LEVEL:g} detects with "
-        f"{100 * POWER:.0f}% power, from the sd of the paired differences (median over method pairs); "
-        f"flagged above {MDE_LIMIT_PP:g} pp"
+        f"{100 * POWER:.0f}% power, from the sd of the paired differences (median over method pairs){limit}"
     )
+
+
+def _tier_cell(data: pd.DataFrame, i, t: pd.DataFrame, cells: pd.DataFrame) -> str:
+    """The tier column of row ``i`` (and its leader / test columns): a tier, "reference", "same run as X"."""
+    lab = data.at[i, "label"]
+    if lab in t.index:
+        r = t.loc[lab]
+        data.loc[i, ["tier", "pairs_vs_leader", "diff_vs_leader", "p_vs_leader_holm"]] = [
+            r.tier,
+            r.pairs,
+            r["diff"],
+            r.p_holm,
+        ]
+        data.at[i, "tier_leader"] = r.leader
+        return str(int(r.tier))
+    if data.at[i, "method"] in REFERENCES and data.at[i, "seeds_ok"] > 0:
+        return "reference"
+    if (g := cells[cells.label == lab]).status.eq("duplicate").all() and len(g):
+        return duplicate_text(g)
+    return "—"
+
+
+def _mde_text(e: float, n: int, metric: str) -> str:
+    if not math.isfinite(e):
+        return "n/a (fewer than 2 paired seeds)"
+    if SUMMARY[metric].scale != 100:
+        return f"{e:.3g} ({n} paired seeds)"
+    flag = (
+        f" — ABOVE {MDE_LIMIT_PP:g} pp: smaller differences go undetected" if e > MDE_LIMIT_PP / 100 else ""
+    )
+    return f"{100 * e:.1f} pp ({n} paired seeds){flag}"
 
 
 def duplicate_text(g: pd.DataFrame) -> str:

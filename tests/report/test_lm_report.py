@@ -61,3 +61,10 @@ def test_the_report_of_an_lm_grid_has_the_perplexity_table(lm_results, tmp_path)
     readme = build_report(grid, cfg, out_dir=tmp_path, wandb=False)
     assert (tmp_path / "tables" / "lm.md").stat().st_size > 0
     assert "perplexity" in readme.read_text()
+
+
+def test_lm_table_has_tiers_on_perplexity(lm_results):
+    t = lm_table(lm_results[2])
+    assert "tier" in t.display.columns and t.data["tier"].notna().any()
+    assert any("perplexity, pairs = same seed" in x for x in t.legend)
+    assert not any("pp" in x and "MDE" in x for x in t.legend)  # no percentage-point limit for perplexity

@@ -92,3 +92,18 @@ def test_mde_is_the_two_sided_80_percent_power_effect_of_the_pairs():
     # two-sided needs a larger effect than one-sided; for n = 5 about 1.6 sd
     assert e > min_detectable_effect(5, sd) and 1.4 * sd < e < 1.8 * sd
     assert math.isnan(mde(_cells({"A": BASE}))[0])
+
+
+def test_lower_is_better_metrics_lead_with_the_smallest_mean():
+    """Perplexity: the lowest mean leads tier 1, and the MDE is in the metric's own units."""
+    ppl = {"A": 20 + 10 * BASE, "B": 20 + 10 * (BASE - D1), "C": 30 + 10 * BASE}
+    rows = [
+        {"label": lab, "method": lab, "seed": s, "status": "ok", "final_perplexity": v}
+        for lab, vs in ppl.items()
+        for s, v in enumerate(vs)
+    ]
+    c = pd.DataFrame(rows).assign(partition_sha="p", reason="")
+    t = tiers(c, "final_perplexity").set_index("label")
+    assert dict(t.tier) == {"B": 1, "A": 2, "C": 3}  # as the accuracy case, mirrored
+    e, n = mde(c, "final_perplexity")
+    assert n == 5 and 0.1 < e < 5  # perplexity units (D1 x 10 has sd 0.16), not a share
