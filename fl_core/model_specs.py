@@ -29,6 +29,7 @@ class ModelEntry:
     gguf: str | None = None  # weights and tokenizer in this GGUF file of the dir (dequantized to fp32)
     config: dict | None = None  # a random model's config keywords (None: :data:`TINY_BERT`)
     decoder: bool = False  # a Llama-family decoder (else a BERT-family encoder)
+    max_positions: int | None = None  # stated where no config.json holds it (a GGUF: its context_length)
 
     def random_config(self) -> dict:
         """The config keywords of a random model (blocks and positions are read here, torch-free)."""
@@ -89,7 +90,7 @@ MODELS: Registry[ModelEntry] = Registry(
         "tiny-bert": ModelEntry(_minilm_dir, random=True, pooling="cls", config=TINY_BERT),  # tokenizer only
         # SmolLM2-135M-Instruct: Llama, 30 blocks, hidden 576, GQA 9/3 heads, tied embeddings
         "smollm2-135m": ModelEntry(
-            _smollm2_dir, num_blocks=30, pooling="last", gguf=SMOLLM2_GGUF, decoder=True
+            _smollm2_dir, num_blocks=30, pooling="last", gguf=SMOLLM2_GGUF, decoder=True, max_positions=8192
         ),
         # random weights, SmolLM2's tokenizer (49,152 tokens)
         "tiny-llama": ModelEntry(
@@ -128,8 +129,22 @@ def max_positions(name: str) -> int:
     entry = MODELS.get(name)
     if entry is not None and entry.random:
         return entry.random_config()["max_position_embeddings"]
+    if entry is not None and entry.max_positions:
+        return entry.max_positions
+    if entry is not None and entry.gguf:
+        return gguf_context_length(str(Path(entry.path()) / entry.gguf))
     cfg = _hf_config(name)
     return int(cfg.get("max_position_embeddings") or cfg.get("n_positions") or 512)
+
+
+def gguf_context_length(path: str) -> int:
+    """``<architecture>.context_length`` from a GGUF file's header (the ``gguf`` reader; no torch)."""
+    from gguf import GGUFReader
+
+    r = GGUFReader(path)
+    a = r.fields["general.architecture"]
+    f = r.fields[bytes(a.parts[a.data[0]]).decode() + ".context_length"]
+    return int(f.parts[f.data[0]][0])
 
 
 def _local_config(name: str) -> dict:

@@ -106,3 +106,20 @@ def test_empty_or_non_mapping_yaml_is_one_line_naming_the_top_level(tmp_path, te
     with pytest.raises(ConfigError) as err:
         load_grid(path, {"output_dir": str(tmp_path)})  # overrides used to meet a None / list here
     assert "(top level): expected a mapping" in str(err.value) and got in str(err.value)
+
+
+def test_a_gguf_models_positions_come_from_its_entry_and_match_the_file(tmp_path):
+    """SmolLM2 ships as a GGUF with no config.json: its grid validates (max_len checked against the
+    stated 8192 positions, what the GGUF header says; it used to fail reading a config.json)."""
+    from pathlib import Path
+
+    from fl_core.model_specs import MODELS, gguf_context_length, max_positions
+
+    entry = MODELS.get("smollm2-135m")
+    try:
+        path = Path(entry.path()) / entry.gguf
+    except Exception as err:  # noqa: BLE001 — the packaged weights are an optional install
+        pytest.skip(f"SmolLM2 not installed: {err}")
+    assert max_positions("smollm2-135m") == gguf_context_length(str(path)) == 8192
+    raw = tiny_grid_dict(tmp_path, model="smollm2-135m", datasets=["bbc_news_lm"])
+    assert parse_grid({**raw, "fl": {**raw["fl"], "max_len": 64}}).fl.max_len == 64
