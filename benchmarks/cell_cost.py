@@ -17,53 +17,50 @@ results/perf/perf_cell_cost.csv and the ``cell_cost`` section of results/perf/RE
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import time
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Iterable
 
 import pandas as pd
 import torch
-from perf_readme import section, write_section  # benchmarks/ is the script's dir
+from harness import cells_of, out_dir, patch_internals, publish, stamp, with_fl  # benchmarks/ on sys.path
 
 import fl_core.trainer as trainer
 from fl_core.config import RunConfig
-from fl_core.provenance import git_revision
+from fl_core.optim import local_optimizer
 from fl_core.simulator import run_cell
 from fl_core.validate import load_grid
 
-OUT = Path("results/perf")
 VARIANTS = ("before", "fp32", "bf16")
 
 
-@contextmanager
-def loop_adamw():
+def loop_adamw(
+    params: Iterable[torch.nn.Parameter],
+    kind: str,
+    lr: float,
+    weight_decay: float = 0.0,
+    momentum: float = 0.0,
+) -> torch.optim.Optimizer:
     """The clients' AdamW as the per-tensor for-loop (the optimizer before issue 13), same update rule."""
-    built = trainer.local_optimizer
-
-    def unfused(params, kind, lr, weight_decay=0.0, momentum=0.0):
-        if kind != "adamw":
-            return built(params, kind, lr, weight_decay, momentum)
-        return torch.optim.AdamW(list(params), lr=lr, weight_decay=weight_decay, fused=False, foreach=False)
-
-    trainer.local_optimizer = unfused
-    try:
-        yield
-    finally:
-        trainer.local_optimizer = built
+    if kind != "adamw":
+        return local_optimizer(params, kind, lr, weight_decay, momentum)
+    return torch.optim.AdamW(list(params), lr=lr, weight_decay=weight_decay, fused=False, foreach=False)
 
 
 def variant(cell: RunConfig, name: str) -> RunConfig:
-    precision = "bf16" if name == "bf16" else "fp32"
-    return cell.model_copy(update={"fl": cell.fl.model_copy(update={"precision": precision})})
+    return with_fl(cell, precision="bf16" if name == "bf16" else "fp32")
 
 
 def run_variant(cell: RunConfig, name: str) -> dict:
     t0 = time.perf_counter()
-    if name == "before":
-        with loop_adamw():
-            res = run_cell(variant(cell, name), progress=False)
-    else:
+    # fl.optimizer has no unfused AdamW (nor should it): "before" swaps the trainer's optimizer factory
+    swap = (
+        patch_internals((trainer, "local_optimizer", loop_adamw))
+        if name == "before"
+        else contextlib.nullcontext()
+    )
+    with swap:
         res = run_cell(variant(cell, name), progress=False)
     train = [c for c in res.costs if c["kind"] == "train"]
     last = [r["accuracy"] for r in res.rounds if r.get("accuracy") is not None]
@@ -101,14 +98,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     grid = load_grid(args.reference)
-    match = [
-        c
-        for c in grid.cells()
-        if c.method.display == "full"
-        and c.dataset == args.dataset
-        and c.alpha == args.alpha
-        and c.seed == args.seed
-    ]
+    match = cells_of(grid, "full", dataset=args.dataset, alpha=args.alpha, seed=args.seed)
     if not match:
         raise SystemExit(
             f"{args.reference} has no full cell at {args.dataset}, alpha {args.alpha}, seed {args.seed}"
@@ -120,28 +110,23 @@ def main() -> None:
             rows.append({"rep": rep, **run_variant(cell, name)})
             print(rows[-1], flush=True)
     df = pd.DataFrame(rows)
-    OUT.mkdir(parents=True, exist_ok=True)
-    df.to_csv(OUT / "perf_cell_cost.csv", index=False)
+    df.to_csv(out_dir() / "perf_cell_cost.csv", index=False)
     summary = summarize(df)
     fl = cell.fl
-    write_section(
-        OUT / "README.md",
+    publish(
         "cell_cost",
-        section(
-            "cell_cost",
-            f"`python benchmarks/cell_cost.py --reps {args.reps} --threads {args.threads}` (in `make perf`): "
-            f"{os.cpu_count()} CPUs, torch {torch.__version__}, {args.threads} threads, one cell at a time; "
-            f"git `{git_revision()}`; {time.strftime('%Y-%m-%d %H:%M')}",
-            f"One converged `full` cell of `{args.reference}` ({args.dataset}, alpha {args.alpha}, seed "
-            f"{args.seed}; lr {fl.lr:g}, {fl.rounds} rounds x {fl.clients_per_round} clients x "
-            f"{fl.local_steps} steps, batch {fl.batch_size} x {fl.max_len} tokens, evaluated every "
-            f"{fl.eval_every} rounds): before issue 13 (fp32, per-tensor AdamW loop), fp32 (fused AdamW) "
-            "and bf16 (fused AdamW, the reference grid's setting); median of the repeats, the order rotated "
-            "each repeat. Client TFLOPs: analytic, the same in all three.",
-            summary.to_markdown(index=False),
-            df.to_markdown(index=False),
-            seconds=time.perf_counter() - t0,
-        ),
+        f"`python benchmarks/cell_cost.py --reps {args.reps} --threads {args.threads}` (in `make perf`): "
+        f"{os.cpu_count()} CPUs, torch {torch.__version__}, {args.threads} threads, one cell at a time; "
+        f"{stamp()}",
+        f"One converged `full` cell of `{args.reference}` ({args.dataset}, alpha {args.alpha}, seed "
+        f"{args.seed}; lr {fl.lr:g}, {fl.rounds} rounds x {fl.clients_per_round} clients x "
+        f"{fl.local_steps} steps, batch {fl.batch_size} x {fl.max_len} tokens, evaluated every "
+        f"{fl.eval_every} rounds): before issue 13 (fp32, per-tensor AdamW loop), fp32 (fused AdamW) "
+        "and bf16 (fused AdamW, the reference grid's setting); median of the repeats, the order rotated "
+        "each repeat. Client TFLOPs: analytic, the same in all three.",
+        summary.to_markdown(index=False),
+        df.to_markdown(index=False),
+        seconds=time.perf_counter() - t0,
     )
     print(summary.to_string(index=False))
 

@@ -32,7 +32,16 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from perf_readme import host, load, section, write_section  # benchmarks/ is the script's dir
+from harness import (  # benchmarks/ is the script's dir
+    cells_of,
+    host,
+    load,
+    out_dir,
+    patch_internals,
+    publish,
+    stamp,
+    with_fl,
+)
 
 import fl_core.client as client_mod
 import fl_core.simulator as sim
@@ -41,10 +50,8 @@ from fl_core.config import RunConfig
 from fl_core.context import PrefixCache, RunContext
 from fl_core.cost_record import CostRecord
 from fl_core.methods.base import Method
-from fl_core.provenance import git_revision
 from fl_core.validate import load_grid
 
-OUT = Path("results/perf")
 TARGET = 0.10
 COMPUTE = ("forward + loss", "backward + clip + step")  # the training a bare PyTorch loop also does
 HOOKS = ("client_begin", "order_batches", "after_backward", "keep_local", "client_end")
@@ -83,7 +90,8 @@ class Phases:
 
 @contextlib.contextmanager
 def instrumented(ctx: RunContext, method: Method, phases: Phases) -> Iterator[None]:
-    """The simulator's per-client code paths, each timed under its phase, for the duration."""
+    """The simulator's per-client code paths, each timed under its phase, for the duration (no hook in
+    fl_core times them: the real functions are wrapped in place)."""
     model, w = ctx.model, phases.wrap
     restore = lambda values: "restore global values" if values is ctx.global_values else "apply aggregate"  # noqa: E731
     targets: list[tuple[Any, str, Callable]] = [
@@ -111,30 +119,16 @@ def instrumented(ctx: RunContext, method: Method, phases: Phases) -> Iterator[No
         (method, "aggregate", w("aggregate", method.aggregate)),
         *[(method, h, w("method hooks", getattr(method, h))) for h in HOOKS],
     ]
-    saved = [(obj, attr, obj.__dict__.get(attr, _MISSING)) for obj, attr, _ in targets]
-    try:
-        for obj, attr, fn in targets:
-            setattr(obj, attr, fn)
+    with patch_internals(*targets):
         yield
-    finally:
-        for obj, attr, old in reversed(saved):
-            if old is _MISSING:
-                delattr(obj, attr)
-            else:
-                setattr(obj, attr, old)
-
-
-_MISSING = object()
 
 
 def cross_device(cell: RunConfig, args: argparse.Namespace) -> RunConfig:
     """The grid's cell with many small clients (IID, so every client has the same row count)."""
     over = {"num_clients": args.clients, "clients_per_round": args.per_round}  # rounds: the grid's
     over |= {"local_steps": args.steps, "precision": args.precision or cell.fl.precision}
-    fl = cell.fl.model_copy(update=over)
-    return cell.model_copy(
-        update={"fl": fl, "alpha": "iid", "data": cell.data.model_copy(update={"min_partition_size": 1})}
-    )
+    data = cell.data.model_copy(update={"min_partition_size": 1})
+    return with_fl(cell, **over).model_copy(update={"alpha": "iid", "data": data})
 
 
 def time_round(ctx: RunContext, method: Method, rnd: int, clients: list[int]) -> dict[str, np.ndarray]:
@@ -229,7 +223,7 @@ def pick_cells(
     dataset = dataset or ("rotten_tomatoes" if "rotten_tomatoes" in grid.datasets else grid.datasets[0])
     cells = {}
     for label in labels:
-        match = [c for c in grid.cells() if c.method.display == label and c.dataset == dataset]
+        match = cells_of(grid, label, dataset=dataset)
         if not match:
             raise SystemExit(f"{config} has no {label!r} cell on {dataset}")
         cells[label] = cross_device(match[0], args)
@@ -249,48 +243,45 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--reps", type=int, default=7, help="interleaved repeats (one round per method each)")
     ap.add_argument("--precision", choices=["fp32", "bf16"], help="default: the grid's fl.precision")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--out", type=Path, help="default: results/perf")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     t0, load_start, busy = time.perf_counter(), load(), os.getloadavg()[0]
     cells = pick_cells(args.config, args.dataset, args.methods, args)
     df = measure(cells, args.reps)
     summary, parts = summarize(df), breakdown(df)
-    args.out.mkdir(parents=True, exist_ok=True)
-    df.to_csv(args.out / "perf_client_overhead.csv", index=False)
+    out = args.out or out_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out / "perf_client_overhead.csv", index=False)
     cell = next(iter(cells.values()))
     fl = cell.fl
     command = " ".join(["python benchmarks/client_overhead.py", *(sys.argv[1:] if argv is None else argv)])
-    write_section(
-        args.out / "README.md",
+    publish(
         "client_overhead",
-        section(
-            "client_overhead",
-            f"`{command}` (in `make perf`): {host()}; load average {load_start} at start, {load()} at the "
-            f"end; torch {torch.__version__}, {args.threads} thread(s); git `{git_revision()}`; "
-            f"{time.strftime('%Y-%m-%d %H:%M')}",
-            f"Per-client cost of the simulator with many small clients: `{args.config}`'s fl settings on "
-            f"{cell.dataset} ({cell.model}, {fl.precision}, {fl.optimizer}, batch {fl.batch_size} x "
-            f"{fl.max_len} tokens, prefix cache {'on' if fl.prefix_cache else 'off'}, {fl.rounds} rounds), {args.clients} IID "
-            f"clients (client_rows: median rows of the round's clients), {args.per_round} per round, {args.steps} optimizer steps each. Compute = forward, loss, "
-            "backward, clipping and optimizer step (the optimizer's state is allocated in its first step); "
-            "overhead = everything else in `run_round` / `run_client`, round-level work (snapshot, "
-            "aggregation) shared out per client. Medians over interleaved repeats (one round per method "
-            "each); share_min / share_max: the spread; cpu_share: the share in this thread's CPU time "
-            "(`time.thread_time`), which time-sharing with other jobs does not inflate. Target: overhead <= {TARGET:.0%} of a client's time.",
-            *(
-                [
-                    f"The host was shared (1-min load above its {os.cpu_count()} CPUs): rerun on a quiet host "
-                    "for the published figure; cpu_share is the least affected column."
-                ]
-                if max(busy, os.getloadavg()[0]) > (os.cpu_count() or 1)
-                else []
-            ),
-            summary.to_markdown(index=False),
-            "Milliseconds per client, median per phase (exclusive of nested phases):",
-            parts.to_markdown(index=False),
-            seconds=time.perf_counter() - t0,
+        f"`{command}` (in `make perf`): {host()}; load average {load_start} at start, {load()} at the "
+        f"end; torch {torch.__version__}, {args.threads} thread(s); {stamp()}",
+        f"Per-client cost of the simulator with many small clients: `{args.config}`'s fl settings on "
+        f"{cell.dataset} ({cell.model}, {fl.precision}, {fl.optimizer}, batch {fl.batch_size} x "
+        f"{fl.max_len} tokens, prefix cache {'on' if fl.prefix_cache else 'off'}, {fl.rounds} rounds), {args.clients} IID "
+        f"clients (client_rows: median rows of the round's clients), {args.per_round} per round, {args.steps} optimizer steps each. Compute = forward, loss, "
+        "backward, clipping and optimizer step (the optimizer's state is allocated in its first step); "
+        "overhead = everything else in `run_round` / `run_client`, round-level work (snapshot, "
+        "aggregation) shared out per client. Medians over interleaved repeats (one round per method "
+        "each); share_min / share_max: the spread; cpu_share: the share in this thread's CPU time "
+        "(`time.thread_time`), which time-sharing with other jobs does not inflate. Target: overhead <= {TARGET:.0%} of a client's time.",
+        *(
+            [
+                f"The host was shared (1-min load above its {os.cpu_count()} CPUs): rerun on a quiet host "
+                "for the published figure; cpu_share is the least affected column."
+            ]
+            if max(busy, os.getloadavg()[0]) > (os.cpu_count() or 1)
+            else []
         ),
+        summary.to_markdown(index=False),
+        "Milliseconds per client, median per phase (exclusive of nested phases):",
+        parts.to_markdown(index=False),
+        seconds=time.perf_counter() - t0,
+        out=out,
     )
     print(summary.to_string(index=False), "\n", parts.to_string(index=False), flush=True)
 

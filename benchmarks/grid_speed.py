@@ -10,20 +10,15 @@ drift hits both alike. Writes results/perf/perf_grid.csv and its section of resu
 from __future__ import annotations
 
 import argparse
-import os
 import time
-from pathlib import Path
 
 import pandas as pd
-import torch
-from perf_readme import section, write_section  # benchmarks/ is the script's dir
+from harness import cells_of, out_dir, publish, torch_run, with_fl  # benchmarks/ is the script's dir
 from tqdm.auto import tqdm
 
-from fl_core.provenance import git_revision
 from fl_core.simulator import run_cell
 from fl_core.validate import load_grid
 
-OUT = Path("results/perf")
 BEFORE = {"prefix_cache": False, "length_buckets": 0}
 
 
@@ -34,7 +29,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     grid = load_grid(args.config)
-    cells = [c for c in grid.cells() if c.alpha == args.alpha and c.seed == args.seed]
+    cells = cells_of(grid, alpha=args.alpha, seed=args.seed)
     if not cells:
         raise SystemExit(f"no cell of {args.config} has alpha={args.alpha} and seed={args.seed}")
     rows = []
@@ -42,7 +37,7 @@ def main() -> None:
     for i, cell in enumerate(tqdm(cells, desc="grid before/after", unit="cell")):
         variants = {
             "after": cell,
-            "before": cell.model_copy(update={"fl": cell.fl.model_copy(update=BEFORE)}),
+            "before": with_fl(cell, **BEFORE),
         }
         order = ["before", "after"] if i % 2 == 0 else ["after", "before"]
         row = {"dataset": cell.dataset, "method": cell.method.display}
@@ -58,12 +53,11 @@ def main() -> None:
         row["speedup"] = round(row["before_s"] / row["after_s"], 2) if row["after_s"] else float("nan")
         rows.append(row)
     df = pd.DataFrame(rows)
-    df.to_csv(OUT / "perf_grid.csv", index=False)
+    df.to_csv(out_dir() / "perf_grid.csv", index=False)
     before, after = df.before_s.sum(), df.after_s.sum()
     run = (
         f"`python benchmarks/grid_speed.py --config {args.config} --alpha {args.alpha} --seed {args.seed}`: "
-        f"{os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads; "
-        f"git `{git_revision()}`; {time.strftime('%Y-%m-%d %H:%M')}"
+        f"{torch_run()}"
     )
     summary = pd.DataFrame(
         [
@@ -77,18 +71,14 @@ def main() -> None:
             }
         ]
     )
-    write_section(
-        OUT / "README.md",
+    publish(
         "grid",
-        section(
-            "grid",
-            run,
-            f"Every cell of `{args.config}` at alpha={args.alpha}, seed {args.seed}, run with `fl` {BEFORE} (before) "
-            "and as configured (after), back to back. Accuracy differs where bucketing changes the batches.",
-            summary.to_markdown(index=False),
-            df.to_markdown(index=False),
-            seconds=time.perf_counter() - t0,
-        ),
+        run,
+        f"Every cell of `{args.config}` at alpha={args.alpha}, seed {args.seed}, run with `fl` {BEFORE} (before) "
+        "and as configured (after), back to back. Accuracy differs where bucketing changes the batches.",
+        summary.to_markdown(index=False),
+        df.to_markdown(index=False),
+        seconds=time.perf_counter() - t0,
     )
     print(summary.to_string(index=False))
 

@@ -26,43 +26,17 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from perf_readme import section, write_section  # benchmarks/ is the script's dir
+from harness import out_dir, publish, run_config, torch_run  # benchmarks/ is the script's dir
 
 from fl_core.client import local_batches, train_steps
-from fl_core.config import DataConfig, FLConfig, MethodSpec, RunConfig
 from fl_core.flops import step_flops
 from fl_core.methods import make_method
 from fl_core.methods.base import TrainPlan
-from fl_core.provenance import git_revision
 from fl_core.simulator import build_context, run_round
-
-OUT = Path("results/perf")
-
-
-def _cell(
-    method: str = "full", clients: int = 10, per_round: int = 10, steps: int = 2, **params
-) -> RunConfig:
-    return RunConfig(
-        dataset="bbc_news",
-        alpha="iid",
-        method=MethodSpec(name=method, params=params),
-        seed=0,
-        model="minilm-l6",
-        fl=FLConfig(
-            num_clients=clients,
-            clients_per_round=per_round,
-            rounds=1,
-            local_steps=steps,
-            batch_size=16,
-            max_len=32,
-            prefix_cache=False,
-        ),
-        data=DataConfig(min_partition_size=1),
-    )
 
 
 def bench_overhead(reps: int) -> pd.DataFrame:
-    ctx = build_context(_cell())
+    ctx = build_context(run_config(local_steps=2))
     method = make_method("full", {}, ctx)
     clients = list(range(10))
     batches = {c: local_batches(ctx, method, 0, c) for c in clients}
@@ -129,7 +103,7 @@ def _step_time(ctx, method, plan: TrainPlan, batches: list[np.ndarray], reps: in
 
 
 def bench_frozen(reps: int, n_batches: int = 4) -> pd.DataFrame:
-    ctx = build_context(_cell())
+    ctx = build_context(run_config(local_steps=2))
     method = make_method("full", {}, ctx)
     L = ctx.model.num_blocks
     batches = ctx.client_batches(0, 0)[:n_batches]
@@ -158,7 +132,7 @@ def bench_frozen(reps: int, n_batches: int = 4) -> pd.DataFrame:
     ]
     from fl_core.methods.lora import add_lora
 
-    lctx = build_context(_cell("lora"))
+    lctx = build_context(run_config("lora", local_steps=2))
     lora = make_method("lora", {}, lctx)
     add_lora(lctx, r=8, alpha=16)
     plan = TrainPlan.of(range(L), only="lora_")
@@ -191,9 +165,7 @@ def _memory_child(clients: int, method_name: str) -> None:
     clients. The high-water mark is reset after setup (``/proc/self/clear_refs``), so the peak is
     that of the rounds, not of the model load."""
     params = {"k": 1} if method_name == "top_k" else {}
-    cell = _cell(method_name, clients=clients, per_round=10, steps=1, **params)
-    cell = cell.model_copy(update={"fl": cell.fl.model_copy(update={"rounds": 2})})
-    ctx = build_context(cell)
+    ctx = build_context(run_config(method_name, params=params, num_clients=clients, local_steps=1, rounds=2))
     method = make_method(method_name, params, ctx)
     method.setup()
     sched = [sorted(ctx.rng("schedule").choice(clients, 10, replace=False).tolist()) for _ in range(2)]
@@ -252,12 +224,9 @@ def main() -> None:
     args = ap.parse_args()
     if args.memory_child:
         return _memory_child(int(args.memory_child[0]), args.memory_child[1])
-    OUT.mkdir(parents=True, exist_ok=True)
+    out = out_dir()
     command = " ".join(["python benchmarks/perf.py", *sys.argv[1:]])
-    run = (
-        f"{os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads; "
-        f"git `{git_revision()}`; {time.strftime('%Y-%m-%d %H:%M')}"
-    )
+    run = torch_run()
     for name, fn in [
         ("overhead", lambda: bench_overhead(args.reps)),
         ("frozen", lambda: bench_frozen(args.reps)),
@@ -267,16 +236,12 @@ def main() -> None:
             continue
         t0 = time.perf_counter()
         df = fn()
-        df.to_csv(OUT / f"perf_{name}.csv", index=False)
-        write_section(
-            OUT / "README.md",
+        df.to_csv(out / f"perf_{name}.csv", index=False)
+        publish(
             name,
-            section(
-                name,
-                f"`{command}` (in `make perf`): {run}",
-                df.to_markdown(index=False),
-                seconds=time.perf_counter() - t0,
-            ),
+            f"`{command}` (in `make perf`): {run}",
+            df.to_markdown(index=False),
+            seconds=time.perf_counter() - t0,
         )
         print(df.to_string(index=False), flush=True)
 

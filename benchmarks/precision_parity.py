@@ -25,17 +25,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from perf_readme import section, write_section  # benchmarks/ is the script's dir
+from harness import out_dir, publish, stamp, with_fl  # benchmarks/ is the script's dir
 from scipy import stats
 
 from fl_core.compact import COMPACT, materialize, write_compact
 from fl_core.config import GridConfig, RunConfig
-from fl_core.provenance import git_revision
 from fl_core.report.publish import report_dir, restore_published
 from fl_core.store import ResultStore
 from fl_core.validate import load_grid
 
-OUT = Path("results/perf")
 METHODS = ("full", "top-2", "lora", "fibecfed")
 SEEDS = (0, 1, 2)
 
@@ -57,7 +55,7 @@ def fp32_grid(
 
 
 def twin(cell: RunConfig, precision: str) -> RunConfig:
-    return cell.model_copy(update={"fl": cell.fl.model_copy(update={"precision": precision})})
+    return with_fl(cell, precision=precision)
 
 
 def bf16_store(reference: GridConfig) -> ResultStore:
@@ -147,29 +145,24 @@ def main() -> None:
         print(f"no complete pair yet ({pending} pending)")
         return
     df = pd.DataFrame(rows)
-    OUT.mkdir(parents=True, exist_ok=True)
-    df.to_csv(OUT / "perf_precision_parity.csv", index=False)
+    df.to_csv(out_dir() / "perf_precision_parity.csv", index=False)
     diff, cost = summarize(df)
     cost.columns = [c if isinstance(c, str) else f"{c[0]}_{c[1]}" for c in cost.columns]
-    write_section(
-        OUT / "README.md",
+    publish(
         "parity",
-        section(
-            "parity",
-            f"`python benchmarks/precision_parity.py` (in `make perf`): {os.cpu_count()} CPUs, torch "
-            f"{torch.__version__}; git `{git_revision()}`; {time.strftime('%Y-%m-%d %H:%M')}",
-            f"The reference grid's converged cells (`{args.reference}`: tuned lr, {ref.fl.rounds} rounds x "
-            f"{ref.fl.clients_per_round} clients x {ref.fl.local_steps} steps) of {', '.join(METHODS)}, seeds "
-            f"{list(SEEDS)}, both datasets, alpha {' and '.join(map(str, ref.alphas))}: the published bf16 cell "
-            f"and the same cell in fp32 ({len(df) // 2} pairs; {pending} not run yet). Final test accuracy, "
-            "bf16 - fp32, paired, 95 % t interval:",
-            diff.to_markdown(index=False),
-            "Mean per precision: final accuracy, whole-cell seconds, client training seconds, client "
-            "training TFLOPs (analytic, the same in both); cell_speedup = fp32 / bf16 cell seconds. The "
-            "full row is the cost of one converged `full` cell before (fp32) and after (bf16) issue 13:",
-            cost.reset_index().to_markdown(index=False),
-            seconds=time.perf_counter() - t0,
-        ),
+        f"`python benchmarks/precision_parity.py` (in `make perf`): {os.cpu_count()} CPUs, torch "
+        f"{torch.__version__}; {stamp()}",
+        f"The reference grid's converged cells (`{args.reference}`: tuned lr, {ref.fl.rounds} rounds x "
+        f"{ref.fl.clients_per_round} clients x {ref.fl.local_steps} steps) of {', '.join(METHODS)}, seeds "
+        f"{list(SEEDS)}, both datasets, alpha {' and '.join(map(str, ref.alphas))}: the published bf16 cell "
+        f"and the same cell in fp32 ({len(df) // 2} pairs; {pending} not run yet). Final test accuracy, "
+        "bf16 - fp32, paired, 95 % t interval:",
+        diff.to_markdown(index=False),
+        "Mean per precision: final accuracy, whole-cell seconds, client training seconds, client "
+        "training TFLOPs (analytic, the same in both); cell_speedup = fp32 / bf16 cell seconds. The "
+        "full row is the cost of one converged `full` cell before (fp32) and after (bf16) issue 13:",
+        cost.reset_index().to_markdown(index=False),
+        seconds=time.perf_counter() - t0,
     )
     print(diff.to_string(index=False), cost.to_string(), sep="\n")
 

@@ -23,22 +23,18 @@ import os
 import statistics
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pandas as pd
 import torch
-from perf_readme import section, write_section  # benchmarks/ is the script's dir
+from harness import out_dir, patch_internals, publish, run_config, stamp, with_fl  # benchmarks/ on sys.path
 
 from fl_core.client import train_steps
-from fl_core.config import DataConfig, FLConfig, MethodSpec, RunConfig
 from fl_core.flops import step_flops
 from fl_core.methods import make_method
 from fl_core.methods.base import TrainPlan
 from fl_core.methods.lora import add_lora
-from fl_core.provenance import git_revision
 from fl_core.simulator import build_context
 
-OUT = Path("results/perf")
 N = 2048
 
 
@@ -59,36 +55,22 @@ def matmul_peak(reps: int, n: int = N, inner: int = 4) -> dict[str, float]:
 
 
 def _ctx(method: str):
-    cfg = RunConfig(
-        dataset="bbc_news",
-        alpha="iid",
-        method=MethodSpec(name=method),
-        seed=0,
-        model="minilm-l6",
-        fl=FLConfig(
-            num_clients=10, clients_per_round=10, rounds=1, batch_size=16, max_len=32, prefix_cache=False
-        ),
-        data=DataConfig(min_partition_size=1),
-    )
-    ctx = build_context(cfg)
+    ctx = build_context(run_config(method))
     m = make_method(method, {}, ctx)
     if method == "lora":
         add_lora(ctx, r=8, alpha=16)
     return ctx, m
 
 
-def _set_precision(ctx, precision: str) -> None:
-    ctx.cfg = ctx.cfg.model_copy(update={"fl": ctx.cfg.fl.model_copy(update={"precision": precision})})
-
-
 @contextlib.contextmanager
 def _restored(ctx, plan: TrainPlan, precision: str) -> Iterator[list[str]]:
     """Set ``precision`` and yield the plan's trainable names; the model is restored afterwards."""
-    _set_precision(ctx, precision)
-    names = ctx.trainable_names(plan)
-    snapshot = ctx.model.state(names)
-    yield names
-    ctx.model.load(snapshot)
+    # one context in both precisions (a second context would time a second model): its config swapped
+    with patch_internals((ctx, "cfg", with_fl(ctx.cfg, precision=precision))):
+        names = ctx.trainable_names(plan)
+        snapshot = ctx.model.state(names)
+        yield names
+        ctx.model.load(snapshot)
 
 
 def _batches(ctx, n: int) -> list:
@@ -234,7 +216,7 @@ def main() -> None:
     )
     args = ap.parse_args()
     threads = [int(t) for t in args.threads.split(",")]
-    OUT.mkdir(parents=True, exist_ok=True)
+    out = out_dir()
     t0 = time.perf_counter()
     load = os.getloadavg()[
         0
@@ -254,13 +236,13 @@ def main() -> None:
     steps = pd.concat(steps, ignore_index=True)
     steps = steps[["threads", *steps.columns[:-1]]]
     parts = pd.concat(parts, ignore_index=True)
-    steps.to_csv(OUT / "perf_precision.csv", index=False)
-    parts.to_csv(OUT / "perf_precision_breakdown.csv", index=False)
+    steps.to_csv(out / "perf_precision.csv", index=False)
+    parts.to_csv(out / "perf_precision_breakdown.csv", index=False)
     print(*peaks, steps.to_string(index=False), parts.to_string(index=False), sep="\n", flush=True)
     blocks = [
         f"`python benchmarks/precision_speed.py --reps {args.reps} --threads {args.threads}` (in `make perf`): "
         f"{os.cpu_count()} CPUs (1-min load average {load:.1f} at start; above the CPU count, other jobs "
-        f"shared the cores), torch {torch.__version__}; git `{git_revision()}`; {time.strftime('%Y-%m-%d %H:%M')}",
+        f"shared the cores), torch {torch.__version__}; {stamp()}",
         f"Matmul peak ({N}² matmuls, best of {args.reps}, before / after the steps): "
         + "; ".join(peaks)
         + ".",
@@ -277,7 +259,7 @@ def main() -> None:
     if not args.no_compile:
         torch.set_num_threads(threads[0])
         comp = bench_compile(max(2, args.reps // 2), args.cell_steps).assign(threads=threads[0])
-        comp.to_csv(OUT / "perf_compile.csv", index=False)
+        comp.to_csv(out / "perf_compile.csv", index=False)
         print(comp.to_string(index=False), flush=True)
         blocks += [
             f"`torch.compile` (inductor, every block compiled in place), full step, {threads[0]} thread(s); "
@@ -285,9 +267,7 @@ def main() -> None:
             "compile time:",
             comp.to_markdown(index=False),
         ]
-    write_section(
-        OUT / "README.md", "precision", section("precision", *blocks, seconds=time.perf_counter() - t0)
-    )
+    publish("precision", *blocks, seconds=time.perf_counter() - t0)
 
 
 if __name__ == "__main__":

@@ -17,17 +17,14 @@ import os
 import statistics
 import tempfile
 import time
-from pathlib import Path
 
 import pandas as pd
 import torch
-from perf_readme import section, write_section  # benchmarks/ is the script's dir
+from harness import out_dir, publish, stamp  # benchmarks/ is the script's dir
 
 from fl_core.config import GridConfig
-from fl_core.provenance import git_revision
 from fl_core.validate import load_grid
 
-OUT = Path("results/perf")
 METHODS = ("full", "top-2", "lora", "head")
 
 
@@ -91,23 +88,17 @@ def main() -> None:
         for b, t in times.items()
     ]
     df = pd.DataFrame(rows)
-    OUT.mkdir(parents=True, exist_ok=True)
-    df.to_csv(OUT / "perf_ray.csv", index=False)
+    df.to_csv(out_dir() / "perf_ray.csv", index=False)
     ratio = rows[0]["wall_s_median"] / rows[1]["wall_s_median"]
-    write_section(
-        OUT / "README.md",
+    publish(
         "ray",
-        section(
-            "ray",
-            f"`python benchmarks/ray_throughput.py` (in `make perf`): {os.cpu_count()} CPUs, torch "
-            f"{torch.__version__}, precision {ref.fl.precision}; git `{git_revision()}`; "
-            f"{time.strftime('%Y-%m-%d %H:%M')}",
-            f"{n} cells of `{args.reference}` ({args.dataset}, alpha {ref.alphas[-1]}, seed {ref.seeds[0]}: "
-            f"{', '.join(METHODS)}), each way {args.reps}x, alternating who goes first:",
-            df.to_markdown(index=False),
-            f"Ray (one 1-thread cell per core) / sequential (one {os.cpu_count()}-thread cell) throughput: "
-            f"**{ratio:.2f}x**; the faster way is the one the README recommends for this grid.",
-        ),
+        f"`python benchmarks/ray_throughput.py` (in `make perf`): {os.cpu_count()} CPUs, torch "
+        f"{torch.__version__}, precision {ref.fl.precision}; {stamp()}",
+        f"{n} cells of `{args.reference}` ({args.dataset}, alpha {ref.alphas[-1]}, seed {ref.seeds[0]}: "
+        f"{', '.join(METHODS)}), each way {args.reps}x, alternating who goes first:",
+        df.to_markdown(index=False),
+        f"Ray (one 1-thread cell per core) / sequential (one {os.cpu_count()}-thread cell) throughput: "
+        f"**{ratio:.2f}x**; the faster way is the one the README recommends for this grid.",
     )
     print(df.to_string(index=False), f"ray/sequential throughput {ratio:.2f}x", sep="\n")
 

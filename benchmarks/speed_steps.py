@@ -39,10 +39,18 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from perf_readme import section, write_section  # benchmarks/ is the script's dir
+from harness import (  # benchmarks/ is the script's dir
+    cells_of,
+    out_dir,
+    patch_internals,
+    publish,
+    run_config,
+    torch_run,
+    with_fl,
+)
 
 from fl_core.client import local_batches, make_optimizer, run_client, train_steps
-from fl_core.config import DataConfig, FLConfig, MethodSpec, RunConfig
+from fl_core.config import RunConfig
 from fl_core.context import PrefixCache
 from fl_core.data.splits import load_splits
 from fl_core.evaluate import predict_rows
@@ -52,7 +60,6 @@ from fl_core.models import load_tokenizer
 from fl_core.provenance import git_revision
 from fl_core.simulator import build_context, participation_schedule, run_cell, run_round
 
-OUT = Path("results/perf")
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_FL = dict(
     num_clients=10, clients_per_round=3, rounds=6, local_steps=3, batch_size=16, max_len=32, eval_every=3
@@ -60,24 +67,10 @@ DEFAULT_FL = dict(
 
 
 def _cell(method: str = "full", dataset: str = "bbc_news", fl: dict | None = None, **params) -> RunConfig:
-    fl = {
-        "num_clients": 10,
-        "clients_per_round": 10,
-        "rounds": 1,
-        "local_steps": 2,
-        "batch_size": 16,
-        "max_len": 32,
-        "prefix_cache": False,
-        **(fl or {}),
-    }
-    return RunConfig(
-        dataset=dataset,
-        alpha=1.0,
-        method=MethodSpec(name=method, params=params),
-        seed=0,
-        model="minilm-l6",
-        fl=FLConfig(**fl),
-        data=DataConfig(max_train_samples=1000, max_test_samples=250 if dataset == "bbc_news" else 1000),
+    """The harness's cell at alpha 1.0, 2 local steps, on 1,000 training rows (BBC News: 250 test rows)."""
+    data = {"max_train_samples": 1000, "max_test_samples": 250 if dataset == "bbc_news" else 1000}
+    return run_config(
+        method, dataset=dataset, alpha=1.0, params=params, data=data, **{"local_steps": 2, **(fl or {})}
     )
 
 
@@ -200,14 +193,13 @@ def step_no_model_copies(reps: int) -> dict:
     clients = list(range(10))
 
     def copies() -> None:  # each client trains its own deep copy of the global model
-        shared = ctx.model
         plans = method.configure_train(0, clients)
-        ctx.global_values = shared.state(ctx.trainable_names(plans[0]))
+        ctx.global_values = ctx.model.state(ctx.trainable_names(plans[0]))
         updates = []
         for cid in clients:
-            ctx.model = copy.deepcopy(shared)
-            updates.append(run_client(ctx, method, 0, cid, plans[cid]))
-        ctx.model = shared
+            # the "before" of one shared model: the context holds a client's own copy while it trains
+            with patch_internals((ctx, "model", copy.deepcopy(ctx.model))):
+                updates.append(run_client(ctx, method, 0, cid, plans[cid]))
         method.aggregate(0, updates)
 
     t = _interleave({"before": copies, "after": _round(ctx, method, clients)}, reps)
@@ -237,11 +229,9 @@ def step_prefix_cache_reference(reps: int, label: str) -> dict:
     from fl_core.validate import load_grid
 
     ref = load_grid(REPO / "configs" / "reference_v1.yaml", {"tuned": None})
-    cell = next(
-        c for c in ref.cells() if c.method.display == label and c.dataset == "bbc_news" and c.alpha == 1.0
-    )
+    cell = cells_of(ref, label, dataset="bbc_news", alpha=1.0)[0]
     cells = {
-        name: cell.model_copy(update={"fl": cell.fl.model_copy(update={"prefix_cache": on}), "seed": 0})
+        name: with_fl(cell, prefix_cache=on).model_copy(update={"seed": 0})
         for name, on in (("before", False), ("after", True))
     }
     t = _interleave({k: (lambda c=c: run_cell(c, progress=False)) for k, c in cells.items()}, reps)
@@ -259,8 +249,9 @@ def step_prefix_first_round(reps: int) -> dict:
     def first_round(min_visits: float) -> Callable[[], None]:
         def fn() -> None:
             ctx.enable_prefix_cache(method.never_trained_below())  # a fresh, empty cache
-            ctx.prefix_cache.MIN_VISITS = min_visits
-            run_round(ctx, method, 0, clients, [])
+            # the visit threshold is a class constant: this one cache gets the "before" value
+            with patch_internals((ctx.prefix_cache, "MIN_VISITS", min_visits)):
+                run_round(ctx, method, 0, clients, [])
             ctx.model.load(snapshot)
 
         return fn
@@ -368,7 +359,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--only", nargs="*", choices=list(STEPS))
     args = ap.parse_args()
-    OUT.mkdir(parents=True, exist_ok=True)
+    out = out_dir()
     t0 = time.perf_counter()
     rows = []
     for name, fn in STEPS.items():
@@ -377,25 +368,19 @@ def main() -> None:
         rows += fn(args.reps)
         print(pd.DataFrame(rows[-1:]).to_string(index=False), flush=True)
     stamp = f"{time.strftime('%Y-%m-%d')} {git_revision()[:8]}"
-    df = merge_rows(pd.DataFrame(rows).assign(measured=stamp), args.only, OUT / "perf_steps.csv")
-    df.to_csv(OUT / "perf_steps.csv", index=False)
+    df = merge_rows(pd.DataFrame(rows).assign(measured=stamp), args.only, out / "perf_steps.csv")
+    df.to_csv(out / "perf_steps.csv", index=False)
     only = f" --only {' '.join(args.only)}" if args.only else ""
     run = (
         f"`python benchmarks/speed_steps.py --reps {args.reps}{only}` (in `make perf` without `--only`): "
-        f"{os.cpu_count()} CPUs, torch {torch.__version__}, {torch.get_num_threads()} threads; git "
-        f"`{git_revision()}`; {time.strftime('%Y-%m-%d %H:%M')}"
-        + ("; the other rows are kept from the runs their `measured` names" if only else "")
+        f"{torch_run()}" + ("; the other rows are kept from the runs their `measured` names" if only else "")
     )
-    write_section(
-        OUT / "README.md",
+    publish(
         "steps",
-        section(
-            "steps",
-            run,
-            "Each speed step, before vs after, interleaved in one run (median of `reps`); speedup = before_s / after_s.",
-            df.to_markdown(index=False),
-            seconds=time.perf_counter() - t0,
-        ),
+        run,
+        "Each speed step, before vs after, interleaved in one run (median of `reps`); speedup = before_s / after_s.",
+        df.to_markdown(index=False),
+        seconds=time.perf_counter() - t0,
     )
 
 

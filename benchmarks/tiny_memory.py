@@ -25,6 +25,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
+from harness import out_dir  # noqa: E402  benchmarks/ is the script's dir
 
 from fl_core.budget_model import (  # noqa: E402
     RESOURCES,
@@ -138,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         help="torch intra-op threads (default 1: stable times on shared CPUs; 0 = torch's default)",
     )
     ap.add_argument("--num-labels", type=int, default=5)
-    ap.add_argument("--out", default="results/perf/tiny_memory", help="output path without extension")
+    ap.add_argument("--out", help="output path without extension (default: results/perf/tiny_memory)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -168,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         [0.125, 0.25, 0.5],
         [32, 16, 8, 4, 2, 1],
     )
-    out = Path(args.out)
+    out = Path(args.out) if args.out else out_dir() / "tiny_memory"
     out.parent.mkdir(parents=True, exist_ok=True)
     meas.to_csv(out.with_suffix(".csv"), index=False)
     how = (

@@ -40,14 +40,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from harness import out_dir, publish, run_config  # benchmarks/ is the script's dir
 
 from fl_core.client import local_batches, train_steps
-from fl_core.config import DataConfig, FLConfig, MethodSpec, RunConfig
+from fl_core.config import RunConfig
 from fl_core.context import RunContext
 from fl_core.methods import Method, make_method
 from fl_core.simulator import build_context, participation_schedule, run_round
 
-OUT = Path("results/perf")
 SIZES = (10, 100, 1000)
 QUIET = {
     "FLWR_TELEMETRY_ENABLED": "0",
@@ -70,25 +70,17 @@ def workload_config(
     max_train_samples: int | None = None,
     max_len: int = 32,
 ) -> RunConfig:
-    return RunConfig(
-        dataset="bbc_news",
-        alpha="iid",
-        method=MethodSpec(name="full"),
-        seed=0,
+    return run_config(
         model=model,
-        fl=FLConfig(
-            num_clients=num_clients,
-            clients_per_round=per_round,
-            rounds=rounds,
-            local_steps=1,
-            batch_size=16,
-            max_len=max_len,
-            lr=5e-4,
-            optimizer="adamw",
-            prefix_cache=False,
-            device="cpu",
-        ),
-        data=DataConfig(min_partition_size=1, max_train_samples=max_train_samples),
+        data={"min_partition_size": 1, "max_train_samples": max_train_samples},
+        num_clients=num_clients,
+        clients_per_round=per_round,
+        rounds=rounds,
+        local_steps=1,
+        max_len=max_len,
+        lr=5e-4,
+        optimizer="adamw",
+        device="cpu",
     )
 
 
@@ -539,8 +531,7 @@ def main() -> None:
     for c in ("ours_peak_MB", "flower_peak_MB"):
         df[c] = df[c].map(lambda v: round(v) if isinstance(v, float) else v)
     df = df.fillna("n/a")
-    OUT.mkdir(parents=True, exist_ok=True)
-    df.to_csv(OUT / "perf_flower.csv", index=False)
+    df.to_csv(out_dir() / "perf_flower.csv", index=False)
     for p in tmp.iterdir():
         p.unlink()
     tmp.rmdir()
@@ -553,9 +544,7 @@ def main() -> None:
     cal = ", ".join(
         f"{c:g} CPU: {t:.2f} s" if t is not None else f"{c:g} CPU: failed" for c, t in calibration.items()
     )
-    section = [
-        f"## flower ({elapsed:.0f} s)",
-        "",
+    bullets = [
         f"- `make perf-flower` on {os.cpu_count()} CPUs, torch {torch.__version__}, flwr {flwr_version} "
         f"(ray {flower_info.get('ray', '?')}), git `{git_revision()}`, {time.strftime('%Y-%m-%d %H:%M')}",
         f"- workload (both engines): MiniLM-L6 pretrained, BBC News, IID over N clients (whole train split), "
@@ -573,13 +562,9 @@ def main() -> None:
         "final weights (float rounding, different thread counts)",
         "- `*_peak_MB`: peak PSS summed over the run's process tree (Ray's processes and actors included), "
         "sampled every 0.5 s",
-        "",
-        markdown_table(df.drop(columns=["clients_per_round", "rounds", "flower_client_cpus"])),
-        "",
     ]
-    from perf_readme import write_section  # benchmarks/ is the script's dir
-
-    write_section(OUT / "README.md", "flower", section)
+    table = markdown_table(df.drop(columns=["clients_per_round", "rounds", "flower_client_cpus"]))
+    publish("flower", "\n".join(bullets), table, seconds=elapsed)
     print(df.to_string(index=False), flush=True)
 
 

@@ -16,7 +16,7 @@ def load_bench(monkeypatch):
     """``load_bench("grid_speed")``: the module ``benchmarks/grid_speed.py``, its siblings importable."""
 
     def load(name: str) -> ModuleType:
-        monkeypatch.syspath_prepend(str(BENCH))  # the scripts import their sibling perf_readme
+        monkeypatch.syspath_prepend(str(BENCH))  # the scripts import their sibling harness
         spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)

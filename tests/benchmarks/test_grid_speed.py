@@ -28,8 +28,7 @@ def test_each_cell_runs_before_and_after_alternating(grid_speed, tmp_path, monke
         return CellResult(status="ok", rounds=[{"accuracy": 0.5}], costs=[], selections=[], partition={})
 
     monkeypatch.setattr(grid_speed, "run_cell", fake_run_cell)
-    monkeypatch.setattr(grid_speed, "OUT", tmp_path / "perf")
-    (tmp_path / "perf").mkdir()
+    monkeypatch.setenv("LAYERBENCH_PERF_DIR", str(tmp_path / "perf"))
     monkeypatch.setattr(sys, "argv", ["grid_speed", "--config", str(tmp_path / "g.yaml"), "--alpha", "1.0"])
     grid_speed.main()
     assert len(seen) == 4  # 2 methods at alpha 1.0, seed 0, each both ways

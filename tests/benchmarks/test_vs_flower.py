@@ -31,8 +31,10 @@ def vs():
     spec = importlib.util.spec_from_file_location("vs_flower", BENCH)
     mod = importlib.util.module_from_spec(spec)
     sys.modules["vs_flower"] = mod  # the name the benchmark runs under
-    spec.loader.exec_module(mod)
-    yield mod
+    with pytest.MonkeyPatch.context() as mp:
+        mp.syspath_prepend(str(BENCH.parent))  # it imports its sibling harness
+        spec.loader.exec_module(mod)
+        yield mod
     sys.modules.pop("vs_flower", None)
 
 
