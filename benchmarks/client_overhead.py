@@ -268,7 +268,8 @@ def main(argv: list[str] | None = None) -> None:
         "overhead = everything else in `run_round` / `run_client`, round-level work (snapshot, "
         "aggregation) shared out per client. Medians over interleaved repeats (one round per method "
         "each); share_min / share_max: the spread; cpu_share: the share in this thread's CPU time "
-        "(`time.thread_time`), which time-sharing with other jobs does not inflate. Target: overhead <= {TARGET:.0%} of a client's time.",
+        "(`time.thread_time`), which time-sharing with other jobs does not inflate. "
+        f"Target: overhead <= {TARGET:.0%} of a client's time.",
         *(
             [
                 f"The host was shared (1-min load above its {os.cpu_count()} CPUs): rerun on a quiet host "
