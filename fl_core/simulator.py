@@ -24,6 +24,7 @@ from fl_core.context import RunContext
 from fl_core.data import client_test_split, label_counts, load_splits, natural_client_test, partition
 from fl_core.data.val import carve_val
 from fl_core.dataset_names import dataset_task
+from fl_core.diagnostics import Scope, column, undeclared
 from fl_core.evaluate import evaluate_global
 from fl_core.methods import METHODS, Method, make_method, validate_params
 from fl_core.models import HEAD, build_model, load_tokenizer, model_label, num_blocks
@@ -133,13 +134,23 @@ def run_round(
                 "client": cid,
                 "blocks": sorted(plans[cid].blocks),
                 "head": plans[cid].head,
-                **{f"info_{k}": v for k, v in plans[cid].info.items()},
+                **diagnostic_columns("client", plans[cid].info, method),
             }
         )
     new = method.aggregate(rnd, updates)
     model.load(new)
     ctx.touched.update(new)
     return updates, new
+
+
+def diagnostic_columns(scope: Scope, info: dict[str, Any], method: Method) -> dict[str, Any]:
+    """``info``'s diagnostics as store columns (:mod:`fl_core.diagnostics`); an undeclared key is an error."""
+    if missing := undeclared(scope, info):
+        raise ValueError(
+            f"method {method.name!r} records undeclared {scope} diagnostic(s) {missing}: declare them with "
+            "fl_core.diagnostics.declare(Diagnostic(key, scope, meaning)) where the method is defined"
+        )
+    return {column(scope, k): v for k, v in info.items()}
 
 
 def _evaluate(ctx: RunContext, method: Method, row: dict[str, Any]) -> None:
@@ -165,7 +176,7 @@ def round_row(
         else 0.0
     )
     row: dict[str, Any] = {"round": rnd, "train_loss": train_loss}
-    row.update({f"method_{k}": v for k, v in method.round_info(rnd).items()})
+    row.update(diagnostic_columns("round", method.round_info(rnd), method))
     diverged = not math.isfinite(train_loss) or any(not torch.isfinite(v).all() for v in new.values())
     if diverged or (rnd + 1) % fl.eval_every == 0 or rnd == fl.rounds - 1:
         _evaluate(ctx, method, row)

@@ -56,6 +56,7 @@ LAYERS: list[tuple[str, ...]] = [
         "fl_core.plan",
         "fl_core.rng",
         "fl_core.metrics",
+        "fl_core.diagnostics",
         "fl_core.model_names",
         "fl_core.precision",
         "fl_core.optim",

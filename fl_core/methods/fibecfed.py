@@ -300,7 +300,7 @@ class FibecFed(Method):
             peaks.append(pass_memory(model, self.names, 0, shape, "adamw"))
         return max(peaks)
 
-    def _trial_masks(self, cid: int, pairs: list[LoraPair], ep: ExtraPass) -> dict[str, torch.Tensor]:
+    def _trial_masks(self, cid: int, pairs: list[LoraPair], extra: ExtraPass) -> dict[str, torch.Tensor]:
         """Trial epochs of the global LoRA (+ head) without mask; EMA of per-neuron ΔW-change scores;
         returns the masked rows of B per PL projection. The model is restored afterwards."""
         ctx, p, model = self.ctx, self.p, self.ctx.model
@@ -329,7 +329,7 @@ class FibecFed(Method):
             perm = idx_all[ctx.rng("fibecfed-trial-data", cid, ep).permutation(len(idx_all))]
             epochs.append([perm[s : s + bs] for s in range(0, len(perm), bs)])
         try:
-            ep.train(
+            extra.train(
                 self.plan,
                 self.names,
                 epochs,

@@ -21,10 +21,16 @@ import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 
+from fl_core.diagnostics import column
 from fl_core.report.load import Results
 from fl_core.report.panels import grid, ints, model_note
 from fl_core.report.partitions import partition_label
 from fl_core.report.style import APPLIED_COLOR, HEATMAP, StyleMap, save, slug
+
+#: the method diagnostics these panels read (declared in :mod:`fl_core.diagnostics`)
+APPLIED, DATA_SHARE = column("round", "applied_blocks"), column("round", "data_share")
+GAL, PL = column("client", "gal"), column("client", "pl")
+DEPTH, BUDGET, SIT_OUT = column("client", "t"), column("client", "budget"), column("client", "sit_out")
 
 OK = ("ok", "diverged")
 
@@ -58,12 +64,12 @@ def applied_share(res: Results, label: str, dataset: str, alpha: str, rounds: np
     """(n_blocks, len(rounds)): share of seeds whose server applied block b in round r; None when the
     method records no applied blocks."""
     r = res.filter(dataset=dataset, alpha=alpha, label=label).long("rounds", status=OK)
-    if r.empty or "method_applied_blocks" not in r:
+    if r.empty or APPLIED not in r:
         return None
     share = np.zeros((n_blocks, len(rounds)))
     for j, rnd in enumerate(rounds):
         rows = r[r["round"] == rnd]
-        for bl in rows["method_applied_blocks"].map(ints):
+        for bl in rows[APPLIED].map(ints):
             for b in bl:
                 if 0 <= b < n_blocks:
                     share[b, j] += 1
@@ -73,11 +79,11 @@ def applied_share(res: Results, label: str, dataset: str, alpha: str, rounds: np
 
 def _split_names(sel: pd.DataFrame, names: list[str]) -> list[str]:
     """Block labels with FibecFed's role (``GAL`` shared / ``PL`` personal) where the plans say it."""
-    if sel.empty or "info_gal" not in sel:
+    if sel.empty or GAL not in sel:
         return names
     gal, pl = (
-        set(ints(sel["info_gal"].dropna().iloc[0])),
-        set(ints(sel.get("info_pl", pd.Series([""])).iloc[0])),
+        set(ints(sel[GAL].dropna().iloc[0])),
+        set(ints(sel.get(PL, pd.Series([""])).iloc[0])),
     )
     role = {b: "GAL" for b in gal} | {b: "PL" for b in pl}
     return [f"{n} · {role[i]}" if i in role else n for i, n in enumerate(names)]
@@ -85,9 +91,9 @@ def _split_names(sel: pd.DataFrame, names: list[str]) -> list[str]:
 
 def _data_share(res: Results, label: str, dataset: str, alpha: str, rounds: np.ndarray):
     r = res.filter(dataset=dataset, alpha=alpha, label=label).long("rounds", status=OK)
-    if r.empty or "method_data_share" not in r:
+    if r.empty or DATA_SHARE not in r:
         return None
-    m = r.groupby("round")["method_data_share"].mean()
+    m = r.groupby("round")[DATA_SHARE].mean()
     return np.array([m.get(x, np.nan) for x in rounds])
 
 
@@ -177,12 +183,12 @@ def blocks_heatmaps(res: Results, out: Path) -> list[Path]:
 def depth_rows(res: Results) -> pd.DataFrame:
     """(dataset, alpha, label, device class, depth, sits out) of every plan that records a suffix depth."""
     sel = res.long("selections", status=OK)
-    if sel.empty or "info_t" not in sel or "info_budget" not in sel:
+    if sel.empty or DEPTH not in sel or BUDGET not in sel:
         return pd.DataFrame()
-    s = sel.dropna(subset=["info_budget"]).copy()
-    s["device"] = s["info_budget"].astype(str)
-    s["depth"] = pd.to_numeric(s["info_t"], errors="coerce")
-    s["sits_out"] = s.get("info_sit_out", pd.Series(False, index=s.index)).astype(str).str.lower().eq("true")
+    s = sel.dropna(subset=[BUDGET]).copy()
+    s["device"] = s[BUDGET].astype(str)
+    s["depth"] = pd.to_numeric(s[DEPTH], errors="coerce")
+    s["sits_out"] = s.get(SIT_OUT, pd.Series(False, index=s.index)).astype(str).str.lower().eq("true")
     g = s.groupby(["dataset", "alpha", "label", "device"], sort=False)
     return g.agg(depth=("depth", "mean"), sits_out=("sits_out", "all")).reset_index()
 
