@@ -4,7 +4,9 @@ Hook names follow Flower's ``Strategy`` (``configure_train`` / ``aggregate``); t
 them and nothing else, so a new method never touches the simulator. A method that overrides one
 hook is a dozen lines (see ``methods/reference.py``).
 
-Round ``t`` as the simulator runs it::
+The contract has three sides, one base class each: :class:`CellSettings` (declarative, read before
+a model exists), :class:`ServerStrategy` (plan the round, aggregate) and :class:`ClientBehaviour`
+(optional: data order, gradient masks, state kept on the client). Round ``t`` as the simulator runs it::
 
     plans   = method.configure_train(t, clients)           # what each client trains
     for c in clients:                                      # one shared model, no copies
@@ -33,8 +35,11 @@ from fl_core.plan import ClientUpdate, TrainPlan
 
 __all__ = [
     "METHODS",
+    "CellSettings",
+    "ClientBehaviour",
     "ClientUpdate",
     "Method",
+    "ServerStrategy",
     "NoParams",
     "TrainPlan",
     "make_method",
@@ -50,8 +55,9 @@ DROPOUT_NOTE = (
 )
 
 
-class Method:
-    """Base class. Subclasses set ``name`` (via :func:`register`), ``Params`` and ``configure_train``."""
+class CellSettings:
+    """Declarative: what a method is and how a cell runs it, read before any model exists (class
+    variables and classmethods; the duplicate finder and the validator call these without torch work)."""
 
     name: ClassVar[str] = "base"
     Params: ClassVar[type[BaseModel]] = NoParams
@@ -64,11 +70,6 @@ class Method:
     #: so a grid runs it once per dataset and shows the other partitions as the same run
     partition_free: ClassVar[bool] = False
 
-    def __init__(self, params: BaseModel, ctx: RunContext) -> None:
-        self.p = params
-        self.ctx = ctx
-
-    # -- validation (before any training) -----------------------------------------------------
     @classmethod
     def check(cls, params: BaseModel, num_blocks: int) -> None:
         """Raise ``ValueError`` naming the param if it does not fit a model with ``num_blocks``: the
@@ -93,12 +94,40 @@ class Method:
         """The model this cell builds; default the config's. A budget-aware method may pick another."""
         return cfg.model
 
-    # -- hooks ---------------------------------------------------------------------------------
+
+class ServerStrategy:
+    """The server side (Flower's ``Strategy``): set up, plan each round, aggregate, report."""
+
+    ctx: RunContext
+
     def setup(self) -> None:
         """Once, after the model and data exist and before round 0 (may add adapters, score data)."""
 
     def configure_train(self, rnd: int, clients: list[int]) -> dict[int, TrainPlan]:
+        """What each of this round's clients trains (blocks, head, an ``only`` filter, diagnostics)."""
         raise NotImplementedError
+
+    def aggregate(self, rnd: int, updates: list[ClientUpdate]) -> dict[str, torch.Tensor]:
+        """New global values for the parameters that change; default per-block FedAvg."""
+        return per_block_fedavg(updates, self.ctx.global_values)
+
+    def never_trained_below(self) -> int:
+        """How many bottom blocks no client trains in the whole run (their output may be cached)."""
+        return 0
+
+    def run_info(self) -> dict[str, Any]:
+        """Method-specific facts of the whole run (e.g. per-device depth), stored in the result;
+        subclasses extend ``super().run_info()`` (it carries :data:`DROPOUT_NOTE`)."""
+        return {"dropout_note": DROPOUT_NOTE}
+
+    def round_info(self, rnd: int) -> dict[str, Any]:
+        """Diagnostics of round ``rnd`` (chosen blocks, solver status...), logged with the round's
+        metrics; each key declared in :mod:`fl_core.diagnostics`, values JSON-serialisable."""
+        return {}
+
+
+class ClientBehaviour:
+    """The client side, all optional: data order, gradient masks, state kept on the client."""
 
     def order_batches(self, rnd: int, cid: int, batches: list[np.ndarray]) -> list[np.ndarray]:
         """Per-client data order / curriculum; default: the seeded shuffle, unchanged."""
@@ -117,28 +146,21 @@ class Method:
     def client_end(self, rnd: int, cid: int, plan: TrainPlan, update: ClientUpdate) -> None:
         """After client ``cid`` trained, before the global values are restored."""
 
-    def aggregate(self, rnd: int, updates: list[ClientUpdate]) -> dict[str, torch.Tensor]:
-        """New global values for the parameters that change; default per-block FedAvg."""
-        return per_block_fedavg(updates, self.ctx.global_values)
-
-    def run_info(self) -> dict[str, Any]:
-        """Method-specific facts of the whole run (e.g. per-device depth), stored in the result;
-        subclasses extend ``super().run_info()`` (it carries :data:`DROPOUT_NOTE`)."""
-        return {"dropout_note": DROPOUT_NOTE}
-
-    def round_info(self, rnd: int) -> dict[str, Any]:
-        """Method-specific facts of round ``rnd`` (chosen blocks, solver status...), logged with the
-        round's metrics; values must be JSON-serialisable."""
-        return {}
-
-    def never_trained_below(self) -> int:
-        """How many bottom blocks no client trains in the whole run (their output may be cached)."""
-        return 0
-
     def personalized_eval(self) -> dict[str, float] | None:
         """Metrics on each client's own test split with its personal state, or None."""
         return None
 
+
+class Method(CellSettings, ServerStrategy, ClientBehaviour):
+    """Base class: the three sides of the contract (:class:`CellSettings`, :class:`ServerStrategy`,
+    :class:`ClientBehaviour`). Subclasses set ``name`` (via :func:`register`), ``Params`` and
+    ``configure_train``; extra passes over client data go through :class:`fl_core.passes.ExtraPass`."""
+
+    def __init__(self, params: BaseModel, ctx: RunContext) -> None:
+        self.p = params
+        self.ctx = ctx
+
+    # -- checkpoint ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint keeps: by default every attribute the method set on itself (scores,
         selections, curricula, personal state), except the run context, params and live modules."""
