@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import os
 from dataclasses import dataclass
@@ -83,6 +84,20 @@ def _group_codes(dd: hfd.DatasetDict, column: str) -> tuple[np.ndarray, np.ndarr
     return tuple(np.asarray([code[v] for v in vs], dtype=np.int64) for vs in values)
 
 
+@functools.lru_cache(maxsize=32)
+def source_fingerprint(name: str, test_fraction: float, split_seed: int, group_by: str | None) -> str:
+    """12 hex digits of the split rows' content (texts, labels, label names, the group column), once
+    per process: a run reads its source once, a sweep's cells share it."""
+    dd = split_dataset(name, test_fraction, split_seed)
+    h = hashlib.sha256(repr(dd["train"].features["label"].names).encode())
+    for part in (dd["train"], dd["test"]):
+        h.update("\x00".join(part["text"]).encode())
+        h.update(np.asarray(part["label"], dtype=np.int64).tobytes())
+        if group_by and group_by in part.column_names:
+            h.update("\x00".join(map(str, part[group_by])).encode())
+    return h.hexdigest()[:12]
+
+
 def load_splits(
     name: str,
     tokenizer,
@@ -91,11 +106,14 @@ def load_splits(
     split_seed: int = 0,
     group_by: str | None = None,
 ) -> Splits:
-    """Tokenize once and cache on disk, keyed by (dataset, tokenizer, max_len, split[, group column]).
-    ``group_by``: a column whose values become each row's ``groups`` code (a natural partition); the
-    split does not depend on it."""
+    """Tokenize once and cache on disk, keyed by (dataset name, tokenizer, max_len, a fingerprint of
+    the split rows' content[, group column]). The source is loaded and split every time (about a
+    second) so that a dataset whose rows changed (a plugin's new version, an edited local file) is
+    tokenized again rather than read from a stale cache. ``group_by``: a column whose values become
+    each row's ``groups`` code (a natural partition); the split does not depend on it."""
+    fp = source_fingerprint(name, test_fraction, split_seed, group_by)
     safe = name.replace("/", "_").strip("._")
-    key = f"{safe}-{_tokenizer_key(tokenizer)}-L{max_len}-t{test_fraction}-s{split_seed}"
+    key = f"{safe}-{_tokenizer_key(tokenizer)}-L{max_len}-t{test_fraction}-s{split_seed}-c{fp}"
     key += f"-g{group_by}" if group_by else ""
     path = cache_dir() / "tokenized" / f"{key}.npz"
     if path.exists():
