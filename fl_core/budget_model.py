@@ -528,26 +528,10 @@ def arch_of(name: str, num_labels: int) -> ArchInfo:
     path = Path(entry.path() if entry else name)
     cfg = json.loads((path / "config.json").read_text())
     if entry is not None and entry.random:
-        rc = entry.random_config()
-        return ArchInfo(
-            rc["num_hidden_layers"],
-            rc["hidden_size"],
-            rc["intermediate_size"],
-            rc["num_attention_heads"],
-            int(cfg["vocab_size"]),
-            num_labels,
-            model_pooling(name),
-        )
+        rc = {**entry.random_config(), "vocab_size": cfg["vocab_size"]}
+        return ArchInfo.of_config(rc, rc["num_hidden_layers"], num_labels, model_pooling(name))
     blocks = entry.num_blocks if entry is not None and entry.num_blocks else int(cfg["num_hidden_layers"])
-    return ArchInfo(
-        blocks,
-        int(cfg["hidden_size"]),
-        int(cfg["intermediate_size"]),
-        int(cfg["num_attention_heads"]),
-        int(cfg["vocab_size"]),
-        num_labels,
-        model_pooling(name),
-    )
+    return ArchInfo.of_config(cfg, blocks, num_labels, model_pooling(name))
 
 
 @functools.lru_cache(maxsize=32)  # a GGUF header takes seconds to read
@@ -564,18 +548,5 @@ def _decoder_arch(name: str, num_labels: int, task: str = "classify") -> ArchInf
         cfg = AutoConfig.from_pretrained(entry.path(), gguf_file=entry.gguf)
     else:
         cfg = AutoConfig.from_pretrained(name, trust_remote_code=False)
-    heads = cfg.num_attention_heads
-    return ArchInfo(
-        entry.num_blocks if entry is not None and entry.num_blocks else cfg.num_hidden_layers,
-        cfg.hidden_size,
-        cfg.intermediate_size,
-        heads,
-        cfg.vocab_size,
-        cfg.vocab_size if task == "lm" else num_labels,
-        "last",
-        family="llama",
-        kv_heads=cfg.num_key_value_heads or heads,
-        head_dim=getattr(cfg, "head_dim", None) or cfg.hidden_size // heads,
-        task=task,
-        tied=bool(cfg.tie_word_embeddings),
-    )
+    blocks = entry.num_blocks if entry is not None and entry.num_blocks else cfg.num_hidden_layers
+    return ArchInfo.of_config(cfg, blocks, num_labels, "last", task)

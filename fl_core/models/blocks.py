@@ -35,6 +35,28 @@ class ArchInfo:
     task: str = "classify"  # "classify" or "lm" (next-token prediction, ``num_labels`` = vocab)
     tied: bool = False  # the LM head shares the embedding matrix
 
+    @classmethod
+    def of_config(
+        cls, cfg, num_blocks: int, num_labels: int, pooling: str, task: str = "classify"
+    ) -> ArchInfo:
+        """From a HF config (attributes or a ``config.json`` dict): a Llama-family decoder's GQA and
+        tied head where ``pooling`` is ``"last"``, else a BERT encoder's (an LM's outputs: the vocab)."""
+        get = cfg.get if isinstance(cfg, dict) else lambda k, d=None: getattr(cfg, k, d)
+        heads, vocab = int(get("num_attention_heads")), int(get("vocab_size"))
+        base = (num_blocks, int(get("hidden_size")), int(get("intermediate_size")), heads, vocab)
+        if pooling != "last":
+            return cls(*base, num_labels, pooling)
+        return cls(
+            *base,
+            vocab if task == "lm" else num_labels,
+            "last",
+            family="llama",
+            kv_heads=int(get("num_key_value_heads") or heads),
+            head_dim=int(get("head_dim") or get("hidden_size") // heads),
+            task=task,
+            tied=bool(get("tie_word_embeddings", False)),
+        )
+
 
 class BlockModel:
     """A thin view over a HF encoder classifier (BERT family). Not a copy: it shares the modules."""
@@ -58,16 +80,7 @@ class BlockModel:
             raise ValueError(f"pooling {pooling!r}; allowed: cls, mean")
         self._dropout = hf.dropout
         self._base = base
-        cfg = hf.config
-        self.arch = ArchInfo(
-            len(self.blocks),
-            cfg.hidden_size,
-            cfg.intermediate_size,
-            cfg.num_attention_heads,
-            cfg.vocab_size,
-            cfg.num_labels,
-            pooling,
-        )
+        self.arch = ArchInfo.of_config(hf.config, len(self.blocks), hf.config.num_labels, pooling)
         self.refresh()
 
     # -- parameters by group -------------------------------------------------------------

@@ -54,21 +54,8 @@ class DecoderBlockModel(BlockModel):
             head["lm_head"] = hf.lm_head
         self.head = nn.ModuleDict(head)
         self.lora_alias = dict(self.LORA_ALIAS)
-        cfg = hf.config
-        self.arch = ArchInfo(
-            len(self.blocks),
-            cfg.hidden_size,
-            cfg.intermediate_size,
-            cfg.num_attention_heads,
-            cfg.vocab_size,
-            cfg.vocab_size if task == "lm" else hf.score.out_features,
-            "last",
-            family="llama",
-            kv_heads=cfg.num_key_value_heads or cfg.num_attention_heads,
-            head_dim=getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads,
-            task=task,
-            tied=bool(getattr(cfg, "tie_word_embeddings", False)),
-        )
+        labels = hf.score.out_features if task == "classify" else hf.config.vocab_size
+        self.arch = ArchInfo.of_config(hf.config, len(self.blocks), labels, "last", task)
         self.refresh()
 
     # -- forward -------------------------------------------------------------------------
