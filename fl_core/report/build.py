@@ -20,6 +20,7 @@ from fl_core.claims_file import DEFAULT_CLAIMS, default_claims_path  # noqa: F40
 from fl_core.compact import COMPACT, write_compact
 from fl_core.config import ConfigError, GridConfig
 from fl_core.provenance import code_revision, git_ignored
+from fl_core.report import cd
 from fl_core.report.claims import write_claims
 from fl_core.report.gallery import PANELS, Inputs, all_figures
 from fl_core.report.lm_table import lm_table
@@ -104,15 +105,13 @@ def write_report(
         except ConfigError as err:  # the tables and figures still come; the README says what to fix
             log.error("%s", err)
             claims_error = str(err)
-    from fl_core.report.cd import friedman_cd
-
     lines = [
         *_readme_head(res, title, header),
         *_tables_section(tables),
         *_figures_section(inputs, figures, fig_errors),
         "## Ranking across cells (Friedman, critical difference)",
         "",
-        *friedman_cd(res, out / "figures"),
+        *cd.section(cd.ranking(inputs), figures["cd"], fig_errors.get("cd")),
         "",
         *_claims_section(claims_path, claims_md, claims_summary, claims_error),
         *(footer or []),

@@ -5,7 +5,7 @@ sheet (``figures/index.png``) all read :data:`PANELS`. The panels themselves: :m
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
@@ -18,10 +18,12 @@ NOTHING = "Nothing to plot: no cell with the data this panel needs finished."
 
 @dataclass
 class Inputs:
-    """What a draw function gets: the results and the report folder."""
+    """What a draw function gets: the results, the report folder, and ``memo``, where panels keep
+    what the README reuses (e.g. the ranking behind the CD diagram)."""
 
     res: Results
     root: Path
+    memo: dict[str, object] = field(default_factory=dict)
 
     @property
     def figures(self) -> Path:

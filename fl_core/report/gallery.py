@@ -13,6 +13,7 @@ Files (PNG and PDF, through :func:`.style.save`) in ``<report>/figures/`` unless
 - ``partition_<dataset>_a<alpha>`` (:mod:`.figures`): the client × label counts of the Dirichlet
   partition, per seed;
 - ``budget_<dataset>`` (:mod:`.figures`): final accuracy vs budget for the budget family;
+- ``cd_final_accuracy`` (:mod:`.cd`): the critical-difference diagram of the Friedman ranking;
 - ``index.png``: a contact sheet of every PNG above, for reviewers.
 """
 
@@ -26,6 +27,7 @@ import matplotlib
 import matplotlib.image as mpimg
 from matplotlib.figure import Figure
 
+from fl_core.report import cd
 from fl_core.report import figures as F
 from fl_core.report.figure_registry import NOTHING, PANELS, Inputs, panel
 from fl_core.report.style import PNG_METADATA, RC
@@ -33,6 +35,10 @@ from fl_core.report.style import PNG_METADATA, RC
 __all__ = ["PANELS", "Inputs", "all_figures", "contact_sheet", "panel"]
 
 log = logging.getLogger(__name__)
+
+
+def _own_section(_: Inputs) -> None:
+    return None  # not listed when empty: the report's own section for it says why
 
 
 def _budget_empty(i: Inputs) -> str:
@@ -83,6 +89,18 @@ def _partition(i: Inputs) -> list[Path]:
 @panel("budget", "Budget-aware scheme: suffix training vs LoRA", "budget_<dataset>", if_empty=_budget_empty)
 def _budget(i: Inputs) -> list[Path]:
     return F.budget(i.res, i.styles, i.figures)
+
+
+@panel(
+    "cd",
+    "Critical-difference diagram of the ranking across cells (Friedman test, Nemenyi post-hoc)",
+    f"cd_{cd.METRIC}",
+    report_rc=False,  # autorank's own layout
+    if_empty=_own_section,
+)
+def _cd(i: Inputs) -> list[Path]:
+    r = cd.ranking(i)
+    return [] if r.result is None else cd.cd_diagram(r.result, i.figures / f"cd_{cd.METRIC}")
 
 
 def contact_sheet(pngs: list[Path], out: Path, ncol: int = 4) -> list[Path]:

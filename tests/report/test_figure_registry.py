@@ -1,5 +1,5 @@
 """The figure registry: every panel registers once, with a title and a draw function; the report
-draws and lists exactly the registered panels."""
+draws, lists and thumbnails exactly the registered panels, the CD diagram included."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import re
 
 import pytest
 
+from fl_core.report import gallery
 from fl_core.report.figure_registry import panel
-from fl_core.report.gallery import PANELS
+from fl_core.report.gallery import PANELS, Inputs, all_figures
 
 ORDER = [
     "acc_vs_round",
@@ -18,6 +19,7 @@ ORDER = [
     "depth",
     "partition",
     "budget",
+    "cd",
 ]
 
 
@@ -38,8 +40,8 @@ def test_every_panel_has_a_title_a_draw_function_and_a_stem_pattern():
 
 def test_a_second_panel_of_the_same_name_is_an_error():
     before = dict(PANELS)
-    with pytest.raises(ValueError, match="'budget' is registered twice: fl_core.report.gallery._budget and"):
-        panel("budget", "Another budget figure", "budget_<dataset>")(lambda i: [])
+    with pytest.raises(ValueError, match="'cd' is registered twice: fl_core.report.gallery._cd and"):
+        panel("cd", "Another CD diagram", "cd_<metric>")(lambda i: [])
     assert before == PANELS
 
 
@@ -54,19 +56,34 @@ def test_a_panel_needs_a_title_and_a_draw_function():
 def test_the_stem_pattern_regex():
     rx = _regex("blocks_<dataset>[_a<alpha>]")
     assert re.fullmatch(rx, "blocks_bbc_news") and re.fullmatch(rx, "blocks_bbc_news_a0.1")
-    assert not re.fullmatch(rx, "depth_bbc_news")
+    assert not re.fullmatch(rx, "cd_final_accuracy")
 
 
 def test_every_file_a_panel_writes_matches_its_stem_pattern(picture_report):
     _, _, parts, _ = picture_report
+    assert parts["figures"]["cd"]
     for name, paths in parts["figures"].items():
         for p in paths:
             assert re.fullmatch(_regex(PANELS[name].stems), p.stem), (name, p.name)
 
 
-def test_the_readme_lists_the_panels_under_their_registered_titles(fixture_report):
+def test_the_readme_lists_the_drawn_panels_under_their_registered_titles(fixture_report):
     _, readme, parts = fixture_report
     text = readme.read_text()
     listing = text[text.index("\n## Figures") : text.index("\n## Ranking across cells")]
     for name in parts["figures"]:
         assert f"### {PANELS[name].title}" in listing, name
+    cd = "![cd_final_accuracy](figures/cd_final_accuracy.png) ([PDF](figures/cd_final_accuracy.pdf))"
+    assert cd in listing
+
+
+def test_the_contact_sheet_shows_the_cd_diagram(fixture_results, tmp_path, monkeypatch):
+    sheets: list[list] = []
+    real = gallery.contact_sheet
+    monkeypatch.setattr(gallery, "contact_sheet", lambda pngs, out: sheets.append(pngs) or real(pngs, out))
+    figures = all_figures(Inputs(fixture_results, tmp_path))
+    cd_png = tmp_path / "figures" / "cd_final_accuracy.png"
+    assert figures["cd"] == [cd_png, cd_png.with_suffix(".pdf")]
+    assert len(sheets) == 1 and cd_png in sheets[0]
+    assert sheets[0] == [p for ps in figures.values() for p in ps if p.suffix == ".png"]  # report order
+    assert (tmp_path / "figures" / "index.png").stat().st_size > 20_000

@@ -15,6 +15,7 @@ PANELS = [
     "depth",
     "partition",
     "budget",
+    "cd",
 ]
 
 
@@ -39,6 +40,7 @@ def test_every_panel_is_written_as_png_and_pdf(picture_report):
         "depth": ["depth_bbc_news"],  # tiny records its device classes' suffix depths
         "partition": ["partition_bbc_news_a0.1", "partition_bbc_news_a1.0"],
         "budget": ["budget_bbc_news"],  # the store has budget-family methods with a budget param
+        "cd": ["cd_final_accuracy"],  # >= 3 methods and >= 5 blocks: ranked
     }
     for panel, stems in expected.items():
         names = sorted(p.name for p in figs[panel])
