@@ -79,8 +79,10 @@ def write_report(
     target_fraction: float = 0.95,
     reference: str = "full",
     footer: list[str] | None = None,
+    tuned: str | Path | None = None,
 ) -> tuple[Path, dict]:
-    """Tables, figures, claims and README under ``out`` for already loaded results.
+    """Tables, figures, claims and README under ``out`` for already loaded results (``tuned``: the
+    grid's tuning record, whose curves are drawn too).
 
     Returns (README path, {"tables": {name: Table}, "figures": {panel: [paths]}, "claims": summary or None}).
     """
@@ -96,7 +98,7 @@ def write_report(
     for t in tables.values():
         write_table(t, out / "tables")
     fig_errors: dict[str, str] = {}
-    inputs = Inputs(res, out)
+    inputs = Inputs(res, out, tuned)
     figures = all_figures(inputs, fig_errors)
     claims_md, claims_summary, claims_error = None, None, None
     if claims_path is not None:
@@ -259,7 +261,8 @@ def build_report(
         claims_path=claims,
         target_fraction=target_fraction,
         reference=reference,
-        footer=[*tuning_section(grid.tuned, out, wall), *_other_reports(out), *_config_footer(grid)],
+        footer=[*tuning_section(grid.tuned, wall), *_other_reports(out), *_config_footer(grid)],
+        tuned=grid.tuned,
     )
     write_summary(grid, config_path, root=src.root)
     if not src.from_compact and src.cells:

@@ -18,11 +18,12 @@ NOTHING = "Nothing to plot: no cell with the data this panel needs finished."
 
 @dataclass
 class Inputs:
-    """What a draw function gets: the results, the report folder, and ``memo``, where panels keep
-    what the README reuses (e.g. the ranking behind the CD diagram)."""
+    """What a draw function gets: the results, the report folder, the grid's tuning record (if any),
+    and ``memo``, where panels keep what the README reuses (e.g. the ranking behind the CD diagram)."""
 
     res: Results
     root: Path
+    tuned: str | Path | None = None
     memo: dict[str, object] = field(default_factory=dict)
 
     @property

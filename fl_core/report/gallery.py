@@ -14,6 +14,7 @@ Files (PNG and PDF, through :func:`.style.save`) in ``<report>/figures/`` unless
   partition, per seed;
 - ``budget_<dataset>`` (:mod:`.figures`): final accuracy vs budget for the budget family;
 - ``cd_final_accuracy`` (:mod:`.cd`): the critical-difference diagram of the Friedman ranking;
+- ``tuning/tuning_<dataset>[_<partition>]`` (:mod:`.tuning`): the lr tuning's validation curves;
 - ``index.png``: a contact sheet of every PNG above, for reviewers.
 """
 
@@ -27,7 +28,7 @@ import matplotlib
 import matplotlib.image as mpimg
 from matplotlib.figure import Figure
 
-from fl_core.report import cd
+from fl_core.report import cd, tuning
 from fl_core.report import figures as F
 from fl_core.report.figure_registry import NOTHING, PANELS, Inputs, panel
 from fl_core.report.style import PNG_METADATA, RC
@@ -101,6 +102,16 @@ def _budget(i: Inputs) -> list[Path]:
 def _cd(i: Inputs) -> list[Path]:
     r = cd.ranking(i)
     return [] if r.result is None else cd.cd_diagram(r.result, i.figures / f"cd_{cd.METRIC}")
+
+
+@panel(
+    "tuning",
+    "Learning-rate tuning: validation accuracy per round for every lr and seed",
+    "tuning_<dataset>[_<partition>]",
+    if_empty=_own_section,
+)
+def _tuning(i: Inputs) -> list[Path]:
+    return tuning.draw_tuning(i.tuned, i.root)
 
 
 def contact_sheet(pngs: list[Path], out: Path, ncol: int = 4) -> list[Path]:

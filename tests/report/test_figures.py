@@ -16,6 +16,7 @@ PANELS = [
     "partition",
     "budget",
     "cd",
+    "tuning",
 ]
 
 
@@ -41,6 +42,7 @@ def test_every_panel_is_written_as_png_and_pdf(picture_report):
         "partition": ["partition_bbc_news_a0.1", "partition_bbc_news_a1.0"],
         "budget": ["budget_bbc_news"],  # the store has budget-family methods with a budget param
         "cd": ["cd_final_accuracy"],  # >= 3 methods and >= 5 blocks: ranked
+        "tuning": [],  # no tuning record
     }
     for panel, stems in expected.items():
         names = sorted(p.name for p in figs[panel])
