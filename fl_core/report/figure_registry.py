@@ -16,6 +16,11 @@ from fl_core.report.style import StyleMap
 NOTHING = "Nothing to plot: no cell with the data this panel needs finished."
 
 
+def nothing_to_plot(_: object) -> str:
+    """The README line of an empty panel, unless it names its own."""
+    return NOTHING
+
+
 @dataclass
 class Inputs:
     """What a draw function gets: the results, the report folder, the grid's tuning record (if any),
@@ -49,13 +54,20 @@ class Panel:
     stems: str
     draw: Draw
     report_rc: bool = True
-    if_empty: Callable[[Inputs], str | None] = lambda _: NOTHING
+    if_empty: Callable[[Inputs], str | None] = nothing_to_plot
 
 
 PANELS: dict[str, Panel] = {}
 
 
-def panel(name: str, title: str, stems: str, **options) -> Callable[[Draw], Draw]:
+def panel(
+    name: str,
+    title: str,
+    stems: str,
+    *,
+    report_rc: bool = True,
+    if_empty: Callable[[Inputs], str | None] = nothing_to_plot,
+) -> Callable[[Draw], Draw]:
     """Decorator: registers the draw function under ``name`` (report order: registration order).
     A second panel of the same name is an error (re-importing the same function replaces it)."""
 
@@ -71,7 +83,7 @@ def panel(name: str, title: str, stems: str, **options) -> Callable[[Draw], Draw
             )
         if not title or not callable(draw) or not stems.startswith(name):
             raise ValueError(f"figure panel {name!r}: needs a title, a draw function and stems {name}…")
-        PANELS[name] = Panel(name, title, stems, draw, **options)
+        PANELS[name] = Panel(name, title, stems, draw, report_rc, if_empty)
         return draw
 
     return register
