@@ -20,8 +20,9 @@ from fl_core.claims_file import DEFAULT_CLAIMS, default_claims_path  # noqa: F40
 from fl_core.compact import COMPACT, write_compact
 from fl_core.config import ConfigError, GridConfig
 from fl_core.provenance import code_revision, git_ignored
+from fl_core.report import cd
 from fl_core.report.claims import write_claims
-from fl_core.report.figures import all_figures, budget_rows
+from fl_core.report.gallery import PANELS, Inputs, all_figures
 from fl_core.report.lm_table import lm_table
 from fl_core.report.load import Results, load_results
 from fl_core.report.publish import choose_source, report_dir
@@ -30,16 +31,6 @@ from fl_core.report.tuning import tuning_section
 
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[2]
-
-PANEL_TITLES = {
-    "acc_vs_round": "Accuracy vs round (mean ± std band over seeds)",
-    "pareto_bytes_up": "Accuracy vs communication (bytes uploaded), with the Pareto front",
-    "pareto_flops": "Accuracy vs client compute (FLOPs), with the Pareto front",
-    "blocks": "What was updated: blocks the clients trained and the server applied, per round and method",
-    "depth": "Suffix depth per device class (budget methods)",
-    "partition": "The data partition: client × label counts",
-    "budget": "Budget-aware scheme: suffix training vs LoRA",
-}
 
 
 def _rel(p: Path, base: Path) -> str:
@@ -88,8 +79,10 @@ def write_report(
     target_fraction: float = 0.95,
     reference: str = "full",
     footer: list[str] | None = None,
+    tuned: str | Path | None = None,
 ) -> tuple[Path, dict]:
-    """Tables, figures, claims and README under ``out`` for already loaded results.
+    """Tables, figures, claims and README under ``out`` for already loaded results (``tuned``: the
+    grid's tuning record, whose curves are drawn too).
 
     Returns (README path, {"tables": {name: Table}, "figures": {panel: [paths]}, "claims": summary or None}).
     """
@@ -105,7 +98,8 @@ def write_report(
     for t in tables.values():
         write_table(t, out / "tables")
     fig_errors: dict[str, str] = {}
-    figures = all_figures(res, out / "figures", fig_errors)
+    inputs = Inputs(res, out, tuned)
+    figures = all_figures(inputs, fig_errors)
     claims_md, claims_summary, claims_error = None, None, None
     if claims_path is not None:
         try:
@@ -113,15 +107,13 @@ def write_report(
         except ConfigError as err:  # the tables and figures still come; the README says what to fix
             log.error("%s", err)
             claims_error = str(err)
-    from fl_core.report.cd import friedman_cd
-
     lines = [
         *_readme_head(res, title, header),
         *_tables_section(tables),
-        *_figures_section(res, out, figures, fig_errors),
+        *_figures_section(inputs, figures, fig_errors),
         "## Ranking across cells (Friedman, critical difference)",
         "",
-        *friedman_cd(res, out / "figures"),
+        *cd.section(cd.ranking(inputs), figures["cd"], fig_errors.get("cd")),
         "",
         *_claims_section(claims_path, claims_md, claims_summary, claims_error),
         *(footer or []),
@@ -175,8 +167,8 @@ def _tables_section(tables: dict[str, Table]) -> list[str]:
     return lines
 
 
-def _figures_section(res: Results, out: Path, figures: dict, fig_errors: dict[str, str]) -> list[str]:
-    """One subsection per panel: its PNGs (with the PDF beside), or why there is none."""
+def _figures_section(inputs: Inputs, figures: dict, fig_errors: dict[str, str]) -> list[str]:
+    """One subsection per registered panel: its PNGs (with the PDF beside), or why there is none."""
     lines = [
         "## Figures",
         "",
@@ -184,24 +176,20 @@ def _figures_section(res: Results, out: Path, figures: dict, fig_errors: dict[st
         "and marker in every figure. All thumbnails: [figures/index.png](figures/index.png).",
         "",
     ]
-    for panel, paths in figures.items():
-        lines += [f"### {PANEL_TITLES[panel]}", ""]
+    for name, paths in figures.items():
         pngs = [p for p in paths if p.suffix == ".png"]
-        if panel in fig_errors:
-            lines += [f"**Could not draw this panel**: `{fig_errors[panel]}` (see the log).", ""]
-        elif not pngs:
-            if panel == "budget" and budget_rows(res).empty:
-                lines += [
-                    "Skipped: the grid has no budget-aware methods (`tiny` / `lora_budget` with a `budget` "
-                    "param).",
-                    "",
-                ]
-            else:
-                lines += ["Nothing to plot: no cell with the data this panel needs finished.", ""]
-            continue
-        for p in pngs:
-            pdf = p.parent / (p.name[: -len(".png")] + ".pdf")
-            lines += [f"![{p.name[: -len('.png')]}]({_rel(p, out)}) ([PDF]({_rel(pdf, out)}))", ""]
+        if name in fig_errors:
+            body = [f"**Could not draw this panel**: `{fig_errors[name]}` (see the log).", ""]
+        elif pngs:
+            body = []
+            for p in pngs:  # the PDF is beside the PNG
+                png, pdf = _rel(p, inputs.root), _rel(p.with_suffix(".pdf"), inputs.root)
+                body += [f"![{p.stem}]({png}) ([PDF]({pdf}))", ""]
+        elif (why := PANELS[name].if_empty(inputs)) is not None:
+            body = [why, ""]
+        else:
+            continue  # nothing drawn, and the panel's own section says why
+        lines += [f"### {PANELS[name].title}", "", *body]
     return lines
 
 
@@ -273,7 +261,8 @@ def build_report(
         claims_path=claims,
         target_fraction=target_fraction,
         reference=reference,
-        footer=[*tuning_section(grid.tuned, out, wall), *_other_reports(out), *_config_footer(grid)],
+        footer=[*tuning_section(grid.tuned, wall), *_other_reports(out), *_config_footer(grid)],
+        tuned=grid.tuned,
     )
     write_summary(grid, config_path, root=src.root)
     if not src.from_compact and src.cells:

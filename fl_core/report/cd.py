@@ -6,7 +6,8 @@ alpha) cells (seed-mean of the metric); with fewer than ``MIN_BLOCKS`` cells, (d
 seed) triples are the blocks instead (repeated measures on the same partitions), and the report says
 so. The test needs complete blocks: while a hole is left, the method or block with the larger share
 of holes is left out (a method that never ran or never fits goes; on a grid in progress, the blocks
-not run yet go), and both are named.
+not run yet go), and both are named. The diagram is the ``cd`` panel of :mod:`.gallery`, drawn through
+:func:`.style.save` like every figure (PDF bytes fixed, in ``figures/index.png``).
 """
 
 from __future__ import annotations
@@ -16,14 +17,18 @@ import io
 import logging
 import math
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from fl_core.report.figure_registry import Inputs
 from fl_core.report.load import Results
+from fl_core.report.style import save
 
 log = logging.getLogger(__name__)
 MIN_BLOCKS = 5
+METRIC = "final_accuracy"
 
 
 def complete_blocks(m: pd.DataFrame) -> tuple[pd.DataFrame, list[str], list[tuple]]:
@@ -41,9 +46,7 @@ def complete_blocks(m: pd.DataFrame) -> tuple[pd.DataFrame, list[str], list[tupl
     return m, methods, blocks
 
 
-def rank_matrix(
-    res: Results, metric: str = "final_accuracy"
-) -> tuple[pd.DataFrame, str, list[str], list[tuple]]:
+def rank_matrix(res: Results, metric: str = METRIC) -> tuple[pd.DataFrame, str, list[str], list[tuple]]:
     """(blocks × methods matrix, what a block is, methods left out, blocks left out)."""
     ok = res.cells[res.cells.status == "ok"].copy()
     ok[metric] = ok[metric].astype(float)
@@ -61,9 +64,17 @@ def rank_matrix(
     return m, what, dropped, blocks
 
 
-def friedman_cd(res: Results, out_dir: Path, metric: str = "final_accuracy") -> list[str]:
-    """Markdown lines of the ranking section; draws ``out_dir/cd_<metric>.png|pdf`` when it can."""
-    from autorank import autorank, plot_stats
+@dataclass(frozen=True)
+class Ranking:
+    """The ranking section's text and autorank's result (None: not ranked, the text says why)."""
+
+    lines: list[str]
+    result: object | None = None
+
+
+def rank(res: Results, metric: str = METRIC) -> Ranking:
+    """Friedman test over the complete blocks (autorank), as README lines and autorank's result."""
+    from autorank import autorank
 
     m, what, dropped, blocks = rank_matrix(res, metric)
     lines = [f"Methods ranked by {metric} over {len(m)} blocks: {what}."]
@@ -73,39 +84,49 @@ def friedman_cd(res: Results, out_dir: Path, metric: str = "final_accuracy") -> 
         named = "; ".join(", ".join(map(str, b)) if isinstance(b, tuple) else str(b) for b in blocks)
         lines.append(f"Blocks left out (some method missing, e.g. not run yet): {len(blocks)} ({named}).")
     if m.shape[1] < 3 or len(m) < MIN_BLOCKS:
-        return [*lines, f"Not ranked: a Friedman test here needs >= 3 methods and >= {MIN_BLOCKS} blocks."]
+        return Ranking(
+            [*lines, f"Not ranked: a Friedman test here needs >= 3 methods and >= {MIN_BLOCKS} blocks."]
+        )
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):  # autorank prints
             warnings.simplefilter("ignore")
             r = autorank(m, alpha=0.05, verbose=False, order="descending", force_mode="nonparametric")
     except Exception as err:  # noqa: BLE001 — a ranking problem must not cost the rest of the report
         log.warning("Friedman test not run: %s", err)
-        return [*lines, f"Not ranked: autorank failed ({err})."]
+        return Ranking([*lines, f"Not ranked: autorank failed ({err})."])
     ranks = ", ".join(f"{lab} {v:.2f}" for lab, v in r.rankdf.meanrank.sort_values().items())
     cd = f"; Nemenyi critical difference {r.cd:.2f} ranks" if r.cd is not None and math.isfinite(r.cd) else ""
-    lines += [
-        f"Friedman test (autorank): p = {r.pvalue:.3g}{cd}. Mean ranks (1 = best): {ranks}.",
-    ]
+    lines.append(f"Friedman test (autorank): p = {r.pvalue:.3g}{cd}. Mean ranks (1 = best): {ranks}.")
+    return Ranking(lines, r)
+
+
+def ranking(inputs: Inputs, metric: str = METRIC) -> Ranking:
+    """:func:`rank` of the report's results, computed once per report (kept in ``inputs.memo``)."""
+    key = f"cd.ranking:{metric}"
+    if key not in inputs.memo:
+        inputs.memo[key] = rank(inputs.res, metric)
+    return inputs.memo[key]
+
+
+def cd_diagram(result, stem: Path) -> list[Path]:
+    """autorank's CD diagram of ``result`` as ``stem.png`` / ``stem.pdf``, through :func:`.style.save`."""
+    import matplotlib.pyplot as plt
+    from autorank import plot_stats
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        fig = plot_stats(result, allow_insignificant=True).get_figure()
     try:
-        import matplotlib.pyplot as plt
-
-        from fl_core.report.style import PDF_METADATA, PNG_METADATA, stable_pdf_fonts
-
-        stable_pdf_fonts()
-
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with contextlib.redirect_stdout(io.StringIO()):
-            ax = plot_stats(r, allow_insignificant=True)
-        fig = ax.get_figure()
-        png = out_dir / f"cd_{metric}.png"
-        fig.savefig(png, dpi=150, bbox_inches="tight", metadata=PNG_METADATA)
-        fig.savefig(png.with_suffix(".pdf"), bbox_inches="tight", metadata=PDF_METADATA)
+        return save(fig, stem, dpi=150, bbox_inches="tight")
+    finally:
         plt.close(fig)
-        lines += [
-            "",
-            f"![critical-difference diagram]({out_dir.name}/{png.name}) ([PDF]({out_dir.name}/{png.stem}.pdf))",
-        ]
-    except Exception as err:  # noqa: BLE001 — a figure problem must not cost the ranking text
-        log.warning("CD diagram not drawn: %s", err)
-        lines.append(f"(CD diagram not drawn: {err})")
+
+
+def section(r: Ranking, drawn: list[Path], error: str | None = None) -> list[str]:
+    """The README's ranking lines: ``r``'s text, then the diagram ``drawn`` (or why it is missing)."""
+    if error is not None:
+        return [*r.lines, f"(CD diagram not drawn: {error})"]
+    lines = list(r.lines)
+    for p in (p for p in drawn if p.suffix == ".png"):
+        d = p.parent.name
+        lines += ["", f"![critical-difference diagram]({d}/{p.name}) ([PDF]({d}/{p.stem}.pdf))"]
     return lines

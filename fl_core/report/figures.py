@@ -1,47 +1,31 @@
-"""The report's figures (matplotlib, Agg), each written as PNG and PDF with no timestamp in either.
+"""Figure drawing shared by the report: the partition counts and the budget panel, and (re-exported)
+the other panels' drawers and the style, for notebooks.
 
 Every method keeps one colour (a shade of its family's hue), line style and marker in every figure
 (:class:`~fl_core.report.style.StyleMap`, built from the grid's method order and the families the
-cells recorded), and styles differ in more than colour so the figures read in grayscale.
-
-Panels (``<report>/figures/``), drawn by the modules named:
-
-- ``acc_vs_round_<dataset>`` (:mod:`.fig_curves`): accuracy vs round, rows = alpha, columns = method
-  family, ``full`` as a grey reference line in every panel, round 0 = pretrained where evaluated;
-- ``pareto_bytes_up_<dataset>`` / ``pareto_flops_<dataset>`` (:mod:`.fig_pareto`): final accuracy vs
-  bytes uploaded / client FLOPs with the Pareto front, one scale for the whole row;
-- ``blocks_<dataset>_a<alpha>`` (:mod:`.fig_updates`): what was updated, per method: the share of
-  clients that trained each block per round, the server's applied blocks, FibecFed's GAL/PL split and
-  data share; ``depth_<dataset>``: the suffix depth per device class of budget methods;
-- ``partition_<dataset>_a<alpha>``: the client × label counts of the Dirichlet partition, per seed;
-- ``budget_<dataset>``: final accuracy vs budget for the budget family (e.g. ``tiny`` vs ``lora_budget``);
-- ``index.png``: a contact sheet of every PNG above, for reviewers.
+cells recorded), and styles differ in more than colour so the figures read in grayscale. Which
+figures the report draws, their files and titles: :mod:`.gallery` (the registry's panels).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import math
 from pathlib import Path
 
-import matplotlib
-import matplotlib.image as mpimg
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 from fl_core.report.fig_curves import acc_vs_round
 from fl_core.report.fig_pareto import pareto, pareto_front
 from fl_core.report.fig_updates import block_frequency, blocks_heatmaps, depth
 from fl_core.report.load import Results
-from fl_core.report.panels import families_of, grid, model_note, style_map
+from fl_core.report.panels import families_of, grid, model_note
 from fl_core.report.partitions import partition_label
 from fl_core.report.stats import summarize
 from fl_core.report.style import (
     HEATMAP,
     PALETTE,
-    PNG_METADATA,
     RC,
     Style,
     StyleMap,
@@ -56,12 +40,10 @@ __all__ = [
     "Style",
     "StyleMap",
     "acc_vs_round",
-    "all_figures",
     "block_frequency",
     "blocks_heatmaps",
     "budget",
     "budget_rows",
-    "contact_sheet",
     "depth",
     "pareto",
     "pareto_front",
@@ -71,8 +53,6 @@ __all__ = [
     "save",
     "slug",
 ]
-
-log = logging.getLogger(__name__)
 
 
 # -- partition ----------------------------------------------------------------------------------
@@ -241,51 +221,3 @@ def _budget_axis(ax, ticks: list[str], dataset: str, alpha) -> None:
     ax.set_xlim(-0.5, len(ticks) - 0.5)
     ax.set_title(f"{dataset}, {partition_label(alpha)}")
     ax.set_xlabel("budget (fraction of full fine-tuning's cost)")
-
-
-def contact_sheet(pngs: list[Path], out: Path, ncol: int = 4) -> list[Path]:
-    """``out/index.png``: every figure as a titled thumbnail, in report order."""
-    if not pngs:
-        return []
-    nrow = math.ceil(len(pngs) / ncol)
-    fig = Figure(figsize=(3.2 * ncol, 2.6 * nrow), layout="constrained")
-    axes = fig.subplots(nrow, ncol, squeeze=False)
-    for ax, p in zip(axes.flat, pngs, strict=False):
-        ax.imshow(mpimg.imread(p), interpolation="antialiased")
-        ax.set_title(p.stem, fontsize=7)
-    for ax in axes.flat:
-        ax.set_axis_off()
-    png = out / "index.png"
-    fig.savefig(png, dpi=110, metadata=PNG_METADATA)
-    return [png]
-
-
-def all_figures(res: Results, out: Path, errors: dict[str, str] | None = None) -> dict[str, list[Path]]:
-    """Every panel; returns panel kind → files written (PNG and PDF), then ``out/index.png``, the
-    contact sheet. ``budget`` / ``depth`` are empty when the grid has no budget-family methods. A
-    panel that fails to draw is logged and left out (its error goes into ``errors``), so one bad
-    panel never costs the rest of the report."""
-    styles = style_map(res)
-    panels = {
-        "acc_vs_round": lambda: acc_vs_round(res, styles, out),
-        "pareto_bytes_up": lambda: pareto(
-            res, styles, out, "bytes_up", "bytes uploaded (client → server)", "pareto_bytes_up"
-        ),
-        "pareto_flops": lambda: pareto(res, styles, out, "client_flops", "client FLOPs", "pareto_flops"),
-        "blocks": lambda: blocks_heatmaps(res, out),
-        "depth": lambda: depth(res, styles, out),
-        "partition": lambda: partitions(res, out),
-        "budget": lambda: budget(res, styles, out),
-    }
-    written: dict[str, list[Path]] = {}
-    with matplotlib.rc_context(RC):
-        for name, draw in panels.items():
-            try:
-                written[name] = draw()
-            except Exception as err:  # noqa: BLE001 — reported in the README, the other panels still come
-                log.exception("figure panel %s failed", name)
-                written[name] = []
-                if errors is not None:
-                    errors[name] = f"{type(err).__name__}: {err}"
-        contact_sheet([p for ps in written.values() for p in ps if p.suffix == ".png"], out)
-    return written

@@ -173,8 +173,9 @@ def stable_pdf_fonts() -> None:
     PdfFile._get_subset_prefix = staticmethod(_subset_prefix)
 
 
-def save(fig, stem: Path) -> list[Path]:
-    """``stem.png`` and ``stem.pdf``, with fixed metadata (byte-identical for the same input)."""
+def save(fig, stem: Path, **savefig_kw) -> list[Path]:
+    """``stem.png`` and ``stem.pdf``, with fixed metadata (byte-identical for the same input);
+    ``savefig_kw`` (e.g. ``bbox_inches="tight"``) go to both ``savefig`` calls."""
     stable_pdf_fonts()
     stem.parent.mkdir(parents=True, exist_ok=True)
     png, pdf = stem.parent / f"{stem.name}.png", stem.parent / f"{stem.name}.pdf"
@@ -184,6 +185,6 @@ def save(fig, stem: Path) -> list[Path]:
         fig.set_layout_engine("none")
     for observe in SAVE_OBSERVERS:
         observe(fig, stem)
-    fig.savefig(png, metadata=PNG_METADATA)
-    fig.savefig(pdf, metadata=PDF_METADATA)
+    fig.savefig(png, metadata=PNG_METADATA, **savefig_kw)
+    fig.savefig(pdf, metadata=PDF_METADATA, **savefig_kw)
     return [png, pdf]

@@ -5,7 +5,8 @@ the validation curves it came from, and tuning's share of the grid's compute (is
 Reads only the committed tuning record (``configs/tuned/<grid>.yaml`` and its ``_trials.csv``): the
 per-partition record (``chosen: {dataset: {partition: {label: lr}}}``, several seeds, ``ties``) or the
 older one (``chosen: {dataset: {label: lr}}``, one alpha and one seed, that lr for every partition).
-Draws into ``<report>/tuning/`` (its own folder: the report rebuilds ``tables/`` and ``figures/``).
+Its figures (:func:`draw_tuning`, the ``tuning`` panel of :mod:`.gallery`) go into ``<report>/tuning/``
+(its own folder: the report rebuilds ``tables/`` and ``figures/``).
 """
 
 from __future__ import annotations
@@ -143,42 +144,68 @@ def _table(doc: dict, trials: pd.DataFrame) -> list[str]:
     return [*lines, "", f"- {n_tied} of {len(record_groups(doc, trials))} choices have tied lrs.", ""]
 
 
-def _figures(doc: dict, trials: pd.DataFrame, out: Path) -> list[str]:
-    lines = []
-    panels: dict[tuple[str, str | None], dict[str, float]] = {}
+def _panels(doc: dict, trials: pd.DataFrame) -> list[tuple[str, str, pd.DataFrame, dict[str, float]]]:
+    """(file stem, title, trials, chosen lr per method) of each figure: one per dataset (and partition)."""
+    chosen: dict[tuple[str, str | None], dict[str, float]] = {}
     for d, part, m, lr, _ in record_groups(doc, trials):
-        panels.setdefault((d, part), {})[m] = lr
-    for (d, part), chosen in panels.items():
+        chosen.setdefault((d, part), {})[m] = lr
+    out = []
+    for (d, part), per in chosen.items():
         t = trials[trials.dataset == d]
         if part is not None:
             t = t[t.alpha.astype(str) == part]
         stem = f"tuning_{d}" + (f"_{part.replace(':', '-')}" if part else "")
-        title = f"{d}, {part}" if part else d
-        pngs = [p for p in draw_curves(t, chosen, title, stem, out / "tuning") if p.suffix == ".png"]
-        lines += [f"![{stem}](tuning/{p.name})" for p in pngs] + [""]
-    return lines
+        out.append((stem, f"{d}, {part}" if part else d, t, per))
+    return out
 
 
-def tuning_section(tuned: str | Path | None, out: Path, grid_wall_s: float) -> list[str]:
-    """README lines (and ``out/tuning/`` files) for the grid's tuning record, or why there is none."""
+def read_record(tuned: str | Path | None) -> tuple[dict, pd.DataFrame] | None:
+    """The tuning record and its trials (``<record>_trials.csv``); None without both files."""
+    if not tuned:
+        return None
+    path = Path(tuned)
+    csv = path.with_name(path.stem + "_trials.csv")
+    if not (path.is_file() and csv.is_file()):
+        return None
+    trials = pd.read_csv(csv, keep_default_na=False, na_values=[""], dtype={"alpha": str})
+    return yaml.safe_load(path.read_text()), trials
+
+
+def draw_tuning(tuned: str | Path | None, out: Path) -> list[Path]:
+    """The curves of every figure of the record into ``out/tuning/`` (the ``tuning`` panel of
+    :mod:`.gallery`); [] without a record."""
+    rec = read_record(tuned)
+    if rec is None:
+        return []
+    return [
+        p
+        for stem, title, t, chosen in _panels(*rec)
+        for p in draw_curves(t, chosen, title, stem, out / "tuning")
+    ]
+
+
+def tuning_section(tuned: str | Path | None, grid_wall_s: float) -> list[str]:
+    """README lines for the grid's tuning record, or why there is none; the figures they show are
+    drawn by :func:`draw_tuning`."""
     lines = ["## Learning rates (tuned on the validation split)", ""]
     if not tuned:
         return lines + ["No `tuned:` file in the grid: every method uses `fl.lr` (or its own `lr`).", ""]
-    path, csv = Path(tuned), Path(tuned).with_name(Path(tuned).stem + "_trials.csv")
-    if not (path.is_file() and csv.is_file()):
-        return lines + [f"The tuning record `{path.as_posix()}` is missing: run `make tune` first.", ""]
-    doc = yaml.safe_load(path.read_text())
-    trials = pd.read_csv(csv, keep_default_na=False, na_values=[""], dtype={"alpha": str})
+    if (rec := read_record(tuned)) is None:
+        return lines + [
+            f"The tuning record `{Path(tuned).as_posix()}` is missing: run `make tune` first.",
+            "",
+        ]
+    doc, trials = rec
     tune_s = float(trials.wall_s.fillna(0).sum()) if "wall_s" in trials else float("nan")
     share = f"{100 * tune_s / grid_wall_s:.0f} %" if grid_wall_s > 0 and tune_s == tune_s else "n/a"
     lines += [
-        _how(path, doc),
+        _how(Path(tuned), doc),
         "",
         f"- tuning compute: {tune_s / 3600:.2f} h of trial cells = {share} of this grid's "
         f"{grid_wall_s / 3600:.2f} h of cell wall time",
         "",
         *_table(doc, trials),
         *unfinished_edges(doc, trials),
-        *_figures(doc, trials, out),
+        *[line for stem, *_ in _panels(doc, trials) for line in (f"![{stem}](tuning/{stem}.png)", "")],
     ]
     return lines + [f"- {note}" for note in doc.get("notes") or []]

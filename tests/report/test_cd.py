@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from fl_core.report.cd import complete_blocks, friedman_cd, rank_matrix
+from fl_core.report.cd import complete_blocks, rank, rank_matrix, section
+from fl_core.report.gallery import PANELS, Inputs
 
 
 def test_friedman_p_matches_scipy_and_the_diagram_is_drawn(fixture_results, tmp_path):
@@ -16,7 +17,8 @@ def test_friedman_p_matches_scipy_and_the_diagram_is_drawn(fixture_results, tmp_
     assert "seed" in what and len(m) == 6  # 2 cells only: (dataset, alpha, seed) blocks
     assert {"selective", "head"} <= set(dropped) and "full" in m.columns and not m.isna().any().any()
     assert blocks == []
-    lines = friedman_cd(fixture_results, tmp_path / "figures")
+    inputs = Inputs(fixture_results, tmp_path)
+    lines = section(rank(fixture_results), PANELS["cd"].draw(inputs))
     text = "\n".join(lines)
     p = float(re.search(r"Friedman test \(autorank\): p = ([0-9.e+-]+)", text).group(1))
     assert p == pytest.approx(stats.friedmanchisquare(*[m[c] for c in m.columns]).pvalue, rel=1e-2)
@@ -24,12 +26,19 @@ def test_friedman_p_matches_scipy_and_the_diagram_is_drawn(fixture_results, tmp_
     assert (tmp_path / "figures" / "cd_final_accuracy.png").stat().st_size > 1000
     pdf = (tmp_path / "figures" / "cd_final_accuracy.pdf").read_bytes()
     assert b"/CreationDate" not in pdf and b"/Producer" not in pdf  # the same ranks, the same bytes
+    assert "![critical-difference diagram](figures/cd_final_accuracy.png)" in text
+
+
+def test_a_diagram_that_fails_is_said_and_the_ranking_still_shown(fixture_results):
+    text = "\n".join(section(rank(fixture_results), [], "RuntimeError: no font"))
+    assert "Mean ranks (1 = best)" in text and text.endswith("(CD diagram not drawn: RuntimeError: no font)")
 
 
 def test_too_few_blocks_is_said_not_ranked(fixture_results, tmp_path):
     res = fixture_results.filter(alpha="0.1", label=["full", "top-2", "fedtlu"])
-    lines = friedman_cd(res, tmp_path)
-    assert any(x.startswith("Not ranked") for x in lines) and not list(tmp_path.glob("*.png"))
+    drawn = PANELS["cd"].draw(Inputs(res, tmp_path))
+    assert any(x.startswith("Not ranked") for x in section(rank(res), drawn))
+    assert drawn == [] and not list(tmp_path.rglob("*.png"))
 
 
 def test_a_grid_in_progress_leaves_out_the_blocks_not_run_yet_not_the_methods():

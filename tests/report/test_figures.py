@@ -7,7 +7,17 @@ import pytest
 
 from fl_core.report import figures as F
 
-PANELS = ["acc_vs_round", "pareto_bytes_up", "pareto_flops", "blocks", "depth", "partition", "budget"]
+PANELS = [
+    "acc_vs_round",
+    "pareto_bytes_up",
+    "pareto_flops",
+    "blocks",
+    "depth",
+    "partition",
+    "budget",
+    "cd",
+    "tuning",
+]
 
 
 def _is_png(p):
@@ -22,7 +32,7 @@ def _is_pdf(p):
 def test_every_panel_is_written_as_png_and_pdf(picture_report):
     out, _, parts, _ = picture_report
     figs = parts["figures"]
-    assert set(figs) == set(PANELS)
+    assert list(figs) == PANELS  # report order
     expected = {
         "acc_vs_round": ["acc_vs_round_bbc_news"],
         "pareto_bytes_up": ["pareto_bytes_up_bbc_news"],
@@ -31,6 +41,8 @@ def test_every_panel_is_written_as_png_and_pdf(picture_report):
         "depth": ["depth_bbc_news"],  # tiny records its device classes' suffix depths
         "partition": ["partition_bbc_news_a0.1", "partition_bbc_news_a1.0"],
         "budget": ["budget_bbc_news"],  # the store has budget-family methods with a budget param
+        "cd": ["cd_final_accuracy"],  # >= 3 methods and >= 5 blocks: ranked
+        "tuning": [],  # no tuning record
     }
     for panel, stems in expected.items():
         names = sorted(p.name for p in figs[panel])

@@ -52,6 +52,8 @@ def test_every_figure_was_inspected(picture_report):
 
 def test_no_tick_labels_overlap(picture_report):
     for stem, fig in picture_report[3].items():
+        if stem.startswith("cd_"):
+            continue  # autorank's CD diagram: axes off, the ranks are text
         boxes = _tick_boxes(fig)
         assert boxes, stem
         for (i, a, ba), (j, b, bb) in itertools.combinations(boxes, 2):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import yaml
 
-from fl_core.report.tuning import tuning_section
+from fl_core.report.tuning import draw_tuning, tuning_section
 
 
 def _record(tmp_path, **extra):
@@ -36,33 +36,36 @@ def _record(tmp_path, **extra):
 
 
 def test_the_section_shows_each_choice_its_objectives_curves_and_share(tmp_path):
-    lines = tuning_section(_record(tmp_path), tmp_path / "out", grid_wall_s=2400.0)
-    text = "\n".join(lines)
+    record = _record(tmp_path)
+    text = "\n".join(tuning_section(record, grid_wall_s=2400.0))
     assert "| bbc_news | all | full | 0.0001 | - | 0.0001: 91.0, 0.001: pruned on 1 of 1 seeds |" in text
     assert "| bbc_news | all | head | 0.001 | - | 0.0001: 55.0, 0.001: 70.0 |" in text
     assert "alpha 0.1, seed 0 (one lr per dataset and method, for every partition)" in text
     assert "tied lrs." not in text  # one seed: no ties to count
     assert "= 25 % of this grid's" in text  # 600 s of trials / 2400 s of cells
     assert "no trial could run" in text
-    assert (tmp_path / "out" / "tuning" / "tuning_bbc_news.png").stat().st_size > 0
     assert "(tuning/tuning_bbc_news.png)" in text
+    drawn = draw_tuning(record, tmp_path / "out")
+    assert [p.name for p in drawn] == ["tuning_bbc_news.png", "tuning_bbc_news.pdf"]
+    assert all(p.parent == tmp_path / "out" / "tuning" and p.stat().st_size > 0 for p in drawn)
 
 
 def test_without_a_record_the_section_says_why(tmp_path):
-    assert "every method uses `fl.lr`" in "\n".join(tuning_section(None, tmp_path, 1.0))
-    missing = "\n".join(tuning_section(tmp_path / "nope.yaml", tmp_path, 1.0))
+    assert "every method uses `fl.lr`" in "\n".join(tuning_section(None, 1.0))
+    missing = "\n".join(tuning_section(tmp_path / "nope.yaml", 1.0))
     assert "is missing: run `make tune` first" in missing
+    assert draw_tuning(None, tmp_path) == draw_tuning(tmp_path / "nope.yaml", tmp_path) == []
 
 
 def test_a_choice_on_an_edge_the_rule_would_still_extend_is_flagged(tmp_path):
     """Both choices sit on an edge (full on the lowest lr, head on the highest): with ``max_extend`` 1 the
     tuner would try 3e-05 and 0.003 next, so the report says the tuning is unfinished; without it, not."""
-    text = "\n".join(tuning_section(_record(tmp_path, max_extend=1), tmp_path / "out", 1.0))
+    text = "\n".join(tuning_section(_record(tmp_path, max_extend=1), 1.0))
     assert "bbc_news/full: tuning unfinished" in text and "(3e-05) was never tried" in text
     assert "bbc_news/head: tuning unfinished" in text and "(0.003) was never tried" in text
     fresh = tmp_path / "again"
     fresh.mkdir()
-    assert "unfinished" not in "\n".join(tuning_section(_record(fresh), fresh / "out", 1.0))
+    assert "unfinished" not in "\n".join(tuning_section(_record(fresh), 1.0))
 
 
 def _record_v2(tmp_path):
@@ -97,13 +100,37 @@ def _record_v2(tmp_path):
 
 
 def test_the_per_partition_record_shows_means_ses_ties_and_a_figure_per_partition(tmp_path):
-    text = "\n".join(tuning_section(_record_v2(tmp_path), tmp_path / "out", grid_wall_s=8000.0))
+    record = _record_v2(tmp_path)
+    text = "\n".join(tuning_section(record, grid_wall_s=8000.0))
     assert "| bbc_news | 1.0 | full | 0.001 | - | 0.0001: 61.0 ± 1.0, 0.001: 82.0 ± 2.0 |" in text
     assert (
         "| bbc_news | natural:src | full | 0.0001 | 0.0001, 0.001 | 0.0001: 72.0 ± 2.0, 0.001: 71.0 ± 1.0 |"
     ) in text
     assert "1 of 2 choices have tied lrs" in text and "**Tie rule:** within one SE" in text
     assert "seeds 0, 1" in text and "= 10 % of this grid's" in text  # 800 s of trials / 8000 s
+    drawn = draw_tuning(record, tmp_path / "out")
     for stem in ("tuning_bbc_news_1.0", "tuning_bbc_news_natural-src"):
-        assert (tmp_path / "out" / "tuning" / f"{stem}.png").stat().st_size > 0
+        assert f"![{stem}](tuning/{stem}.png)" in text
+        assert (tmp_path / "out" / "tuning" / f"{stem}.png") in drawn
     assert "unfinished" not in text
+
+
+def test_tuning_figures_are_a_panel_of_the_report_and_on_the_contact_sheet(
+    fixture_results, tmp_path, monkeypatch
+):
+    """Drawn by the registry's ``tuning`` panel through ``save``, listed under its title in the
+    README's figures, and a thumbnail of ``figures/index.png``."""
+    from fl_core.report import gallery
+    from fl_core.report.build import write_report
+
+    sheets = []
+    real = gallery.contact_sheet
+    monkeypatch.setattr(gallery, "contact_sheet", lambda pngs, out: sheets.append(pngs) or real(pngs, out))
+    res = fixture_results.filter(label=["full", "head"], alpha="0.1")
+    readme, parts = write_report(res, tmp_path / "out", title="t", header=[], tuned=_record(tmp_path))
+    png = tmp_path / "out" / "tuning" / "tuning_bbc_news.png"
+    assert parts["figures"]["tuning"] == [png, png.with_suffix(".pdf")]
+    assert png in sheets[0] and (tmp_path / "out" / "figures" / "index.png").is_file()
+    text = readme.read_text()
+    assert f"### {gallery.PANELS['tuning'].title}" in text
+    assert "![tuning_bbc_news](tuning/tuning_bbc_news.png) ([PDF](tuning/tuning_bbc_news.pdf))" in text
