@@ -20,15 +20,26 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from fl_core.metrics import PRIMARY, higher_is_better
 from fl_core.report.figure_registry import Inputs
 from fl_core.report.load import Results
 from fl_core.report.style import save
 
 log = logging.getLogger(__name__)
 MIN_BLOCKS = 5
-METRIC = "final_accuracy"
+METRIC = "final_accuracy"  # the ranking's metric where cells record it, else the LM's perplexity
+
+
+def ranked_metric(res: Results) -> str:
+    """What the ranking ranks by: final accuracy where any cell records it (a classification task),
+    else final perplexity (a language-modeling grid); ranks follow the metric's declared direction."""
+    for metric in (METRIC, PRIMARY["lm"]):
+        if metric in res.cells and np.isfinite(res.cells[metric].astype(float)).any():
+            return metric
+    return METRIC
 
 
 def complete_blocks(m: pd.DataFrame) -> tuple[pd.DataFrame, list[str], list[tuple]]:
@@ -90,7 +101,8 @@ def rank(res: Results, metric: str = METRIC) -> Ranking:
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):  # autorank prints
             warnings.simplefilter("ignore")
-            r = autorank(m, alpha=0.05, verbose=False, order="descending", force_mode="nonparametric")
+            order = "descending" if higher_is_better(metric) else "ascending"  # rank 1 = best either way
+            r = autorank(m, alpha=0.05, verbose=False, order=order, force_mode="nonparametric")
     except Exception as err:  # noqa: BLE001 — a ranking problem must not cost the rest of the report
         log.warning("Friedman test not run: %s", err)
         return Ranking([*lines, f"Not ranked: autorank failed ({err})."])
@@ -100,8 +112,10 @@ def rank(res: Results, metric: str = METRIC) -> Ranking:
     return Ranking(lines, r)
 
 
-def ranking(inputs: Inputs, metric: str = METRIC) -> Ranking:
-    """:func:`rank` of the report's results, computed once per report (kept in ``inputs.memo``)."""
+def ranking(inputs: Inputs, metric: str | None = None) -> Ranking:
+    """:func:`rank` of the report's results (by :func:`ranked_metric` unless ``metric``), computed once
+    per report (kept in ``inputs.memo``)."""
+    metric = metric or ranked_metric(inputs.res)
     key = f"cd.ranking:{metric}"
     if key not in inputs.memo:
         inputs.memo[key] = rank(inputs.res, metric)

@@ -13,7 +13,8 @@ Files (PNG and PDF, through :func:`.style.save`) in ``<report>/figures/`` unless
 - ``partition_<dataset>_a<alpha>`` (:mod:`.figures`): the client × label counts of the Dirichlet
   partition, per seed;
 - ``budget_<dataset>`` (:mod:`.figures`): final accuracy vs budget for the budget family;
-- ``cd_final_accuracy`` (:mod:`.cd`): the critical-difference diagram of the Friedman ranking;
+- ``cd_<metric>`` (:mod:`.cd`): the critical-difference diagram of the Friedman ranking (by final
+  accuracy, or perplexity on a language-modeling grid);
 - ``tuning/tuning_<dataset>[_<partition>]`` (:mod:`.tuning`): the lr tuning's validation curves;
 - ``index.png``: a contact sheet of every PNG above, for reviewers.
 """
@@ -95,13 +96,13 @@ def _budget(i: Inputs) -> list[Path]:
 @panel(
     "cd",
     "Critical-difference diagram of the ranking across cells (Friedman test, Nemenyi post-hoc)",
-    f"cd_{cd.METRIC}",
+    "cd_<metric>",
     report_rc=False,  # autorank's own layout
     if_empty=_own_section,
 )
 def _cd(i: Inputs) -> list[Path]:
     r = cd.ranking(i)
-    return [] if r.result is None else cd.cd_diagram(r.result, i.figures / f"cd_{cd.METRIC}")
+    return [] if r.result is None else cd.cd_diagram(r.result, i.figures / f"cd_{cd.ranked_metric(i.res)}")
 
 
 @panel(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import pandas as pd
@@ -51,3 +52,18 @@ def test_a_grid_in_progress_leaves_out_the_blocks_not_run_yet_not_the_methods():
     kept, methods, blocks = complete_blocks(m)
     assert methods == ["never"] and blocks == [("started",)]
     assert list(kept.columns) == ["full", "head", "top-2"] and len(kept) == 6 and not kept.isna().any().any()
+
+
+def test_an_lm_grid_is_ranked_by_perplexity_lowest_first(fixture_results):
+    """No cell records accuracy: the ranking is by final perplexity, rank 1 = the lowest."""
+    from fl_core.report.cd import ranked_metric
+
+    cells = fixture_results.cells.copy()
+    ok = cells.status == "ok"
+    cells["final_perplexity"] = float("nan")
+    cells.loc[ok, "final_perplexity"] = 100 * (1.5 - cells.loc[ok, "final_accuracy"].astype(float))  # full: lowest
+    cells["final_accuracy"] = float("nan")
+    res = dataclasses.replace(fixture_results, cells=cells)
+    assert ranked_metric(fixture_results) == "final_accuracy" and ranked_metric(res) == "final_perplexity"
+    text = "\n".join(rank(res, "final_perplexity").lines)
+    assert "ranked by final_perplexity" in text and "Mean ranks (1 = best): full 1.00" in text
