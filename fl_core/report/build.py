@@ -26,7 +26,7 @@ from fl_core.report.gallery import PANELS, Inputs, all_figures
 from fl_core.report.lm_table import lm_table
 from fl_core.report.load import Results, load_results
 from fl_core.report.publish import choose_source, report_dir
-from fl_core.report.tables import Table, accuracy_table, cost_table, markdown, write_table
+from fl_core.report.tables import Table, accuracy_table, cost_table, is_lm, markdown, write_table
 from fl_core.report.tuning import tuning_section
 
 log = logging.getLogger(__name__)
@@ -89,10 +89,8 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     for sub in ("tables", "figures"):
         shutil.rmtree(out / sub, ignore_errors=True)
-    tables: dict[str, Table] = {
-        "accuracy": accuracy_table(res),
-        "cost": cost_table(res, target_fraction, reference),
-    }
+    tables: dict[str, Table] = {} if is_lm(res.cells) else {"accuracy": accuracy_table(res)}  # LM only: none
+    tables["cost"] = cost_table(res, target_fraction, reference)
     if (lm := lm_table(res)) is not None:  # language-modeling cells: perplexity, lower is better
         tables["lm"] = lm
     for t in tables.values():

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fl_core.metrics import ACCURACY, MACRO_F1, final, personal
+from fl_core.metrics import ACCURACY, MACRO_F1, PERPLEXITY, final, personal
 from fl_core.report.load import Results
 from fl_core.report.partitions import partition_label
 from fl_core.report.stats import Summary, summarize
@@ -130,6 +130,12 @@ def _groups(res: Results):
                     yield d, a, lab, g
 
 
+def is_lm(g: pd.DataFrame) -> bool:
+    """Cells of a language-modeling task: some recorded a perplexity, none an accuracy."""
+    ppl, acc = (g.get(final(m), pd.Series(dtype=float)).astype(float) for m in (PERPLEXITY, ACCURACY))
+    return bool(np.isfinite(ppl).any() and not np.isfinite(acc).any())
+
+
 def _num(prefix: str, s: Summary, ci: bool = True) -> dict[str, float]:
     out = {f"{prefix}_mean": s.mean, f"{prefix}_std": s.std}
     if ci:
@@ -170,7 +176,10 @@ def val_selected_accuracy(res: Results, config_hash: str) -> float:
 def accuracy_table(res: Results) -> Table:
     rows, disp = [], []
     personal_eval = sorted({p for p in res.cells.get("personal_eval", pd.Series(dtype=str)) if p})
+    lm = {(d, a) for d, a, _, g in _groups(res) if is_lm(g)}  # their numbers are the LM table's
     for d, a, lab, g in _groups(res):
+        if (d, a) in lm:
+            continue
         ok = g[g.status == "ok"]
         acc, f1 = summarize(ok[final(ACCURACY)]), summarize(ok[final(MACRO_F1)])
         pers = summarize(ok[final(personal(ACCURACY))])
@@ -274,7 +283,9 @@ def targets(
             c = res.cells
             ok = c[(c.dataset == d) & (c.alpha == a) & (c.label == ref) & (c.status == "ok")]
             s = summarize(ok.final_accuracy)
-            if s.n == 0:
+            if len(ok) and is_lm(ok):
+                out[d, a] = (math.nan, "no target: a language-modeling task (its perplexity: the LM table)")
+            elif s.n == 0:
                 out[d, a] = (math.nan, f"no target: `{ref}` has no finished seed here")
             else:
                 t = fraction * s.mean

@@ -60,7 +60,12 @@ def test_the_report_of_an_lm_grid_has_the_perplexity_table(lm_results, tmp_path)
     grid, cfg, _ = lm_results
     readme = build_report(grid, cfg, out_dir=tmp_path, wandb=False)
     assert (tmp_path / "tables" / "lm.md").stat().st_size > 0
-    assert "perplexity" in readme.read_text()
+    text = readme.read_text()
+    assert "perplexity" in text
+    # no empty accuracy table, no misleading "no finished seed", the ranking by perplexity
+    assert not (tmp_path / "tables" / "accuracy.md").exists() and "### Accuracy\n" not in text
+    assert "no target: a language-modeling task" in text and "has no finished seed" not in text
+    assert "Methods ranked by final_perplexity" in text
 
 
 def test_lm_table_has_tiers_on_perplexity(lm_results):
