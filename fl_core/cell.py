@@ -15,14 +15,16 @@ from fl_core.checkpoint import Checkpoint
 from fl_core.config import GridConfig, RunConfig, cell_name
 from fl_core.errors import CellNotRunnable
 from fl_core.faults import is_storage_error
-from fl_core.metrics import ACCURACY, LOSS, MACRO_F1, PERPLEXITY, TOKEN_ACCURACY, final, personal
+from fl_core.metrics import LOSS, SUMMARY
 from fl_core.provenance import git_revision, versions
 from fl_core.tracking import Tracker
 
 
 def headline(rounds: list[dict[str, Any]], costs: list[dict[str, Any]], window: int = 1) -> dict[str, Any]:
-    """Headline numbers of one cell (what the summary table aggregates; names from
-    :mod:`fl_core.metrics`). Each ``final_*`` number is the mean over the last ``window`` evaluations
+    """Headline numbers of one cell (what the summary table aggregates): every ``final_*`` / ``best_*``
+    metric :data:`fl_core.metrics.SUMMARY` declares whose evaluation key the rows carry (accuracy or
+    perplexity, personalized where evaluated; best in the metric's direction), and the cost totals.
+    Each ``final_*`` number is the mean over the last ``window`` evaluations
     (``fl.final_window``; 1: the last one). The evaluation before round 0 (``round = -1``) starts the
     curves and is no result: it counts neither as a round run, nor for the best accuracy, nor in a window."""
     trained = [r for r in rounds if r["round"] >= 0]
@@ -30,16 +32,12 @@ def headline(rounds: list[dict[str, Any]], costs: list[dict[str, Any]], window: 
     c = pd.DataFrame(costs)
     out: dict[str, Any] = {"rounds_run": len(trained)}
     tail = evals[-window:]
-
-    def finals(names: tuple[str, ...]) -> dict[str, float]:
-        return {final(m): sum(r[m] for r in tail) / len(tail) for m in names if all(m in r for r in tail)}
-
-    if evals and PERPLEXITY in evals[-1]:  # a language model
-        out.update(finals((PERPLEXITY, TOKEN_ACCURACY, LOSS, personal(PERPLEXITY), personal(TOKEN_ACCURACY))))
-        out["best_" + PERPLEXITY] = min(r[PERPLEXITY] for r in evals)
-    elif evals:
-        out.update(finals((ACCURACY, MACRO_F1, LOSS, personal(ACCURACY), personal(MACRO_F1))))
-        out["best_" + ACCURACY] = max(r[ACCURACY] for r in evals)
+    for m in SUMMARY.values():  # the metric vocabulary: every final_* / best_* an evaluation row has
+        kind, _, name = m.name.partition("_")
+        if kind == "final" and tail and all(name in r for r in tail):
+            out[m.name] = sum(r[name] for r in tail) / len(tail)
+        elif kind == "best" and (vals := [r[name] for r in evals if name in r]):
+            out[m.name] = max(vals) if m.higher else min(vals)
     if not c.empty:
         out.update(
             client_flops=float((c.flops_fwd + c.flops_bwd).sum()),
