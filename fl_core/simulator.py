@@ -27,6 +27,7 @@ from fl_core.dataset_names import dataset_task
 from fl_core.diagnostics import Scope, column, undeclared
 from fl_core.evaluate import evaluate_global
 from fl_core.methods import METHODS, Method, make_method, validate_params
+from fl_core.metrics import ACCURACY
 from fl_core.models import HEAD, build_model, load_tokenizer, model_label, num_blocks
 from fl_core.plan import ClientUpdate
 from fl_core.precision import resolve_precision
@@ -263,7 +264,7 @@ def run_cell(
         rounds.append(row)
         if on_round:
             on_round(row)
-        bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k in ("accuracy", "train_loss")})
+        bar.set_postfix({k: f"{v:.3f}" for k, v in row.items() if k in (ACCURACY, "train_loss")})
         if diverged:
             status = "diverged"
             break

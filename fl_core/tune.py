@@ -38,6 +38,7 @@ import optuna
 
 from fl_core.config import Alpha, ConfigError, GridConfig, MethodSpec, RunConfig, alpha_key, tuned_lr
 from fl_core.errors import CellNotRunnable
+from fl_core.metrics import ACCURACY
 from fl_core.tune_choice import centred, next_lr
 
 __all__ = ["DEFAULT_LRS", "Group", "TuneSpec", "next_lr", "prune_from", "run_study", "study_key"]
@@ -165,8 +166,8 @@ def _objective(grid: GridConfig, group: Group, seed: int, lrs: Sequence[float], 
         curve: list[tuple[int, float]] = []
 
         def on_round(row: dict) -> None:
-            if "accuracy" in row and row["round"] >= 0:  # validation accuracy; not the pre-training eval
-                curve.append((int(row["round"]), float(row["accuracy"])))
+            if ACCURACY in row and row["round"] >= 0:  # validation accuracy; not the pre-training eval
+                curve.append((int(row["round"]), float(row[ACCURACY])))
                 trial.set_user_attr("curve", curve)
                 trial.report(curve[-1][1], step=curve[-1][0])
                 if prune and curve[-1][0] >= start and trial.should_prune():

@@ -23,14 +23,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fl_core.metrics import PRIMARY, higher_is_better
+from fl_core.metrics import ACCURACY, PRIMARY, final, higher_is_better
 from fl_core.report.figure_registry import Inputs
 from fl_core.report.load import Results
 from fl_core.report.style import save
 
 log = logging.getLogger(__name__)
 MIN_BLOCKS = 5
-METRIC = "final_accuracy"  # the ranking's metric where cells record it, else the LM's perplexity
+METRIC = final(ACCURACY)  # the ranking's metric where cells record it, else the LM's perplexity
 
 
 def ranked_metric(res: Results) -> str:

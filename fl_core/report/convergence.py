@@ -24,6 +24,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from fl_core.metrics import ACCURACY
 from fl_core.report.load import Results
 from fl_core.report.notes import add_group_note
 from fl_core.report.partitions import least_skewed  # the partition the centralized target applies at
@@ -38,8 +39,8 @@ def mean_curve(res: Results, rows: pd.DataFrame) -> pd.Series:
     curves = []
     for h in rows[rows.status == "ok"].config_hash:
         r = res.table(h, "rounds")
-        if not r.empty and "accuracy" in r:
-            curves.append(r.dropna(subset=["accuracy"]).set_index("round").accuracy)
+        if not r.empty and ACCURACY in r:
+            curves.append(r.dropna(subset=[ACCURACY]).set_index("round")[ACCURACY])
     if not curves:
         return pd.Series(dtype=float)
     return pd.concat(curves, axis=1).dropna().mean(axis=1)
@@ -80,9 +81,9 @@ def gain_over_untrained(res: Results, rows: pd.DataFrame) -> float:
     gains = []
     for h in rows[rows.status == "ok"].config_hash:
         r = res.table(h, "rounds")
-        if "accuracy" not in r:  # a language model: no accuracy (its table is lm_table's)
+        if ACCURACY not in r:  # a language model: no accuracy (its table is lm_table's)
             continue
-        r = r.dropna(subset=["accuracy"]).sort_values("round")
+        r = r.dropna(subset=[ACCURACY]).sort_values("round")
         if len(r) >= 2 and r["round"].iloc[0] == -1:
             gains.append(float(r.accuracy.iloc[-1] - r.accuracy.iloc[0]))
     return 100 * float(np.mean(gains)) if gains else math.nan

@@ -9,14 +9,14 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from fl_core.metrics import SUMMARY, final
+from fl_core.metrics import ACCURACY, SUMMARY, final
 from fl_core.report.load import Results
 from fl_core.report.panels import cost_axis, family_groups, grid, model_note
 from fl_core.report.partitions import partition_label
 from fl_core.report.stats import summarize
 from fl_core.report.style import StyleMap, save, slug
 
-ACC = final("accuracy")
+ACC = final(ACCURACY)
 
 
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:

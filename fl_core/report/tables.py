@@ -165,9 +165,9 @@ def val_selected_accuracy(res: Results, config_hash: str) -> float:
     """Test accuracy at the evaluated round with the best validation accuracy (first on ties); NaN
     when the cell has no validation metrics. Never selects on the test split."""
     r = res.table(config_hash, "rounds")
-    if r.empty or "val_accuracy" not in r or "accuracy" not in r:
+    if r.empty or "val_accuracy" not in r or ACCURACY not in r:
         return math.nan
-    r = r.dropna(subset=["val_accuracy", "accuracy"])
+    r = r.dropna(subset=["val_accuracy", ACCURACY])
     if r.empty:
         return math.nan
     return float(r.accuracy.iloc[int(np.argmax(r.val_accuracy.to_numpy()))])
@@ -249,7 +249,7 @@ def _flags(t: Table, res: Results) -> Table:
 def _to_target(res: Results, config_hash: str, target: float) -> tuple[float, float, float] | None:
     """(rounds, client FLOPs, bytes up) spent until the first evaluated round with accuracy >= target."""
     r = res.table(config_hash, "rounds")
-    if r.empty or "accuracy" not in r:
+    if r.empty or ACCURACY not in r:
         return None
     hit = r[r.accuracy >= target - 1e-12]
     if hit.empty:

@@ -29,7 +29,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from fl_core.metrics import SUMMARY
+from fl_core.metrics import ACCURACY, SUMMARY, final
 from fl_core.report.notes import add_group_note
 from fl_core.report.stats import holm, min_detectable_effect, paired_p_two_sided
 
@@ -37,7 +37,7 @@ REFERENCES = ("centralized",)
 LEVEL = 0.05
 POWER = 0.8
 MDE_LIMIT_PP = 2.0
-METRIC = "final_accuracy"
+METRIC = final(ACCURACY)
 
 TIER_COLUMNS = ["label", "mean", "n", "tier", "leader", "pairs", "diff", "p", "p_holm"]
 
