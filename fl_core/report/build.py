@@ -178,6 +178,9 @@ def _figures_section(inputs: Inputs, figures: dict, fig_errors: dict[str, str]) 
         pngs = [p for p in paths if p.suffix == ".png"]
         if name in fig_errors:
             body = [f"**Could not draw this panel**: `{fig_errors[name]}` (see the log).", ""]
+        elif pngs and (sec := PANELS[name].section):  # shown there; a link here, not a second copy
+            anchor = "#" + "".join(c for c in sec.lower() if c.isalnum() or c in " -").replace(" ", "-")
+            body = [f"In [{sec}]({anchor}) below.", ""]
         elif pngs:
             body = []
             for p in pngs:  # the PDF is beside the PNG

@@ -47,7 +47,8 @@ Draw = Callable[[Inputs], list[Path]]
 class Panel:
     """A registered figure. ``stems``: its files' stem pattern (``<…>`` a value, ``[…]`` optional);
     ``report_rc``: drawn in the report's rc style (False: matplotlib's, as autorank draws);
-    ``if_empty``: the README line when it drew nothing (None: not listed, its own section says why)."""
+    ``if_empty``: the README line when it drew nothing (None: not listed, its own section says why);
+    ``section``: the README section that shows it (the figure list then links there, not a copy)."""
 
     name: str
     title: str
@@ -55,6 +56,7 @@ class Panel:
     draw: Draw
     report_rc: bool = True
     if_empty: Callable[[Inputs], str | None] = nothing_to_plot
+    section: str | None = None
 
 
 PANELS: dict[str, Panel] = {}
@@ -67,6 +69,7 @@ def panel(
     *,
     report_rc: bool = True,
     if_empty: Callable[[Inputs], str | None] = nothing_to_plot,
+    section: str | None = None,
 ) -> Callable[[Draw], Draw]:
     """Decorator: registers the draw function under ``name`` (report order: registration order).
     A second panel of the same name is an error (re-importing the same function replaces it)."""
@@ -83,7 +86,7 @@ def panel(
             )
         if not title or not callable(draw) or not stems.startswith(name):
             raise ValueError(f"figure panel {name!r}: needs a title, a draw function and stems {name}…")
-        PANELS[name] = Panel(name, title, stems, draw, report_rc, if_empty)
+        PANELS[name] = Panel(name, title, stems, draw, report_rc, if_empty, section)
         return draw
 
     return register

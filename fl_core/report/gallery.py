@@ -99,6 +99,7 @@ def _budget(i: Inputs) -> list[Path]:
     "cd_<metric>",
     report_rc=False,  # autorank's own layout
     if_empty=_own_section,
+    section="Ranking across cells (Friedman, critical difference)",
 )
 def _cd(i: Inputs) -> list[Path]:
     r = cd.ranking(i)
@@ -110,6 +111,7 @@ def _cd(i: Inputs) -> list[Path]:
     "Learning-rate tuning: validation accuracy per round for every lr and seed",
     "tuning_<dataset>[_<partition>]",
     if_empty=_own_section,
+    section="Learning rates (tuned on the validation split)",
 )
 def _tuning(i: Inputs) -> list[Path]:
     return tuning.draw_tuning(i.tuned, i.root)

@@ -18,7 +18,9 @@ def _dd(texts: list[str], labels: list[int]) -> hfd.DatasetDict:
 
 def test_changed_rows_under_one_name_are_tokenized_again(monkeypatch):
     tok = load_tokenizer("minilm-l6")
-    versions = iter([_dd(["good film", "bad film"], [0, 1])] * 2 + [_dd(["a new review", "bad film"], [1, 1])] * 2)
+    versions = iter(
+        [_dd(["good film", "bad film"], [0, 1])] * 2 + [_dd(["a new review", "bad film"], [1, 1])] * 2
+    )
     monkeypatch.setattr(splits, "split_dataset", lambda *a, **k: next(versions))
     splits.source_fingerprint.cache_clear()
     first = splits.load_splits("changing_source", tok, 16)

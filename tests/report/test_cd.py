@@ -61,7 +61,9 @@ def test_an_lm_grid_is_ranked_by_perplexity_lowest_first(fixture_results):
     cells = fixture_results.cells.copy()
     ok = cells.status == "ok"
     cells["final_perplexity"] = float("nan")
-    cells.loc[ok, "final_perplexity"] = 100 * (1.5 - cells.loc[ok, "final_accuracy"].astype(float))  # full: lowest
+    cells.loc[ok, "final_perplexity"] = 100 * (
+        1.5 - cells.loc[ok, "final_accuracy"].astype(float)
+    )  # full: lowest
     cells["final_accuracy"] = float("nan")
     res = dataclasses.replace(fixture_results, cells=cells)
     assert ranked_metric(fixture_results) == "final_accuracy" and ranked_metric(res) == "final_perplexity"

@@ -127,10 +127,19 @@ def test_tuning_figures_are_a_panel_of_the_report_and_on_the_contact_sheet(
     real = gallery.contact_sheet
     monkeypatch.setattr(gallery, "contact_sheet", lambda pngs, out: sheets.append(pngs) or real(pngs, out))
     res = fixture_results.filter(label=["full", "head"], alpha="0.1")
-    readme, parts = write_report(res, tmp_path / "out", title="t", header=[], tuned=_record(tmp_path))
+    record = _record(tmp_path)
+    readme, parts = write_report(res, tmp_path / "out", title="t", header=[], tuned=record)
     png = tmp_path / "out" / "tuning" / "tuning_bbc_news.png"
     assert parts["figures"]["tuning"] == [png, png.with_suffix(".pdf")]
     assert png in sheets[0] and (tmp_path / "out" / "figures" / "index.png").is_file()
     text = readme.read_text()
     assert f"### {gallery.PANELS['tuning'].title}" in text
-    assert "![tuning_bbc_news](tuning/tuning_bbc_news.png) ([PDF](tuning/tuning_bbc_news.pdf))" in text
+    # the figure list links to the learning-rate section, which shows each figure once
+    assert (
+        "In [Learning rates (tuned on the validation split)](#learning-rates-tuned-on-the-validation-split)"
+        in text
+    )
+    assert "(tuning/tuning_bbc_news.png)" not in text  # not copied into the list: the section shows it
+    from fl_core.report.tuning import tuning_section
+
+    assert "![tuning_bbc_news](tuning/tuning_bbc_news.png)" in tuning_section(record, 1.0)
