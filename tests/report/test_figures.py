@@ -6,18 +6,9 @@ import numpy as np
 import pytest
 
 from fl_core.report import figures as F
+from tests.report.test_figure_registry import ORDER
 
-PANELS = [
-    "acc_vs_round",
-    "pareto_bytes_up",
-    "pareto_flops",
-    "blocks",
-    "depth",
-    "partition",
-    "budget",
-    "cd",
-    "tuning",
-]
+PANELS = ORDER  # the registry's report order, pinned once
 
 
 def _is_png(p):
