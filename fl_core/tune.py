@@ -35,13 +35,23 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import optuna
+from optuna.trial import TrialState
 
 from fl_core.config import Alpha, ConfigError, GridConfig, MethodSpec, RunConfig, alpha_key, tuned_lr
 from fl_core.errors import CellNotRunnable
 from fl_core.metrics import ACCURACY
 from fl_core.tune_choice import centred, next_lr
 
-__all__ = ["DEFAULT_LRS", "Group", "TuneSpec", "next_lr", "prune_from", "run_study", "study_key"]
+__all__ = [
+    "DEFAULT_LRS",
+    "Group",
+    "TuneSpec",
+    "next_lr",
+    "prune_from",
+    "run_study",
+    "study_key",
+    "study_name",
+]
 
 log = logging.getLogger(__name__)
 DEFAULT_LRS = (3e-5, 1e-4, 3e-4, 1e-3, 3e-3)
@@ -215,12 +225,52 @@ def _done_lrs(study: optuna.Study) -> set[float]:
     }
 
 
+def study_name(grid: GridConfig, group: Group, seed: int, spec: TuneSpec) -> str:
+    return f"{grid.name}|{group.name}|s={seed}|{study_key(grid, group, spec)}"
+
+
+def add_recorded(study: optuna.Study, rows: Sequence[dict], lrs: Sequence[float]) -> None:
+    """Put trials a committed record holds (its CSV rows, one seed) into an empty study, so a resumed
+    run on another machine does not repeat them: complete, pruned and not-runnable (failed with a
+    reason) trials, with the value and the validation curve as recorded (4 decimals)."""
+    states = {"complete": TrialState.COMPLETE, "pruned": TrialState.PRUNED, "fail": TrialState.FAIL}
+    dist = {"lr": optuna.distributions.FloatDistribution(min(lrs), max(lrs), log=True)}
+    for r in rows:
+        state = states.get(str(r["state"]))
+        if state is None or (state == TrialState.FAIL and not r.get("reason")):
+            continue
+        rounds = [int(x) - 1 for x in str(r.get("rounds") or "").split(";") if x]
+        accs = [float(x) for x in str(r.get("val_accuracy") or "").split(";") if x]
+        curve = list(zip(rounds, accs, strict=True))
+        value = r["value"] if state != TrialState.FAIL and r["value"] == r["value"] else None
+        attrs = {"curve": curve, "wall_s": r.get("wall_s"), "recorded": True}
+        attrs.update({"reason": r["reason"]} if r.get("reason") else {})
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=state,
+                value=None if value is None else float(value),
+                params={"lr": float(r["lr"])},
+                distributions=dist,
+                user_attrs=attrs,
+                intermediate_values=dict(curve),
+            )
+        )
+
+
 def run_study(
-    grid: GridConfig, storage: str, group: Group, seed: int, lrs: Sequence[float], spec: TuneSpec
+    grid: GridConfig,
+    storage: str,
+    group: Group,
+    seed: int,
+    lrs: Sequence[float],
+    spec: TuneSpec,
+    recorded: Sequence[dict] = (),
 ) -> optuna.Study:
-    """Run (or resume) the study of one (dataset, partition, method, seed): every lr of ``lrs`` once."""
-    name = f"{grid.name}|{group.name}|s={seed}|{study_key(grid, group, spec)}"
-    study = _study(storage, name, lrs, prune_from(grid.fl.rounds))
+    """Run (or resume) the study of one (dataset, partition, method, seed): every lr of ``lrs`` once;
+    ``recorded``: this seed's trials from a committed record, put into the study if it is new."""
+    study = _study(storage, study_name(grid, group, seed, spec), lrs, prune_from(grid.fl.rounds))
+    if recorded and not study.get_trials(deepcopy=False):
+        add_recorded(study, recorded, [*lrs, *(float(r["lr"]) for r in recorded)])
     todo = [lr for lr in lrs if lr not in _done_lrs(study)]
     for lr in todo:
         study.enqueue_trial({"lr": lr})

@@ -7,8 +7,11 @@ winner or the choice sits on an edge of the lrs tried, every seed tries one more
 rank fits the budget) keeps ``fl.lr`` so the grid still loads (its cells are skipped there too).
 
 The record (committed): ``<out>.yaml`` (``chosen: {dataset: {partition: {label: lr}}}`` and ``ties``),
-``<out>_trials.csv`` (every trial) and ``<out>.md``; rewritten after each group, it is the resume
-point across machines (a group whose rows carry its current ``tune_key`` is not tuned again).
+``<out>_trials.csv`` (every trial) and ``<out>.md``; rewritten after each group, and with the finished
+trials of the groups in flight (``in_progress``) every ``CHECKPOINT_S`` and when a run stops, it is
+the resume point across machines: a group whose rows carry its current ``tune_key`` is not tuned
+again, and a group stopped midway repeats none of its recorded trials (they are put into its new
+studies, :func:`fl_core.tune.add_recorded`).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import logging
 import multiprocessing
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +38,7 @@ from fl_core.tune import (
     run_study,
     same_runs,
     study_key,
+    study_name,
     was_killed,
 )
 from fl_core.tune_choice import (
@@ -49,6 +53,7 @@ from fl_core.tune_choice import (
 )
 
 log = logging.getLogger(__name__)
+CHECKPOINT_S = 300.0  # how often a parallel run records the finished trials of groups in flight
 Key = tuple[str, str, str]  # (dataset, partition key, method label)
 
 
@@ -87,6 +92,7 @@ class Record:
     chosen: dict[Key, float] = field(default_factory=dict)
     ties: dict[Key, list[float]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    partial: dict[Key, list[dict]] = field(default_factory=dict)  # trials of groups not finished yet
 
     @classmethod
     def read(cls, out: Path, keys: dict[Key, str]) -> Record:
@@ -101,7 +107,9 @@ class Record:
         for (d, part, lab), grp in old.groupby(["dataset", "alpha", "method"]):
             entry = (doc.get("chosen") or {}).get(d) or {}
             lr = (entry.get(part) or {}).get(lab) if per_partition(entry) else None
-            if keys.get((d, part, lab)) == grp.tune_key.iloc[0] and lr is not None:
+            if keys.get((d, part, lab)) == grp.tune_key.iloc[0] and lr is None:
+                rec.partial[(d, part, lab)] = grp.to_dict("records")  # in flight when it was written
+            elif keys.get((d, part, lab)) == grp.tune_key.iloc[0]:
                 k = (d, part, lab)
                 rec.rows[k], rec.chosen[k] = grp.to_dict("records"), float(lr)
                 rec.ties[k] = list(((doc.get("ties") or {}).get(d) or {}).get(part, {}).get(lab) or [])
@@ -113,6 +121,9 @@ class Record:
         out.parent.mkdir(parents=True, exist_ok=True)
         rows = [r for k in sorted(self.rows) for r in self.rows[k]]
         doc = record_doc(self, grid, spec, rows, wall_s)
+        if partial := {k: v for k, v in self.partial.items() if v and k not in self.chosen}:
+            doc["in_progress"] = _nest({k: len(v) for k, v in partial.items()})  # trials kept for a resume
+            rows += [r for k in sorted(partial) for r in partial[k]]
         head = (
             f"# Written by `layerbench tune {config_path}` on validation rows only (data.val_fraction="
             f"{grid.data.val_fraction}); never edit by hand.\n# Tie rule: {TIE_RULE}.\n"
@@ -172,14 +183,18 @@ def _atomic(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def tune_group(grid: GridConfig, storage: str, group: Group, spec: TuneSpec, key: str) -> list[dict]:
-    """Every seed's study over the group's lrs, grown past an edge while :func:`extension` says so."""
+def tune_group(
+    grid: GridConfig, storage: str, group: Group, spec: TuneSpec, key: str, recorded: list[dict] = ()
+) -> list[dict]:
+    """Every seed's study over the group's lrs, grown past an edge while :func:`extension` says so;
+    ``recorded``: the group's trials in a committed record (a run stopped mid-group), not repeated."""
     base = spec.lrs_for(group)
     lrs = list(base)
     while True:
         rows = []
         for s in spec.seeds:
-            rows += trial_rows(grid, group, s, run_study(grid, storage, group, s, lrs, spec), key)
+            mine = [r for r in recorded if int(r["seed"]) == s]
+            rows += trial_rows(grid, group, s, run_study(grid, storage, group, s, lrs, spec, mine), key)
         more = extension(aggregate(as_trials(rows), spec.seeds), base, spec.max_extend)
         if more is None:
             return rows
@@ -202,7 +217,8 @@ def run_tune(
     jobs: int = 1,
 ) -> Path:
     """Tune every group not yet in a current record; the record (``out`` .yaml, its trials CSV and
-    .md) is rewritten after each group, so a kill loses at most the groups in flight. ``jobs`` > 1
+    .md) is rewritten after each group and every ``CHECKPOINT_S`` (with the finished trials of the
+    groups in flight), so a kill loses at most the trials running and the last few minutes. ``jobs`` > 1
     tunes that many groups at once in worker processes (each with ``threads_per_cell`` threads);
     only this process writes the record."""
     if grid.data.val_fraction <= 0:
@@ -218,14 +234,6 @@ def run_tune(
     dups = same_runs(grid, todo, spec)
     rec = Record.read(out, keys)
 
-    def wanted(g: Group) -> bool:
-        if g.key in dups or not (not datasets or g.dataset in datasets):
-            return False
-        if methods and g.method.display not in methods and g.method.name not in methods:
-            return False
-        stats = aggregate(as_trials(rec.rows.get(g.key, [])), spec.seeds)
-        return not (g.key in rec.chosen and extension(stats, spec.lrs_for(g), spec.max_extend) is None)
-
     def finish(g: Group, rows: list[dict]) -> None:
         rec.rows[g.key] = rows
         _, choice = group_choice(rows, spec)
@@ -239,24 +247,57 @@ def run_tune(
         rec.write(out, grid, config_path, spec, time.perf_counter() - t0)
         log.info("tuned %s: lr %g (%d trials)", g.name, rec.chosen[g.key], len(rows))
 
-    pending = [g for g in todo if wanted(g)]
+    pending = [g for g in todo if g.key not in dups and _wanted(g, rec, spec, datasets, methods)]
     log.info("tune: %d groups to tune, %d job(s) at a time", len(pending), max(1, jobs))
-    _tune_groups(grid, storage, spec, [(g, keys[g.key]) for g in pending], jobs, finish)
+    recorded = {g.key: rec.partial.get(g.key, []) for g in pending}
+
+    def checkpoint() -> None:
+        for g in pending:
+            if g.key not in rec.chosen:
+                rows = inflight_rows(grid, storage, g, spec, keys[g.key], recorded[g.key])
+                rec.partial[g.key] = rows
+        rec.write(out, grid, config_path, spec, time.perf_counter() - t0)
+
+    _tune_groups(grid, storage, spec, [(g, keys[g.key]) for g in pending], jobs, finish, recorded, checkpoint)
     for d, first in dups.items():
         _copy(rec, next(x for x in todo if x.key == d), first)
     rec.write(out, grid, config_path, spec, time.perf_counter() - t0)
     return out
 
 
+def _wanted(
+    g: Group, rec: Record, spec: TuneSpec, datasets: list[str] | None, methods: list[str] | None
+) -> bool:
+    """Is ``g`` selected (``--dataset`` / ``--method``) and not finished in the record (its choice
+    made and no edge extension due)?"""
+    if datasets and g.dataset not in datasets:
+        return False
+    if methods and g.method.display not in methods and g.method.name not in methods:
+        return False
+    stats = aggregate(as_trials(rec.rows.get(g.key, [])), spec.seeds)
+    return not (g.key in rec.chosen and extension(stats, spec.lrs_for(g), spec.max_extend) is None)
+
+
 def _tune_groups(
-    grid: GridConfig, storage: str, spec: TuneSpec, todo: list[tuple[Group, str]], jobs: int, finish: Callable
+    grid: GridConfig,
+    storage: str,
+    spec: TuneSpec,
+    todo: list[tuple[Group, str]],
+    jobs: int,
+    finish: Callable,
+    recorded: dict[Key, list[dict]],
+    checkpoint: Callable[[], None],
 ) -> None:
-    """Tune each (group, study key) of ``todo``, calling ``finish(group, rows)`` in this process
-    as each completes: one at a time here, or ``jobs`` at once in worker processes."""
+    """Tune each (group, study key) of ``todo``, calling ``finish(group, rows)`` in this process as
+    each completes: one at a time here, or ``jobs`` at once in worker processes. ``checkpoint()``
+    records the finished trials of unfinished groups: every ``CHECKPOINT_S`` and when stopped."""
     if jobs <= 1 or len(todo) <= 1:
         _set_threads(grid.threads_per_cell)
-        for g, key in todo:
-            finish(g, tune_group(grid, storage, g, spec, key))
+        try:
+            for g, key in todo:
+                finish(g, tune_group(grid, storage, g, spec, key, recorded.get(g.key, [])))
+        finally:
+            checkpoint()
         return
     # A process per group in flight (a kept library: concurrent.futures); spawn, not fork, since a
     # forked torch runtime is unsafe. Optuna's SQLite storage serializes the workers' writes once its
@@ -266,9 +307,36 @@ def _tune_groups(
     with ProcessPoolExecutor(
         jobs, mp_context=ctx, initializer=_set_threads, initargs=(grid.threads_per_cell,)
     ) as pool:
-        futures = {pool.submit(tune_group, grid, storage, g, spec, key): g for g, key in todo}
-        for f in as_completed(futures):
-            finish(futures[f], f.result())
+        futures = {
+            pool.submit(tune_group, grid, storage, g, spec, key, recorded.get(g.key, [])): g
+            for g, key in todo
+        }
+        try:
+            while futures:
+                done, _ = wait(futures, timeout=CHECKPOINT_S, return_when=FIRST_COMPLETED)
+                for f in done:
+                    finish(futures.pop(f), f.result())
+                checkpoint()
+        finally:
+            checkpoint()
+
+
+def inflight_rows(
+    grid: GridConfig, storage: str, group: Group, spec: TuneSpec, key: str, recorded: list[dict]
+) -> list[dict]:
+    """The finished trials of a group not finished yet, per seed: its study's (this run's storage), or
+    those an earlier record kept where this run has not opened the seed's study."""
+    out = []
+    for s in spec.seeds:
+        try:
+            study = optuna.load_study(study_name=study_name(grid, group, s, spec), storage=storage)
+        except KeyError:  # not started here
+            out += [r for r in recorded if int(r["seed"]) == s]
+            continue
+        out += [
+            r for r in trial_rows(grid, group, s, study, key) if r["state"] in ("complete", "pruned", "fail")
+        ]
+    return out
 
 
 def _set_threads(threads: int | None) -> None:

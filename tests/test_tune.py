@@ -359,3 +359,31 @@ def test_jobs_tune_groups_in_parallel_processes_with_the_same_record(tmp_path):
         )
     assert docs[0]["chosen"] == docs[1]["chosen"] and len(trials[0]) == 16
     pd.testing.assert_frame_equal(trials[0].reset_index(drop=True), trials[1].reset_index(drop=True))
+
+
+def test_a_group_stopped_midway_resumes_on_a_fresh_machine_without_repeating_its_trials(
+    tmp_path, monkeypatch
+):
+    """Killed inside a group's third trial: the record keeps the two finished trials (``in_progress``);
+    a new machine (a new DB) runs only the rest, and chooses what one uninterrupted run chooses."""
+    acc = lambda lr, s, a: {1e-4: 0.5, 1e-3: 0.7, 1e-2: 0.6}[lr] + 0.01 * s  # noqa: E731
+    grid = _grid(tmp_path, methods=[{"name": "full"}])
+    spec = TuneSpec(seeds=(0, 1), alphas=(1.0,), lrs=(1e-4, 1e-3, 1e-2), max_extend=0, prune=False)
+    monkeypatch.setattr(sim, "run_cell", _fake_cell(acc, kill_at=1e-2))
+    out = tmp_path / "tuned" / "t.yaml"
+    with pytest.raises(KeyboardInterrupt):
+        run_tune(grid, "t.yaml", spec, out, storage=f"sqlite:///{tmp_path}/first.db")
+    doc = yaml.safe_load(out.read_text())
+    assert "chosen" not in doc or not doc["chosen"]
+    assert doc["in_progress"]["bbc_news"]["1.0"]["full"] == 2
+    kept = pd.read_csv(out.with_name("t_trials.csv"))
+    assert sorted(kept.lr) == pytest.approx([1e-4, 1e-3]) and set(kept.seed) == {0}
+
+    calls: list = []
+    monkeypatch.setattr(sim, "run_cell", _fake_cell(acc, calls))
+    run_tune(grid, "t.yaml", spec, out, storage=f"sqlite:///{tmp_path}/fresh.db")
+    assert sorted((c[1], c[3]) for c in calls) == [(0, 1e-2), (1, 1e-4), (1, 1e-3), (1, 1e-2)]
+    again = yaml.safe_load(out.read_text())
+    assert again["chosen"]["bbc_news"]["1.0"]["full"] == pytest.approx(1e-3) and "in_progress" not in again
+    rows = pd.read_csv(out.with_name("t_trials.csv"))
+    assert len(rows) == 6 and rows[rows.seed == 0].value.round(4).tolist() == [0.5, 0.7, 0.6]
