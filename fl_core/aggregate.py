@@ -3,7 +3,7 @@ and no library averages over the *subset* of clients that trained each parameter
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import torch
 
@@ -26,7 +26,7 @@ def weighted_mean_deltas(updates: Iterable[ClientUpdate]) -> dict[str, torch.Ten
 
 
 def per_block_fedavg(
-    updates: Iterable[ClientUpdate], global_values: dict[str, torch.Tensor]
+    updates: Iterable[ClientUpdate], global_values: Mapping[str, torch.Tensor]
 ) -> dict[str, torch.Tensor]:
     """New values ``θ + mean Δ`` for every parameter some client trained; the others are absent."""
     return {n: global_values[n] + d for n, d in weighted_mean_deltas(updates).items()}

@@ -8,13 +8,17 @@ import torch.nn.functional as F
 from sklearn.metrics import f1_score
 
 from fl_core.context import RunContext
+from fl_core.method_view import MethodView, framework_context
 from fl_core.metrics import ACCURACY, LOSS, MACRO_F1
 from fl_core.precision import run_precision
 
 
-def predict(ctx: RunContext, split: str, idx: np.ndarray | None = None) -> tuple[np.ndarray, float]:
-    """(predicted labels, summed loss) on ``split`` rows ``idx`` (default: all)."""
-    preds, losses = predict_rows(ctx, split, idx)
+def predict(
+    ctx: RunContext | MethodView, split: str, idx: np.ndarray | None = None
+) -> tuple[np.ndarray, float]:
+    """(predicted labels, summed loss) on ``split`` rows ``idx`` (default: all); ``ctx`` may be a
+    method's view."""
+    preds, losses = predict_rows(framework_context(ctx), split, idx)
     return preds, float(losses.sum())
 
 

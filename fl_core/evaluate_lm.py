@@ -11,14 +11,17 @@ import torch
 import torch.nn.functional as F
 
 from fl_core.context import RunContext
+from fl_core.method_view import MethodView, framework_context
 from fl_core.metrics import LOSS, PERPLEXITY, TOKEN_ACCURACY
 from fl_core.models.decoder import IGNORE
 from fl_core.precision import run_precision
 
 
 @torch.no_grad()  # not inference_mode: the prefix cache may fill here and feed autograd later
-def token_stats(ctx: RunContext, split: str, idx: np.ndarray | None = None) -> np.ndarray:
-    """Per row of ``split`` rows ``idx`` (default: all): [summed NLL, predicted tokens, correct]."""
+def token_stats(ctx: RunContext | MethodView, split: str, idx: np.ndarray | None = None) -> np.ndarray:
+    """Per row of ``split`` rows ``idx`` (default: all): [summed NLL, predicted tokens, correct];
+    ``ctx`` may be a method's view."""
+    ctx = framework_context(ctx)
     data = getattr(ctx.splits, split)
     idx = np.arange(len(data)) if idx is None else idx
     order = idx[np.argsort(data.lengths[idx], kind="stable")]

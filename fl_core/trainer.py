@@ -21,6 +21,7 @@ from fl_core.budget_model import client_step_memory
 from fl_core.context import RunContext
 from fl_core.cost_record import CostRecord, Timer
 from fl_core.flops import step_flops
+from fl_core.method_view import MethodView
 from fl_core.optim import local_optimizer
 from fl_core.plan import TrainPlan
 from fl_core.precision import run_precision
@@ -29,9 +30,13 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def make_optimizer(
-    params: list[torch.nn.Parameter], ctx: RunContext, lr: float | None = None, kind: str | None = None
+    params: list[torch.nn.Parameter],
+    ctx: RunContext | MethodView,
+    lr: float | None = None,
+    kind: str | None = None,
 ) -> torch.optim.Optimizer:
-    """The local optimizer (``fl.optimizer`` unless ``kind``); the one place ``fl.lr`` is read."""
+    """The local optimizer (``fl.optimizer`` unless ``kind``); the one place ``fl.lr`` is read.
+    ``ctx``: the run context or a method's view (only its config is read)."""
     fl = ctx.cfg.fl
     return local_optimizer(params, kind or fl.optimizer, lr or fl.lr, fl.weight_decay, fl.momentum)
 

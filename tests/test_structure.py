@@ -31,7 +31,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("fl_core.simulator", "fl_core.client", "fl_core.validate", "fl_core.flop_estimate"),
     ("fl_core.methods",),
     ("fl_core.trainer", "fl_core.passes", "fl_core.evaluate", "fl_core.evaluate_lm", "fl_core.aggregate"),
-    ("fl_core.context", "fl_core.visits"),
+    ("fl_core.context", "fl_core.method_view", "fl_core.visits"),
     (
         "fl_core.models",
         "fl_core.data",

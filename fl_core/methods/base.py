@@ -29,6 +29,7 @@ from pydantic import BaseModel
 
 from fl_core.aggregate import per_block_fedavg
 from fl_core.context import RunContext
+from fl_core.method_view import MethodView
 from fl_core.params import DECLARED, NoParams
 from fl_core.params.base import resolve_k
 from fl_core.plan import ClientUpdate, TrainPlan
@@ -98,7 +99,7 @@ class CellSettings:
 class ServerStrategy:
     """The server side (Flower's ``Strategy``): set up, plan each round, aggregate, report."""
 
-    ctx: RunContext
+    ctx: MethodView
 
     def setup(self) -> None:
         """Once, after the model and data exist and before round 0 (may add adapters, score data)."""
@@ -154,16 +155,19 @@ class ClientBehaviour:
 class Method(CellSettings, ServerStrategy, ClientBehaviour):
     """Base class: the three sides of the contract (:class:`CellSettings`, :class:`ServerStrategy`,
     :class:`ClientBehaviour`). Subclasses set ``name`` (via :func:`register`), ``Params`` and
-    ``configure_train``; extra passes over client data go through :class:`fl_core.passes.ExtraPass`."""
+    ``configure_train``; extra passes over client data go through :class:`fl_core.passes.ExtraPass`.
 
-    def __init__(self, params: BaseModel, ctx: RunContext) -> None:
+    ``self.ctx`` is a :class:`fl_core.method_view.MethodView` (read-only: no cost log, no touched set,
+    no raw splits), built by :func:`make_method`, never the simulator's :class:`RunContext`."""
+
+    def __init__(self, params: BaseModel, ctx: MethodView) -> None:
         self.p = params
         self.ctx = ctx
 
     # -- checkpoint ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint keeps: by default every attribute the method set on itself (scores,
-        selections, curricula, personal state), except the run context, params and live modules."""
+        selections, curricula, personal state), except the view of the run, params and live modules."""
         return {
             k: v
             for k, v in vars(self).items()
@@ -210,9 +214,11 @@ def validate_params(name: str, params: dict[str, Any], num_blocks: int) -> BaseM
     return p
 
 
-def make_method(name: str, params: dict[str, Any] | BaseModel, ctx: RunContext) -> Method:
-    """The method ``name`` on ``ctx``; ``params``: a raw dict (validated here) or validated params."""
+def make_method(name: str, params: dict[str, Any] | BaseModel, ctx: RunContext | MethodView) -> Method:
+    """The method ``name`` on ``ctx``; ``params``: a raw dict (validated here) or validated params.
+    The method gets a read-only :class:`MethodView` of the run context, never the context itself."""
     cls = METHODS[name]
+    view = ctx if isinstance(ctx, MethodView) else MethodView(ctx)
     if not isinstance(params, BaseModel):
-        params = validate_params(name, params, ctx.model.num_blocks)
-    return cls(params, ctx)
+        params = validate_params(name, params, view.model.num_blocks)
+    return cls(params, view)

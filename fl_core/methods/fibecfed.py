@@ -75,9 +75,10 @@ from fl_core.context import RunContext
 from fl_core.evaluate import metrics, predict
 from fl_core.evaluate_lm import lm_metrics, token_stats
 from fl_core.flops import BYTES_PER_PARAM
+from fl_core.method_view import MethodView
 from fl_core.methods.base import Method, TrainPlan, register
 from fl_core.models import HEAD
-from fl_core.models.lora import LORA_TAG, LoraPair, add_lora, lora_pairs
+from fl_core.models.lora import LORA_TAG, LoraPair, lora_pairs
 from fl_core.params.fibecfed import FibecFedParams
 from fl_core.passes import ExtraPass
 from fl_core.trainer import Hooks, Loop, make_optimizer
@@ -102,12 +103,16 @@ class _BlocksAndHead(nn.Module):
 
 
 @torch.no_grad()
-def _embed_eval(ctx: RunContext, ids: torch.Tensor, mask: torch.Tensor):
+def _embed_eval(ctx: MethodView | RunContext, ids: torch.Tensor, mask: torch.Tensor):
     return ctx.model.embed(ids, mask)
 
 
 def per_sample_fisher_trace(
-    ctx: RunContext, idx: np.ndarray, names: list[str], chunk: int | None = None, split: str = "train"
+    ctx: MethodView | RunContext,
+    idx: np.ndarray,
+    names: list[str],
+    chunk: int | None = None,
+    split: str = "train",
 ) -> np.ndarray:
     """Per-sample trace of the diagonal empirical Fisher, Σ_{θ ∈ names} (∂ℓ_i/∂θ)², at the model's
     current weights in eval mode (no dropout), via ``torch.func`` (vmap over grad of a
@@ -180,7 +185,7 @@ def default_n_gal(num_blocks: int) -> int:
 
 
 # -- 2. GAL sensitivity ----------------------------------------------------------------------------
-def gal_sensitivity(ctx: RunContext, idx: np.ndarray, eps: float = 0.5) -> np.ndarray:
+def gal_sensitivity(ctx: MethodView | RunContext, idx: np.ndarray, eps: float = 0.5) -> np.ndarray:
     """s_l per block on one batch: relative change of ‖summary(H_l)‖_F under the embedding step
     e' = e + eps·g/‖g‖ (g = ∇_e loss), at the model's current weights in eval mode."""
     model = ctx.model
@@ -233,11 +238,11 @@ class FibecFed(Method):
     # -- setup: everything is decided once, before round 0 ------------------------------------
     def setup(self) -> None:
         ctx, p, model = self.ctx, self.p, self.ctx.model
-        add_lora(ctx, p.lora_r, p.lora_alpha, p.lora_dropout, p.target_modules)
+        ctx.add_lora(p.lora_r, p.lora_alpha, p.lora_dropout, p.target_modules)
         self.plan = TrainPlan.of(range(self.num_blocks), only=LORA_TAG)
         self.names = ctx.trainable_names(self.plan)  # LoRA of every block + head
         self.lora_names = [n for n in self.names if LORA_TAG in n]
-        n_clients = len(ctx.clients)
+        n_clients = ctx.num_clients
         trainable = model.numel(self.names)
         passes = {c: ExtraPass(ctx, -1, c, "setup", trainable_params=trainable) for c in range(n_clients)}
         # 1 + 2: per-client scoring at the initial model
@@ -245,7 +250,7 @@ class FibecFed(Method):
         self.gal_scores: dict[int, list[float]] = {}
         bs = ctx.cfg.fl.batch_size
         for c in range(n_clients):
-            idx, ep = ctx.clients[c], passes[c]
+            idx, ep = ctx.client_rows(c), passes[c]
             if len(idx) == 0:
                 self.order[c] = []
                 continue
@@ -277,7 +282,7 @@ class FibecFed(Method):
         pairs = [q for q in lora_pairs(model) if q.block in self.pl]
         if p.mask_ratio > 0 and pairs:
             for c in range(n_clients):
-                if len(ctx.clients[c]) == 0:
+                if ctx.num_samples(c) == 0:
                     continue
                 self.masks[c] = self._trial_masks(c, pairs, passes[c])
         for c in range(n_clients):
@@ -287,11 +292,11 @@ class FibecFed(Method):
     def _setup_memory(self, cid: int) -> int:
         """Analytic peak of client ``cid``'s setup passes (the cost table's memory column): the Fisher
         pass (vmap per-sample grads over chunks of a batch), the GAL probe, the AdamW trial epochs."""
-        ctx, idx = self.ctx, self.ctx.clients[cid]
+        ctx, idx = self.ctx, self.ctx.client_rows(cid)
         if len(idx) == 0:
             return 0
         bs, model = ctx.cfg.fl.batch_size, ctx.model
-        seq = int(ctx.splits.train.lengths[idx].max())  # the client's longest row: the worst batch
+        seq = int(ctx.lengths(idx).max())  # the client's longest row: the worst batch
         shape = {(min(bs, len(idx)), seq)}
         peaks = [pass_memory(model, [], 0, {(min(self.p.gal_samples, len(idx)), seq)})]  # GAL: ∇ wrt e
         if self.p.curriculum:
@@ -323,7 +328,7 @@ class FibecFed(Method):
                 score[q.b] = p.mask_ema * score[q.b] + (1 - p.mask_ema) * f
                 prev[q.b] = new
 
-        idx_all, bs = ctx.clients[cid], ctx.cfg.fl.batch_size
+        idx_all, bs = ctx.client_rows(cid), ctx.cfg.fl.batch_size
         epochs = []
         for ep in range(p.mask_epochs):
             perm = idx_all[ctx.rng("fibecfed-trial-data", cid, ep).permutation(len(idx_all))]
@@ -452,7 +457,7 @@ class FibecFed(Method):
                     continue
                 pr, ls = predict(ctx, "test", idx)
                 preds.append(pr)
-                labels.append(ctx.splits.test.labels[idx])
+                labels.append(ctx.labels(idx, "test"))
                 loss += ls
         finally:
             ctx.model.load({n: v.to(ctx.device) for n, v in self.pl_init.items()})

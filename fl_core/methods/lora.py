@@ -28,7 +28,7 @@ class Lora(Method):
 
     def setup(self) -> None:
         p = self.p
-        self.adapter_names = add_lora(self.ctx, p.lora_r, p.lora_alpha, p.lora_dropout, p.target_modules)
+        self.adapter_names = self.ctx.add_lora(p.lora_r, p.lora_alpha, p.lora_dropout, p.target_modules)
 
     def configure_train(self, rnd, clients):
         return self.same_for_all(clients, TrainPlan.of(range(self.num_blocks), only=LORA_TAG))

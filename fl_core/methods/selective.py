@@ -172,7 +172,7 @@ def draw_budgets(
 
 def _shapes(ctx, batches) -> set[tuple[int, int]]:
     """(batch size, padded length) of each batch: what the pass's memory peak depends on."""
-    return {(len(b), int(ctx.splits.train.lengths[b].max())) for b in batches}
+    return {(len(b), int(ctx.lengths(b).max())) for b in batches}
 
 
 # -- params ---------------------------------------------------------------------------------------
