@@ -1,4 +1,5 @@
-"""What a method may use during a run: the model, the clients' data, seeded RNG streams, costs."""
+"""A run's state as the simulator keeps it: the model, the clients' data, seeded RNG streams, costs. A
+method never gets it: it sees a read-only :class:`fl_core.method_view.MethodView` of it."""
 
 from __future__ import annotations
 
