@@ -242,8 +242,7 @@ def run_tune(
             rec.notes.append(f"{g.name}: no lr completed on every seed; keeps fl.lr = {grid.fl.lr:g}")
         rec.chosen[g.key] = grid.fl.lr if choice.lr is None else choice.lr
         rec.ties[g.key] = list(choice.ties)
-        for d, first in dups.items():
-            _copy(rec, next(x for x in todo if x.key == d), first)
+        _copy_all(rec, todo, dups)
         rec.write(out, grid, config_path, spec, time.perf_counter() - t0)
         log.info("tuned %s: lr %g (%d trials)", g.name, rec.chosen[g.key], len(rows))
 
@@ -256,11 +255,11 @@ def run_tune(
             if g.key not in rec.chosen:
                 rows = inflight_rows(grid, storage, g, spec, keys[g.key], recorded[g.key])
                 rec.partial[g.key] = rows
+        _copy_all(rec, todo, dups)
         rec.write(out, grid, config_path, spec, time.perf_counter() - t0)
 
     _tune_groups(grid, storage, spec, [(g, keys[g.key]) for g in pending], jobs, finish, recorded, checkpoint)
-    for d, first in dups.items():
-        _copy(rec, next(x for x in todo if x.key == d), first)
+    _copy_all(rec, todo, dups)
     rec.write(out, grid, config_path, spec, time.perf_counter() - t0)
     return out
 
@@ -345,6 +344,12 @@ def _set_threads(threads: int | None) -> None:
         import torch
 
         torch.set_num_threads(threads)
+
+
+def _copy_all(rec: Record, todo: list[Group], dups: dict[Key, Group]) -> None:
+    """Every group that is the same runs as an earlier one takes that one's choice (where made)."""
+    for d, first in dups.items():
+        _copy(rec, next(x for x in todo if x.key == d), first)
 
 
 def _copy(rec: Record, g: Group, first: Group) -> None:

@@ -387,3 +387,25 @@ def test_a_group_stopped_midway_resumes_on_a_fresh_machine_without_repeating_its
     assert again["chosen"]["bbc_news"]["1.0"]["full"] == pytest.approx(1e-3) and "in_progress" not in again
     rows = pd.read_csv(out.with_name("t_trials.csv"))
     assert len(rows) == 6 and rows[rows.seed == 0].value.round(4).tolist() == [0.5, 0.7, 0.6]
+
+
+def test_a_record_written_midway_keeps_the_choices_of_same_run_groups(tmp_path, monkeypatch):
+    """centralized ignores the partition: its second partition shares the first's choice, also in a
+    record a resumed run writes before any group of its own finishes."""
+
+    def run_cell(cell, on_round=None, progress=False, **k):
+        if cell.method.name == "full":  # killed in full's first trial, every time
+            raise KeyboardInterrupt
+        for r in range(cell.fl.rounds):
+            on_round({"round": r, "accuracy": 0.5 + cell.fl.lr})
+        return sim.CellResult("ok", [], [], [], {})
+
+    monkeypatch.setattr(sim, "run_cell", run_cell)
+    grid = _grid(tmp_path, methods=[{"name": "centralized"}, {"name": "full"}])
+    spec = TuneSpec(seeds=(0, 1), lrs=(1e-4, 1e-3), max_extend=0, prune=False)
+    out = tmp_path / "tuned" / "t.yaml"
+    for i in range(2):  # the second time on a fresh machine, from the committed record
+        with pytest.raises(KeyboardInterrupt):
+            run_tune(grid, "t.yaml", spec, out, storage=f"sqlite:///{tmp_path}/m{i}.db")
+        chosen = yaml.safe_load(out.read_text())["chosen"]["bbc_news"]
+        assert chosen["0.5"]["centralized"] == chosen["1.0"]["centralized"] == pytest.approx(1e-3), i
