@@ -265,7 +265,7 @@ def build_report(
         footer=[*tuning_section(grid.tuned, wall), *_other_reports(out), *_config_footer(grid)],
         tuned=grid.tuned,
     )
-    write_summary(grid, config_path, root=src.root)
+    write_summary(grid, config_path, res=res)
     if not src.from_compact and src.cells:
         write_compact(src.root, [c.hash() for c in grid.cells()], out / COMPACT)
     if wandb:

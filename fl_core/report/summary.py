@@ -1,5 +1,8 @@
-"""The first summary table: per dataset × alpha × method, final and best accuracy, mean ± std over
-seeds, with costs, and every skipped/diverged/failed cell shown with its reason (never a blank)."""
+"""The quick summary table: per dataset × alpha × method, final and best accuracy, mean ± std over
+seeds, with costs, and every skipped/diverged/failed/missing cell shown with its reason (never a
+blank). It reads the cells through :func:`fl_core.report.load.load_results` and summarizes them with
+:func:`fl_core.report.stats.summarize`, as the report's tables do; it is written by every report and,
+when a report fails, alone (``layerbench sweep``'s fallback)."""
 
 from __future__ import annotations
 
@@ -9,55 +12,29 @@ import numpy as np
 import pandas as pd
 
 from fl_core.config import GridConfig
-from fl_core.metrics import ACCURACY, MACRO_F1, final, personal
+from fl_core.metrics import ACCURACY, MACRO_F1, SUMMARY, final, personal
 from fl_core.model_names import model_label
 from fl_core.provenance import code_revision
-from fl_core.store import ResultStore
+from fl_core.report.load import Results, load_results
+from fl_core.report.stats import summarize
 
 KEYS = ["dataset", "alpha", "label"]
+CELL_COLUMNS = ["dataset", "alpha", "label", "method", "seed", "status", "reason", "config_hash"]
 
 
-def collect(grid: GridConfig, root: str | Path | None = None) -> pd.DataFrame:
-    """One row per cell of the grid that has a stored result (flattened summary); ``root``: another
-    store than the grid's ``output_dir`` (e.g. one rebuilt from its compact copy)."""
-    store = ResultStore(grid.output_dir if root is None else root)
-    rows = []
-    for cell in grid.cells():
-        h = cell.hash()
-        if not store.verify(h):
-            rows.append(
-                {
-                    "dataset": cell.dataset,
-                    "alpha": str(cell.alpha),
-                    "label": cell.method.display,
-                    "seed": cell.seed,
-                    "status": "missing",
-                    "config_hash": h,
-                }
-            )
-            continue
-        r = store.load_result(h)
-        rows.append(
-            {
-                "dataset": cell.dataset,
-                "alpha": str(cell.alpha),
-                "label": cell.method.display,
-                "method": cell.method.name,
-                "seed": cell.seed,
-                "status": r["status"],
-                "reason": r.get("reason", ""),
-                "config_hash": h,
-                **r.get("summary", {}),
-            }
-        )
-    return pd.DataFrame(rows)
+def collect(res: Results) -> pd.DataFrame:
+    """One row per cell of the grid (``res`` loaded with ``grid=``): who it is, its status and reason,
+    and every summary number some cell recorded (NaN where a cell has none)."""
+    c = res.cells
+    numbers = [k for k in SUMMARY if k in c and np.isfinite(c[k].astype(float)).any()]
+    return c[CELL_COLUMNS + numbers].reset_index(drop=True)
 
 
 def _mean_std(x: pd.Series, scale: float = 1.0, digits: int = 1) -> str:
-    x = x.dropna() * scale
-    if x.empty:
+    s = summarize(x.astype(float) * scale)
+    if not s.n:
         return "—"
-    return f"{x.mean():.{digits}f} ± {x.std(ddof=1) if len(x) > 1 else 0.0:.{digits}f}"
+    return f"{s.mean:.{digits}f} ± {s.std if s.n > 1 else 0.0:.{digits}f}"
 
 
 def summary_table(cells: pd.DataFrame) -> pd.DataFrame:
@@ -100,10 +77,12 @@ def _markdown(t: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def write_summary(grid: GridConfig, config_path: str | Path, root: str | Path | None = None) -> Path:
-    """Write ``<output_dir>/summary_<grid>.{csv,md}`` (from the store at ``root``, default the grid's);
-    returns the Markdown path."""
-    cells = collect(grid, root)
+def write_summary(
+    grid: GridConfig, config_path: str | Path, root: str | Path | None = None, res: Results | None = None
+) -> Path:
+    """Write ``<output_dir>/summary_<grid>.{csv,md}`` and ``cells_<grid>.csv`` from ``res`` (the
+    report's, loaded once), else from the store at ``root`` (default the grid's); returns the Markdown path."""
+    cells = collect(res if res is not None else load_results(root or grid.output_dir, grid=grid))
     out = Path(grid.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     cells.to_csv(out / f"cells_{grid.name}.csv", index=False)
