@@ -10,7 +10,17 @@ import pandas as pd
 from fl_core.metrics import PERPLEXITY, PRIMARY, SUMMARY, TOKEN_ACCURACY, final, personal
 from fl_core.report.load import Results
 from fl_core.report.stats import Summary, summarize
-from fl_core.report.tables import Table, _groups, _no_value, _notes, _num, _row_key, _status_summary, fmt_pct
+from fl_core.report.tables import (
+    Table,
+    _groups,
+    _no_value,
+    _notes,
+    _num,
+    _row_key,
+    _status_summary,
+    fmt_pct,
+    when_final,
+)
 from fl_core.report.tiers import add_tiers
 
 
@@ -69,7 +79,7 @@ def lm_table(res: Results) -> Table | None:
     display.insert(3, "rank", data["rank"].to_numpy())
     legend = [
         "perplexity: exp of the mean next-token negative log-likelihood over every held-out (non-pad) "
-        "token, global test split at the last round; lower is better; mean ± std over seeds [95% t-interval]",
+        f"token, global test split {when_final(res)}; lower is better; mean ± std over seeds [95% t-interval]",
         "personalized perplexity: the same on the clients' own test splits (their topic mix), pooled",
         "rank: 1 = lowest mean perplexity in its dataset × alpha (ties share a rank)",
     ]

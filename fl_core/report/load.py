@@ -106,6 +106,9 @@ def _cell_row(cfg: dict[str, Any], result: dict[str, Any], h: str, run_dir: Path
         "config_hash": h,
         "model": cfg.get("model", result.get("model")),
         "val_fraction": float((cfg.get("data") or {}).get("val_fraction", 0.0) or 0.0),
+        "final_window": int(
+            (cfg.get("fl") or {}).get("final_window", 1) or 1
+        ),  # final_* = mean of the last N evals
         "personal_eval": info.get("personal_eval", ""),
         "model_is_random": info.get("model_is_random"),
         "num_blocks": info.get("num_blocks"),
@@ -155,6 +158,7 @@ def _missing_row(cell) -> dict[str, Any]:
         "config_hash": cell.hash(),
         "model": cell.model,
         "val_fraction": cell.data.val_fraction,
+        "final_window": cell.fl.final_window,
     }
 
 

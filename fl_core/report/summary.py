@@ -97,7 +97,13 @@ def write_summary(
         f"`layerbench report {config_path}`",
         f"- model: {model_label(grid.model)}; {grid.fl.rounds} rounds, {grid.fl.num_clients} clients, "
         f"{grid.fl.clients_per_round} per round, max_len {grid.fl.max_len}",
-        "- accuracy in % on the global test split: `final_acc` at the last round; `best_acc_test` is the max over "
+        "- accuracy in % on the global test split: `final_acc` "
+        + (
+            "at the last round"
+            if grid.fl.final_window == 1
+            else f"the mean of the last {grid.fl.final_window} evaluations"
+        )
+        + "; `best_acc_test` is the max over "
         "evaluated rounds on the same test split (optimistic, for reference only); mean ± std over seeds",
         "- `client_TFLOPs`: analytic client compute summed over all clients and rounds, extra passes included; "
         "`MB_up`: client → server bytes",

@@ -130,6 +130,17 @@ def _groups(res: Results):
                     yield d, a, lab, g
 
 
+def when_final(res: Results) -> str:
+    """What a final number is: the last evaluation, or the mean of the last N (``fl.final_window``)."""
+    w = res.cells.get("final_window", pd.Series(dtype=float)).dropna()
+    n = sorted({int(x) for x in w if x > 1})
+    return (
+        f"as the mean of its last {' / '.join(map(str, n))} evaluations (`fl.final_window`)"
+        if n
+        else "at the last round"
+    )
+
+
 def is_lm(g: pd.DataFrame) -> bool:
     """Cells of a language-modeling task: some recorded a perplexity, none an accuracy."""
     ppl, acc = (g.get(final(m), pd.Series(dtype=float)).astype(float) for m in (PERPLEXITY, ACCURACY))
@@ -221,7 +232,7 @@ def accuracy_table(res: Results) -> Table:
             }
         )
     legend = [
-        "accuracy and macro-F1 in % on the global test split at the last round; mean ± std over the seeds "
+        f"accuracy and macro-F1 in % on the global test split {when_final(res)}; mean ± std over the seeds "
         "that finished normally, [95% Student-t interval of the mean]",
         "acc. at val.-selected round: test accuracy at the round with the best validation accuracy; the store "
         "has no validation metrics unless `data.val_fraction > 0` (the report never selects a round on the test split)",

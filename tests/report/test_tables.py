@@ -183,3 +183,14 @@ def test_csv_is_numbers(fixture_report):
     out, _, _ = fixture_report
     d = pd.read_csv(out / "tables" / "accuracy.csv")
     assert pd.api.types.is_float_dtype(d.final_accuracy_mean) and len(d) == 20  # 10 methods x 2 alphas
+
+
+def test_the_legend_says_when_final_numbers_are_a_window_mean(fixture_results):
+    import dataclasses
+
+    from fl_core.report.tables import accuracy_table
+
+    assert any("at the last round" in x for x in accuracy_table(fixture_results).legend)
+    cells = fixture_results.cells.assign(final_window=3)
+    legend = accuracy_table(dataclasses.replace(fixture_results, cells=cells)).legend
+    assert any("mean of its last 3 evaluations (`fl.final_window`)" in x for x in legend)
