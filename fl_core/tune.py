@@ -209,8 +209,10 @@ def _study(storage: str, name: str, lrs: Sequence[float], warmup: int) -> optuna
         sampler=optuna.samplers.GridSampler({"lr": list(lrs)}, seed=0),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=STARTUP_TRIALS, n_warmup_steps=warmup),
     )
-    for t in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.RUNNING]):
-        study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)  # a killed run
+    # a stopped run leaves its running trial, and the trials it had queued, unfinished: failed with
+    # no reason, i.e. not tried (re-run on resume, left out of the record)
+    for t in study.get_trials(deepcopy=False, states=[TrialState.RUNNING, TrialState.WAITING]):
+        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
     return study
 
 

@@ -60,7 +60,7 @@ Key = tuple[str, str, str]  # (dataset, partition key, method label)
 def trial_rows(grid: GridConfig, group: Group, seed: int, study: optuna.Study, key: str) -> list[dict]:
     rows = []
     for t in study.get_trials(deepcopy=False):
-        if was_killed(t):
+        if was_killed(t) or not t.state.is_finished():  # stopped, or queued / running in another process
             continue
         curve = t.user_attrs.get("curve", [])
         d, part, label = group.key
@@ -98,8 +98,8 @@ class Record:
     def read(cls, out: Path, keys: dict[Key, str]) -> Record:
         """The groups of an earlier record whose key is still current (the others are stale)."""
         rec, csv = cls(), trials_path(out)
-        if not (out.is_file() and csv.is_file()) or csv.stat().st_size == 0:
-            return rec
+        if not (out.is_file() and csv.is_file()) or not csv.read_text().strip():
+            return rec  # none, or written before any trial finished
         doc = yaml.safe_load(out.read_text()) or {}
         old = pd.read_csv(csv, keep_default_na=False, na_values=[""], dtype={"alpha": str})
         if "tune_key" not in old or "alpha" not in old:
@@ -314,7 +314,13 @@ def _tune_groups(
             while futures:
                 done, _ = wait(futures, timeout=CHECKPOINT_S, return_when=FIRST_COMPLETED)
                 for f in done:
-                    finish(futures.pop(f), f.result())
+                    g = futures.pop(f)
+                    try:
+                        rows = f.result()
+                    except Exception:  # noqa: BLE001 — one group's failure must not stop the others
+                        log.exception("tuning %s failed; the other groups go on (re-run tune for it)", g.name)
+                        continue
+                    finish(g, rows)
                 checkpoint()
         finally:
             checkpoint()

@@ -409,3 +409,23 @@ def test_a_record_written_midway_keeps_the_choices_of_same_run_groups(tmp_path, 
             run_tune(grid, "t.yaml", spec, out, storage=f"sqlite:///{tmp_path}/m{i}.db")
         chosen = yaml.safe_load(out.read_text())["chosen"]["bbc_news"]
         assert chosen["0.5"]["centralized"] == chosen["1.0"]["centralized"] == pytest.approx(1e-3), i
+
+
+def test_trials_a_stopped_run_had_queued_are_not_trials(tmp_path, monkeypatch):
+    """Killed after queueing its lrs (Optuna's WAITING trials, no params yet): the resumed run neither
+    crashes on them nor records them, and tries every lr once."""
+    from fl_core.tune import Group, _study, groups, prune_from, study_name
+
+    grid = _grid(tmp_path, methods=[{"name": "full"}], alphas=[1.0])
+    spec = TuneSpec(seeds=(0, 1), lrs=(1e-4, 1e-3), max_extend=0, prune=False)
+    storage = f"sqlite:///{tmp_path}/t.db"
+    g: Group = groups(grid, spec)[0]
+    queued = _study(storage, study_name(grid, g, 0, spec), spec.lrs, prune_from(grid.fl.rounds))
+    for lr in spec.lrs:
+        queued.enqueue_trial({"lr": lr})  # then the process died
+    calls: list = []
+    monkeypatch.setattr(sim, "run_cell", _fake_cell(lambda lr, s, a: lr, calls))
+    out = run_tune(grid, "t.yaml", spec, tmp_path / "t.yaml", storage=storage)
+    trials = pd.read_csv(out.with_name("t_trials.csv"))
+    assert len(trials) == 4 and trials.lr.notna().all() and set(trials.state) == {"complete"}
+    assert sorted((c[1], c[3]) for c in calls) == [(0, 1e-4), (0, 1e-3), (1, 1e-4), (1, 1e-3)]
