@@ -313,17 +313,23 @@ def _tune_groups(
         try:
             while futures:
                 done, _ = wait(futures, timeout=CHECKPOINT_S, return_when=FIRST_COMPLETED)
-                for f in done:
-                    g = futures.pop(f)
-                    try:
-                        rows = f.result()
-                    except Exception:  # noqa: BLE001 — one group's failure must not stop the others
-                        log.exception("tuning %s failed; the other groups go on (re-run tune for it)", g.name)
-                        continue
-                    finish(g, rows)
+                collect(done, futures, finish)
                 checkpoint()
         finally:
             checkpoint()
+
+
+def collect(done, futures: dict, finish: Callable) -> None:
+    """``finish(group, rows)`` for each finished future of ``done`` (popped from ``futures``); a group
+    whose worker raised is logged and skipped, so one failure does not stop the others."""
+    for f in done:
+        g = futures.pop(f)
+        try:
+            rows = f.result()
+        except Exception:  # noqa: BLE001
+            log.exception("tuning %s failed; the other groups go on (re-run tune for it)", g.name)
+            continue
+        finish(g, rows)
 
 
 def inflight_rows(

@@ -429,3 +429,19 @@ def test_trials_a_stopped_run_had_queued_are_not_trials(tmp_path, monkeypatch):
     trials = pd.read_csv(out.with_name("t_trials.csv"))
     assert len(trials) == 4 and trials.lr.notna().all() and set(trials.state) == {"complete"}
     assert sorted((c[1], c[3]) for c in calls) == [(0, 1e-4), (0, 1e-3), (1, 1e-4), (1, 1e-3)]
+
+
+def test_a_group_whose_worker_failed_is_logged_and_the_others_are_recorded(caplog):
+    from concurrent.futures import Future
+    from types import SimpleNamespace
+
+    from fl_core.tune_record import collect
+
+    ok, bad = Future(), Future()
+    ok.set_result([{"lr": 1e-4}])
+    bad.set_exception(TypeError("float() argument must be ... not 'NoneType'"))
+    futures = {ok: SimpleNamespace(name="a/1.0/full"), bad: SimpleNamespace(name="a/1.0/head")}
+    finished = []
+    collect([bad, ok], futures, lambda g, rows: finished.append((g.name, rows)))
+    assert finished == [("a/1.0/full", [{"lr": 1e-4}])] and futures == {}
+    assert "tuning a/1.0/head failed; the other groups go on" in caplog.text
