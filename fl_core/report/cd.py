@@ -20,13 +20,13 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from fl_core.metrics import ACCURACY, PRIMARY, final, higher_is_better
 from fl_core.report.figure_registry import Inputs
 from fl_core.report.load import Results
 from fl_core.report.style import save
+from fl_core.report.tables import is_lm
 
 log = logging.getLogger(__name__)
 MIN_BLOCKS = 5
@@ -36,10 +36,7 @@ METRIC = final(ACCURACY)  # the ranking's metric where cells record it, else the
 def ranked_metric(res: Results) -> str:
     """What the ranking ranks by: final accuracy where any cell records it (a classification task),
     else final perplexity (a language-modeling grid); ranks follow the metric's declared direction."""
-    for metric in (METRIC, PRIMARY["lm"]):
-        if metric in res.cells and np.isfinite(res.cells[metric].astype(float)).any():
-            return metric
-    return METRIC
+    return PRIMARY["lm"] if is_lm(res.cells) else METRIC
 
 
 def complete_blocks(m: pd.DataFrame) -> tuple[pd.DataFrame, list[str], list[tuple]]:
