@@ -224,6 +224,12 @@ class GridConfig(Strict):
     )
     methods: list[MethodSpec] = Field(min_length=1)
     seeds: list[int] = Field(min_length=1)
+    tune_seeds: list[int] | None = Field(
+        None,
+        min_length=2,
+        description="seeds `layerbench tune` runs (default: the first two of `seeds`); seeds outside "
+        "`seeds` keep every published cell off the runs whose validation accuracy chose its lr",
+    )
     fl: FLConfig = FLConfig()
     data: DataConfig = DataConfig()
     wandb: WandbConfig = WandbConfig()
@@ -246,20 +252,20 @@ class GridConfig(Strict):
     )
     tuned: str | None = Field(None, description="learning rates chosen by `layerbench tune` (a YAML file)")
 
-    @field_validator("datasets", "alphas", "seeds")
+    @field_validator("datasets", "alphas", "seeds", "tune_seeds")
     @classmethod
-    def _no_duplicates(cls, v: list[Any]) -> list[Any]:
-        return _no_duplicates(v)
+    def _no_duplicates(cls, v: list[Any] | None) -> list[Any] | None:
+        return v if v is None else _no_duplicates(v)
 
     @field_validator("alphas")
     @classmethod
     def _alphas(cls, v: list[Alpha]) -> list[Alpha]:
         return [check_alpha(a) for a in v]
 
-    @field_validator("seeds")
+    @field_validator("seeds", "tune_seeds")
     @classmethod
-    def _seeds(cls, v: list[int]) -> list[int]:
-        if bad := [s for s in v if s < 0]:
+    def _seeds(cls, v: list[int] | None) -> list[int] | None:
+        if bad := [s for s in v or [] if s < 0]:
             raise ValueError(f"seeds must be >= 0 (they seed numpy's SeedSequence), got {bad}")
         return v
 
@@ -290,6 +296,10 @@ class GridConfig(Strict):
         if extra:
             raise ValueError(f"partitions: {extra} not in datasets {self.datasets}")
         return self
+
+    def tuning_seeds(self) -> list[int]:
+        """The seeds ``layerbench tune`` runs unless ``--seeds`` says otherwise."""
+        return list(self.tune_seeds or self.seeds[:2])
 
     def alphas_of(self, dataset: str) -> list[Alpha]:
         """The partitions a dataset runs under: its own ``partitions`` entry, else ``alphas``."""

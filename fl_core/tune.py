@@ -2,7 +2,7 @@
 
 Optuna (a kept library: resumable SQLite studies, pruners) runs one study per (dataset, partition,
 method, seed): every partition of ``grid.alphas_of(dataset)`` (``--alpha`` may restrict them) and
-every tuning seed (default: the grid's first two). A study tries a grid of learning rates
+every tuning seed (default: the grid's ``tune_seeds``, else its first two seeds). A study tries a grid of learning rates
 (``GridSampler``; the lrs are enqueued in order, so a resumed or re-run study is deterministic).
 Each trial is a normal cell with ``data.evaluate_on: val``: the validation rows
 (``data.val_fraction`` of train) replace the test split before the model exists, so tuning cannot

@@ -19,7 +19,10 @@ def add_parser(sub) -> None:
     t.add_argument(
         "--alpha", action="append", help="only these partitions (repeatable or comma-separated; default: all)"
     )
-    t.add_argument("--seeds", help="comma-separated tuning seeds, >= 2 (default: the grid's first two)")
+    t.add_argument(
+        "--seeds",
+        help="comma-separated tuning seeds, >= 2 (default: the grid's tune_seeds, else its first two seeds)",
+    )
     t.add_argument("--lrs", help=f"comma-separated lr grid (default: {DEFAULT_LRS_HELP})")
     t.add_argument(
         "--center-from",
@@ -65,7 +68,7 @@ def spec_from_args(args: argparse.Namespace, grid):
     """The :class:`fl_core.tune.TuneSpec` the command line asks for."""
     from fl_core.tune import DEFAULT_LRS, TuneSpec
 
-    seeds = tuple(int(s) for s in args.seeds.split(",")) if args.seeds else tuple(grid.seeds[:2])
+    seeds = tuple(int(s) for s in args.seeds.split(",")) if args.seeds else tuple(grid.tuning_seeds())
     return TuneSpec(
         seeds=seeds,
         alphas=_alphas(args.alpha),

@@ -75,6 +75,9 @@ def test_load_grid_reports_yaml_and_missing_file(tmp_path):
     [
         ({"fl": {"max_len": 4096}}, "fl.max_len: 4096 is longer than the 512 token positions"),
         ({"seeds": [-1]}, "seeds: seeds must be >= 0"),
+        ({"tune_seeds": [7]}, "tune_seeds: List should have at least 2 items"),
+        ({"tune_seeds": [7, 7]}, "tune_seeds: duplicate entries ['7']"),
+        ({"tune_seeds": [7, -1]}, "tune_seeds: seeds must be >= 0"),
         ({"alphas": [float("inf")]}, "alphas: alpha must be a finite number > 0"),
         ({"alphas": [float("nan")]}, "alphas"),
         ({"name": "exp/v1"}, "name: name 'exp/v1' must be one safe path component"),
@@ -123,3 +126,19 @@ def test_a_gguf_models_positions_come_from_its_entry_and_match_the_file(tmp_path
     assert max_positions("smollm2-135m") == gguf_context_length(str(path)) == 8192
     raw = tiny_grid_dict(tmp_path, model="smollm2-135m", datasets=["bbc_news_lm"])
     assert parse_grid({**raw, "fl": {**raw["fl"], "max_len": 64}}).fl.max_len == 64
+
+
+def test_tuning_runs_the_grids_tune_seeds_else_its_first_two(tmp_path):
+    """``tune_seeds`` lets a grid tune on seeds it never publishes; without it, the first two."""
+    import argparse
+
+    from fl_core.tune_cli import spec_from_args
+
+    args = argparse.Namespace(
+        seeds=None, alpha=None, lrs=None, max_extend=2, no_prune=False, center_from=None
+    )
+    raw = tiny_grid_dict(tmp_path, seeds=[2, 3, 4])
+    assert spec_from_args(args, parse_grid(raw)).seeds == (2, 3)
+    assert spec_from_args(args, parse_grid({**raw, "tune_seeds": [0, 1]})).seeds == (0, 1)
+    args.seeds = "5,6"
+    assert spec_from_args(args, parse_grid({**raw, "tune_seeds": [0, 1]})).seeds == (5, 6)

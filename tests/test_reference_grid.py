@@ -21,6 +21,7 @@ def test_reference_grid_covers_every_method_and_its_claims():
     g = load_grid(REF, {"tuned": None})
     assert {m.name for m in g.methods} == set(METHODS)  # every registered method
     assert len(g.seeds) >= 5 and g.data.val_fraction > 0
+    assert len(g.tuning_seeds()) >= 2 and not set(g.tuning_seeds()) & set(g.seeds)  # no cell is a tuning run
     rt = g.alphas_of("rotten_tomatoes")
     assert "natural:movie_name" in rt and 1.0 in rt and any(isinstance(a, float) and a < 1 for a in rt)
     assert g.alphas_of("bbc_news") == [1.0]  # the control, kept cheap

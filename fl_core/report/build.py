@@ -262,7 +262,7 @@ def build_report(
         claims_path=claims,
         target_fraction=target_fraction,
         reference=reference,
-        footer=[*tuning_section(grid.tuned, wall), *_other_reports(out), *_config_footer(grid)],
+        footer=[*tuning_section(grid.tuned, wall, grid.seeds), *_other_reports(out), *_config_footer(grid)],
         tuned=grid.tuned,
     )
     write_summary(grid, config_path, res=res)

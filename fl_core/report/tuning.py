@@ -12,6 +12,7 @@ Its figures (:func:`draw_tuning`, the ``tuning`` panel of :mod:`.gallery`) go in
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -184,9 +185,25 @@ def draw_tuning(tuned: str | Path | None, out: Path) -> list[Path]:
     ]
 
 
-def tuning_section(tuned: str | Path | None, grid_wall_s: float) -> list[str]:
+def seed_overlap(doc: dict, grid_seeds: Sequence[int]) -> str:
+    """Whether the published cells are runs the lrs were chosen on: a tuning trial at a grid seed and
+    the chosen lr is that cell's very run, so its validation luck chose the lr (optimistic there)."""
+    tuned = _seeds(doc)
+    both = sorted(set(tuned) & set(grid_seeds))
+    seeds = f"Tuning seeds {', '.join(map(str, tuned))}; grid seeds {', '.join(map(str, grid_seeds))}"
+    if not both:
+        return f"- {seeds}: disjoint, so no published cell is a run whose validation accuracy chose its lr."
+    return (
+        f"- {seeds}: at seed {', '.join(map(str, both))}, a cell of a tuned partition is the same training run "
+        "as its chosen lr's tuning trial, so it carries the choice's optimism (its validation luck helped pick "
+        "the lr); disjoint `tune_seeds` avoid this."
+    )
+
+
+def tuning_section(tuned: str | Path | None, grid_wall_s: float, grid_seeds: Sequence[int] = ()) -> list[str]:
     """README lines for the grid's tuning record, or why there is none; the figures they show are
-    drawn by :func:`draw_tuning`."""
+    drawn by :func:`draw_tuning`. ``grid_seeds``: the grid's seeds, to say whether they overlap the
+    tuning seeds."""
     lines = ["## Learning rates (tuned on the validation split)", ""]
     if not tuned:
         return lines + ["No `tuned:` file in the grid: every method uses `fl.lr` (or its own `lr`).", ""]
@@ -203,6 +220,7 @@ def tuning_section(tuned: str | Path | None, grid_wall_s: float) -> list[str]:
         "",
         f"- tuning compute: {tune_s / 3600:.2f} h of trial cells = {share} of this grid's "
         f"{grid_wall_s / 3600:.2f} h of cell wall time",
+        *([seed_overlap(doc, grid_seeds)] if grid_seeds else []),
         "",
         *_table(doc, trials),
         *unfinished_edges(doc, trials),

@@ -143,3 +143,13 @@ def test_tuning_figures_are_a_panel_of_the_report_and_on_the_contact_sheet(
     from fl_core.report.tuning import tuning_section
 
     assert "![tuning_bbc_news](tuning/tuning_bbc_news.png)" in tuning_section(record, 1.0)
+
+
+def test_the_section_says_whether_published_seeds_were_tuned_on(tmp_path):
+    """A grid seed that is also a tuning seed reruns the chosen lr's tuning trial: the report says so."""
+    record = _record(tmp_path, seeds=[0, 1])
+    overlap = "\n".join(tuning_section(record, 1.0, grid_seeds=[0, 1, 2]))
+    assert "Tuning seeds 0, 1; grid seeds 0, 1, 2: at seed 0, 1, a cell" in overlap
+    disjoint = "\n".join(tuning_section(record, 1.0, grid_seeds=[2, 3, 4]))
+    assert "Tuning seeds 0, 1; grid seeds 2, 3, 4: disjoint" in disjoint
+    assert "grid seeds" not in "\n".join(tuning_section(record, 1.0))
