@@ -233,6 +233,7 @@ def run_tune(
     keys = {g.key: study_key(grid, g, spec) for g in todo}
     dups = same_runs(grid, todo, spec)
     rec = Record.read(out, keys)
+    finished: list[Key] = []
 
     def finish(g: Group, rows: list[dict]) -> None:
         rec.rows[g.key] = rows
@@ -244,7 +245,16 @@ def run_tune(
         rec.ties[g.key] = list(choice.ties)
         _copy_all(rec, todo, dups)
         rec.write(out, grid, config_path, spec, time.perf_counter() - t0)
-        log.info("tuned %s: lr %g (%d trials)", g.name, rec.chosen[g.key], len(rows))
+        finished.append(g.key)
+        log.info(
+            "tuned %s: lr %g (%d trials); %d of %d groups done, %.1f h wall",
+            g.name,
+            rec.chosen[g.key],
+            len(rows),
+            len(finished),
+            len(pending),
+            (time.perf_counter() - t0) / 3600,
+        )
 
     pending = [g for g in todo if g.key not in dups and _wanted(g, rec, spec, datasets, methods)]
     log.info("tune: %d groups to tune, %d job(s) at a time", len(pending), max(1, jobs))
