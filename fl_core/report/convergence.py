@@ -10,7 +10,10 @@ sign of too few steps, so there it is stated, not flagged.
 Every method's seed-mean curve is plateau-checked with the same rule: a method whose curve still
 rises by more than ``PLATEAU_PP`` over its last two evaluations is flagged STILL RISING (one that
 still falls, STILL FALLING), and the share of methods that plateaued is stated per (dataset,
-partition); for ``full`` either way reads NOT CONVERGED, as above.
+partition); for ``full`` either way reads NOT CONVERGED, as above. Where the published number is the
+mean of the last W evaluations (``fl.final_window``), the rule reads that mean: its change over the
+last evaluation step, (last - the one W evaluations before) / W; W = 1 is the rule above, and W = 3
+keeps one lucky round of a model averaged over a few sampled clients from reading as a trend.
 
 Any method whose seed-mean final accuracy is less than ``LEARNED_PP`` above the seed-mean accuracy of
 its untrained model (round 0 of the curves: the pretrained body with its fresh head) is flagged
@@ -52,10 +55,25 @@ def _final(rows: pd.DataFrame) -> float:
     return float(ok.mean()) if len(ok) else math.nan
 
 
+def window(rows: pd.DataFrame) -> int:
+    """The evaluations a final number of ``rows`` averages (``fl.final_window``; 1 for older stores)."""
+    w = rows.get("final_window", pd.Series(dtype=float)).dropna()
+    return int(w.max()) if len(w) else 1
+
+
 def last_step(res: Results, rows: pd.DataFrame) -> float:
-    """Change of the seed-mean accuracy between the last two evaluations, in pp (NaN: fewer than 2)."""
-    curve = mean_curve(res, rows)
-    return 100 * float(curve.iloc[-1] - curve.iloc[-2]) if len(curve) >= 2 else math.nan
+    """Change, in pp, of the published final number of the seed-mean curve over its last evaluation
+    step: the mean of the last W evaluations minus the mean of the W ending one evaluation earlier,
+    (last - the evaluation W before it) / W; W = 1: the last two evaluations (NaN: too few)."""
+    curve, w = mean_curve(res, rows), window(rows)
+    return 100 * float(curve.iloc[-1] - curve.iloc[-1 - w]) / w if len(curve) >= w + 1 else math.nan
+
+
+def step_words(w: int) -> str:
+    """How :func:`last_step` reads, for flags and legends."""
+    if w == 1:
+        return "between its last two evaluations"
+    return f"in the mean of its last {w} evaluations over the last evaluation step"
 
 
 def check(res: Results, d: str, a: str) -> tuple[str, str]:
@@ -67,7 +85,12 @@ def check(res: Results, d: str, a: str) -> tuple[str, str]:
     flags, line = [], ""
     step = abs(last_step(res, full))
     if math.isfinite(step) and step > PLATEAU_PP:
-        flags.append(f"last two evaluations differ by {step:.1f} pp (> {PLATEAU_PP:g})")
+        what = (
+            "last two evaluations differ"
+            if window(full) == 1
+            else f"mean of the last {window(full)} evaluations moved"
+        )
+        flags.append(f"{what} by {step:.1f} pp (> {PLATEAU_PP:g})")
     f, z = _final(full), _final(cen)
     if math.isfinite(f) and math.isfinite(z) and z > 0:
         line = f"full vs centralized (equal compute): {100 * (f - z):+.1f} pp ({100 * f / z:.1f}% of centralized)"
@@ -77,15 +100,16 @@ def check(res: Results, d: str, a: str) -> tuple[str, str]:
 
 
 def gain_over_untrained(res: Results, rows: pd.DataFrame) -> float:
-    """Mean over the ok cells that evaluated before training (round -1) of final minus that accuracy, in pp."""
-    gains = []
+    """Mean over the ok cells that evaluated before training (round -1) of final (the mean of the last
+    ``fl.final_window`` evaluations) minus that accuracy, in pp."""
+    gains, w = [], window(rows)
     for h in rows[rows.status == "ok"].config_hash:
         r = res.table(h, "rounds")
         if ACCURACY not in r:  # a language model: no accuracy (its table is lm_table's)
             continue
         r = r.dropna(subset=[ACCURACY]).sort_values("round")
-        if len(r) >= 2 and r["round"].iloc[0] == -1:
-            gains.append(float(r.accuracy.iloc[-1] - r.accuracy.iloc[0]))
+        if len(r) >= 1 + w and r["round"].iloc[0] == -1:
+            gains.append(float(r.accuracy.iloc[-w:].mean() - r.accuracy.iloc[0]))
     return 100 * float(np.mean(gains)) if gains else math.nan
 
 
@@ -113,14 +137,15 @@ def annotate(table, res: Results):
                 note = f"BARELY TRAINED: {gain:+.1f} pp over its untrained model (round 0)"
                 _add_flag(table, d, a, "label", lab, note)
         _plateau(table, res, d, a, cells)
+    w = window(res.cells)
     table.legend.append(
-        f"NOT CONVERGED (full's notes): full's seed-mean accuracy changed by > {PLATEAU_PP:g} pp between its last two "
-        f"evaluations, or, at the least skewed alpha, it is below {100 * TARGET:g}% of centralized (one client, all "
+        f"NOT CONVERGED (full's notes): full's seed-mean accuracy changed by > {PLATEAU_PP:g} pp {step_words(w)}, "
+        f"or, at the least skewed alpha, it is below {100 * TARGET:g}% of centralized (one client, all "
         "data, the same optimizer steps); at stronger skew the gap to centralized is stated above the group"
     )
     table.legend.append(
         f"STILL RISING / STILL FALLING (notes): the method's seed-mean accuracy changed by more than {PLATEAU_PP:g} pp "
-        "between its last two evaluations (the rule for full's NOT CONVERGED, applied to every method); plateaued: "
+        f"{step_words(w)} (the rule for full's NOT CONVERGED, applied to every method); plateaued: "
         "the share of methods whose curve did not, per dataset × partition"
     )
     table.legend.append(
@@ -142,7 +167,10 @@ def _plateau(table, res: Results, d: str, a: str, cells: pd.DataFrame) -> None:
         data.loc[(data.dataset == d) & (data.alpha == a) & (data.label == lab), "last_step_pp"] = step
         if abs(step) > PLATEAU_PP and (rows.method != "full").all():
             word = "STILL RISING" if step > 0 else "STILL FALLING"
-            _add_flag(table, d, a, "label", lab, f"{word}: {step:+.1f} pp over its last two evaluations")
+            what = (
+                "over its last two evaluations" if window(rows) == 1 else f"in its last-{window(rows)} mean"
+            )
+            _add_flag(table, d, a, "label", lab, f"{word}: {step:+.1f} pp {what}")
     if steps:
         flat = sum(abs(x) <= PLATEAU_PP for x in steps.values())
         moving = [lab for lab, x in steps.items() if abs(x) > PLATEAU_PP]

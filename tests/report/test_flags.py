@@ -132,3 +132,23 @@ def test_a_natural_partition_goes_through_tables_headline_claims_and_ranking(fix
     for claim in load_claims(fixture_results.root.parent / "claims.yaml").claims:
         evaluate_claim(res, claim)
     assert len(rank_matrix(res)[0]) > 0
+
+
+@pytest.mark.parametrize(
+    ("curve", "w", "step"),
+    [
+        ([0.76, 0.79, 0.77, 0.80, 0.78, 0.76, 0.79], 1, 3.0),  # noise about a plateau: the last two differ
+        ([0.76, 0.79, 0.77, 0.80, 0.78, 0.76, 0.79], 3, -1 / 3),  # ... the published last-3 mean barely moves
+        ([0.70, 0.72, 0.74, 0.76, 0.78, 0.80, 0.82], 1, 2.0),  # a steady rise reads as one either way
+        ([0.70, 0.72, 0.74, 0.76, 0.78, 0.80, 0.82], 3, 2.0),
+        ([0.70, 0.72, 0.74], 3, math.nan),  # too few evaluations for a window and the step before it
+    ],
+)
+def test_the_plateau_step_reads_the_published_window(monkeypatch, curve, w, step):
+    """With ``fl.final_window`` W the plateau rule reads the published number, the mean of the last W
+    evaluations: its change over the last evaluation step, (last - the evaluation W before) / W."""
+    monkeypatch.setattr(conv, "mean_curve", lambda res, rows: pd.Series(curve))
+    rows = pd.DataFrame({"final_window": [w, w]})
+    got = conv.last_step(None, rows)
+    assert got == pytest.approx(step, abs=1e-9) if math.isfinite(step) else math.isnan(got)
+    assert conv.window(pd.DataFrame({"status": ["ok"]})) == 1  # a store from before the key: the last one
