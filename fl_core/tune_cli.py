@@ -99,16 +99,18 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from fl_core.tune import plan
-    from fl_core.tune_record import run_tune
+    from fl_core.tune_record import remaining, run_tune
     from fl_core.validate import load_grid, read_yaml
 
     grid = load_grid(args.config, {"tuned": None})
     spec = spec_from_args(args, grid)
-    if args.dry_run:
-        print(plan(grid, spec))
-        return 0
     grid_tuned = read_yaml(args.config).get("tuned")
     out = Path(args.out or grid_tuned or f"configs/tuned/{grid.name}.yaml")
+    if args.dry_run:
+        print(plan(grid, spec))
+        if out.is_file():
+            print(remaining(grid, spec, out, args.jobs))
+        return 0
     path = run_tune(grid, args.config, spec, out, args.storage, args.dataset, args.method, jobs=args.jobs)
     print(f"tuned: {path} (trials: {path.with_name(path.stem + '_trials.csv')})")
     return 0

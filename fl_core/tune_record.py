@@ -415,3 +415,34 @@ def record_md(trials: pd.DataFrame, doc: dict) -> str:
                     f"| {d} | {part} | {lab} | {lr:g} | {ties} | {format_stats(stats, len(seeds))} |"
                 )
     return "\n".join(lines) + "\n"
+
+
+def remaining(grid: GridConfig, spec: TuneSpec, out: Path, jobs: int = 1) -> str:
+    """What a resumed tune call has left against the record at ``out``, and a wall-time estimate from
+    the record's own trials (each method's mean trial wall time, pruned trials included; a method with
+    none yet: the mean of all), so a user can plan the sittings."""
+    todo = groups(grid, spec)
+    keys = {g.key: study_key(grid, g, spec) for g in todo}
+    dups = same_runs(grid, todo, spec)
+    rec = Record.read(out, keys)
+    pending = [g for g in todo if g.key not in dups and _wanted(g, rec, spec, None, None)]
+    walls = pd.DataFrame(
+        [r for rows in (*rec.rows.values(), *rec.partial.values()) for r in rows],
+        columns=["method", "wall_s"],
+    ).dropna()
+    per = walls.groupby("method").wall_s.mean().to_dict()
+    mean = float(walls.wall_s.mean()) if len(walls) else float("nan")
+    trials = kept = 0
+    cost = 0.0
+    for g in pending:
+        n = len(spec.lrs_for(g)) * len(spec.seeds)
+        done = min(n, len(rec.partial.get(g.key, [])))
+        trials, kept = trials + n - done, kept + done
+        cost += (n - done) * per.get(g.method.display, mean)
+    chosen = sum(g.key in rec.chosen for g in todo if g.key not in dups)
+    return (
+        f"record {out.as_posix()}: {chosen} of {len(todo) - len(dups)} groups chosen; {len(pending)} to tune, "
+        f"{trials} trials before edge extensions ({kept} kept from a stopped run): about {cost / 3600:.1f} h "
+        f"of trial cells at the record's trial wall times, {cost / 3600 / max(1, jobs):.1f} h wall with "
+        f"--jobs {max(1, jobs)} (on the machine and load that recorded them)"
+    )

@@ -445,3 +445,20 @@ def test_a_group_whose_worker_failed_is_logged_and_the_others_are_recorded(caplo
     collect([bad, ok], futures, lambda g, rows: finished.append((g.name, rows)))
     assert finished == [("a/1.0/full", [{"lr": 1e-4}])] and futures == {}
     assert "tuning a/1.0/head failed; the other groups go on" in caplog.text
+
+
+def test_dry_run_says_what_a_resumed_run_has_left_and_its_wall_time(tmp_path, monkeypatch):
+    """After one of two groups is tuned, the record's own trial wall times price the other's trials."""
+    from fl_core.tune_record import remaining
+
+    monkeypatch.setattr(sim, "run_cell", _fake_cell(lambda lr, s, a: lr))
+    grid = _grid(tmp_path)
+    spec = TuneSpec(seeds=(0, 1), alphas=(1.0,), lrs=(1e-4, 1e-2), max_extend=0)
+    out = tmp_path / "tuned" / "t.yaml"
+    run_tune(grid, "t.yaml", spec, out, storage=f"sqlite:///{tmp_path}/t.db", methods=["full"])
+    csv = out.with_name("t_trials.csv")
+    pd.read_csv(csv).assign(wall_s=[1800.0, 3600.0, 5400.0, 7200.0]).to_csv(csv, index=False)
+    text = remaining(grid, spec, out, jobs=2)
+    assert "1 of 2 groups chosen; 1 to tune, 4 trials before edge extensions (0 kept" in text
+    # head has no trial yet: priced at the mean of all recorded ones, 4 x 4500 s = 5 h
+    assert "about 5.0 h of trial cells" in text and "2.5 h wall with --jobs 2" in text
