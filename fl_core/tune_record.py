@@ -221,12 +221,7 @@ def run_tune(
     groups in flight), so a kill loses at most the trials running and the last few minutes. ``jobs`` > 1
     tunes that many groups at once in worker processes (each with ``threads_per_cell`` threads);
     only this process writes the record."""
-    if grid.data.val_fraction <= 0:
-        raise ConfigError("tune needs data.val_fraction > 0 in the grid (validation rows carved from train)")
-    if len(spec.seeds) < 2:
-        raise ConfigError(
-            f"tune needs >= 2 seeds (the tie rule needs a standard error), got {list(spec.seeds)}"
-        )
+    _check(grid, spec)
     storage = storage or _default_storage(grid)
     t0 = time.perf_counter()
     todo = groups(grid, spec)
@@ -246,15 +241,10 @@ def run_tune(
         _copy_all(rec, todo, dups)
         rec.write(out, grid, config_path, spec, time.perf_counter() - t0)
         finished.append(g.key)
-        log.info(
-            "tuned %s: lr %g (%d trials); %d of %d groups done, %.1f h wall",
-            g.name,
-            rec.chosen[g.key],
-            len(rows),
-            len(finished),
-            len(pending),
-            (time.perf_counter() - t0) / 3600,
+        done = (
+            f"{len(finished)} of {len(pending)} groups done, {(time.perf_counter() - t0) / 3600:.1f} h wall"
         )
+        log.info("tuned %s: lr %g (%d trials); %s", g.name, rec.chosen[g.key], len(rows), done)
 
     pending = [g for g in todo if g.key not in dups and _wanted(g, rec, spec, datasets, methods)]
     log.info("tune: %d groups to tune, %d job(s) at a time", len(pending), max(1, jobs))
@@ -272,6 +262,16 @@ def run_tune(
     _copy_all(rec, todo, dups)
     rec.write(out, grid, config_path, spec, time.perf_counter() - t0)
     return out
+
+
+def _check(grid: GridConfig, spec: TuneSpec) -> None:
+    """Refuse a tune call that could not choose anything, before any trial runs."""
+    if grid.data.val_fraction <= 0:
+        raise ConfigError("tune needs data.val_fraction > 0 in the grid (validation rows carved from train)")
+    if len(spec.seeds) < 2:
+        raise ConfigError(
+            f"tune needs >= 2 seeds (the tie rule needs a standard error), got {list(spec.seeds)}"
+        )
 
 
 def _wanted(
