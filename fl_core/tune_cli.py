@@ -33,7 +33,7 @@ def add_parser(sub) -> None:
         action="append",
         default=[],
         metavar="NEW=OLD",
-        help="centre label NEW on OLD's choice in --center-from (a method renamed since; repeatable)",
+        help="centre label NEW on OLD's choice in --center-from (a method renamed since, or one whose own earlier choice is no fair prior; repeatable)",
     )
     t.add_argument(
         "--max-extend",

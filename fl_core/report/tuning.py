@@ -101,7 +101,26 @@ def unfinished_edges(doc: dict, trials: pd.DataFrame) -> list[str]:
                 f"lrs tried, and the next step past it ({nxt:g}) was never tried: the record predates the "
                 "rule or its run stopped. `make tune` tries it; the cells rerun if the choice changes."
             )
+        elif edge := _on_edge(stats):
+            name = f"{d}/{part}/{m}" if part else f"{d}/{m}"
+            out.append(
+                f"- **{name}: chosen on the edge.** Its best or chosen lr is the {edge} lr tried, and the "
+                f"tuner's steps past its starting lrs (max_extend {doc.get('max_extend', 0)}) are spent: a "
+                "better lr may lie further out, so this method may be under-tuned."
+            )
     return [*out, ""] if out else []
+
+
+def _on_edge(stats) -> str:
+    """'largest' / 'smallest' where the winner or the choice is an end of the lrs tried (>= 2), else ''."""
+    from fl_core.tune_choice import choose
+
+    tried = [s.lr for s in stats]
+    c = choose(stats)
+    if c.lr is None or len(tried) < 2:
+        return ""
+    ends = {c.winner, c.lr}
+    return "largest" if tried[-1] in ends else "smallest" if tried[0] in ends else ""
 
 
 def _how(path: Path, doc: dict) -> str:

@@ -65,7 +65,10 @@ def test_a_choice_on_an_edge_the_rule_would_still_extend_is_flagged(tmp_path):
     assert "bbc_news/head: tuning unfinished" in text and "(0.003) was never tried" in text
     fresh = tmp_path / "again"
     fresh.mkdir()
-    assert "unfinished" not in "\n".join(tuning_section(_record(fresh), 1.0))
+    spent = "\n".join(tuning_section(_record(fresh), 1.0))  # max_extend 0: no step left, but still an edge
+    assert "unfinished" not in spent
+    assert "bbc_news/full: chosen on the edge.** Its best or chosen lr is the smallest lr tried" in spent
+    assert "bbc_news/head: chosen on the edge.** Its best or chosen lr is the largest lr tried" in spent
 
 
 def _record_v2(tmp_path):
